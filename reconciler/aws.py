@@ -1,0 +1,119 @@
+"""boto3 access: one session, thread-safe cached clients, retry config, call counting."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import Counter
+from typing import Any
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+from .errors import ReconcilerError
+
+_local = threading.local()
+
+
+class Aws:
+    """The AWS handle a cycle uses. Clients are shared across threads (botocore clients are
+    thread-safe; sessions are not, so clients are created under a lock).
+
+    Configuration follows the AWS CLI: credentials chain, AWS_REGION/AWS_DEFAULT_REGION,
+    AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE>, AWS_RETRY_MODE, AWS_MAX_ATTEMPTS.
+    """
+
+    def __init__(
+        self,
+        *,
+        profile: str | None = None,
+        region: str | None = None,
+        retry_mode: str | None = None,
+        max_attempts: int | None = None,
+        pool_size: int = 16,
+        connect_timeout: float = 5,
+        read_timeout: float = 30,
+    ):
+        self.session = boto3.session.Session(profile_name=profile, region_name=region)
+        self._config = botocore.config.Config(
+            retries={
+                "mode": retry_mode or os.environ.get("AWS_RETRY_MODE") or "standard",
+                "total_max_attempts": max_attempts or int(os.environ.get("AWS_MAX_ATTEMPTS") or 5),
+            },
+            max_pool_connections=pool_size,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+        )
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self.calls: Counter[tuple[str, str]] = Counter()
+
+    @property
+    def region(self) -> str | None:
+        return self.session.region_name
+
+    def check_configured(self) -> None:
+        """Fail early, in words, when no credentials or no region are configured."""
+        if self.session.get_credentials() is None:
+            raise ReconcilerError(
+                "no AWS credentials found: configure them as for the AWS CLI (environment, "
+                "~/.aws, instance role), or try it locally with --sandbox"
+            )
+        if not self.region:
+            raise ReconcilerError(
+                "no AWS region configured: set AWS_REGION (or a profile's region), "
+                "or try it locally with --sandbox"
+            )
+
+    def client(self, service: str) -> Any:
+        """The shared client for a service (created once, thread-safely)."""
+        client = self._clients.get(service)
+        if client is None:
+            with self._lock:
+                client = self._clients.get(service)
+                if client is None:
+                    client = self.session.client(service, config=self._config)
+                    client.meta.events.register("before-call", self._before_call)
+                    self._clients[service] = client
+        return client
+
+    def _before_call(self, model: Any, **_: Any) -> None:
+        service = model.service_model.service_name
+        _local.operation = f"{model.service_model.service_id}.{model.name}"
+        with self._lock:
+            self.calls[(service, model.name)] += 1
+
+    def reset_counts(self) -> Counter[tuple[str, str]]:
+        """Return the API calls counted so far and start a new count (one per cycle)."""
+        with self._lock:
+            calls, self.calls = self.calls, Counter()
+        return calls
+
+
+def current_operation() -> str | None:
+    """The last AWS operation started on this thread (names the call in errors)."""
+    return getattr(_local, "operation", None)
+
+
+def error_code(exc: BaseException) -> str:
+    if isinstance(exc, botocore.exceptions.ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-line account of an AWS failure that names the call; never a traceback."""
+    if isinstance(exc, botocore.exceptions.ClientError):
+        err = exc.response.get("Error", {})
+        return f"{exc.operation_name} failed: {err.get('Code', 'Error')}: {err.get('Message', '')}"
+    op = current_operation() or "AWS call"
+    if isinstance(exc, botocore.exceptions.NoCredentialsError):
+        return f"{op} failed: no AWS credentials found (configure them, or use --sandbox)"
+    if isinstance(exc, botocore.exceptions.EndpointConnectionError | botocore.exceptions.ConnectionError):
+        return f"{op} failed: cannot reach the AWS endpoint: {exc}"
+    if isinstance(exc, botocore.exceptions.BotoCoreError):
+        return f"{op} failed: {exc}"
+    if isinstance(exc, ReconcilerError):
+        return str(exc)
+    return f"{op} failed: {type(exc).__name__}: {exc}"

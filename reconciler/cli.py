@@ -1,0 +1,240 @@
+"""The command line: parses flags, renders errors once, sets exit codes."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+import structlog
+
+from .errors import ReconcilerError, SpecError
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+log = structlog.get_logger()
+
+
+def _fail(message: str) -> None:
+    click.echo(click.style("Error: ", fg="red", bold=True) + message, err=True)
+
+
+def _print_spec_error(exc: SpecError) -> None:
+    n = len(exc.problems)
+    _fail(f"{n} problem{'s' if n != 1 else ''} in the specs; nothing was planned or changed:")
+    for problem in exc.problems:
+        click.echo(f"  {problem}", err=True)
+
+
+def _guarded(fn: Callable[..., int | None]) -> Callable[..., None]:
+    """Run a command; user mistakes become one clear message and exit 1, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            code = fn(*args, **kwargs)
+        except SpecError as exc:
+            _print_spec_error(exc)
+            code = EXIT_ERROR
+        except ReconcilerError as exc:
+            _fail(str(exc))
+            code = EXIT_ERROR
+        except KeyboardInterrupt:
+            _fail("interrupted")
+            code = 130
+        except Exception as exc:  # a bug, not a user mistake: one line unless debugging
+            if os.environ.get("RECONCILER_DEBUG"):
+                raise
+            _fail(f"internal error: {type(exc).__name__}: {exc} "
+                  "(set RECONCILER_DEBUG=1 to see the traceback, and please report it)")
+            code = EXIT_ERROR
+        sys.exit(code or EXIT_OK)
+
+    return wrapper
+
+
+def _aws_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--sandbox", is_flag=True,
+                     help="Start an embedded local AWS (moto) instead of using a real account."),
+        click.option("--profile", envvar="AWS_PROFILE", default=None, help="AWS profile."),
+        click.option("--region", default=None, help="AWS region (default: AWS_REGION / profile)."),
+        click.option("--retry-mode", type=click.Choice(["standard", "adaptive"]), default=None,
+                     help="botocore retry mode (default: AWS_RETRY_MODE or standard)."),
+        click.option("--workers", type=click.IntRange(1, 128), default=16, show_default=True,
+                     envvar="RECONCILER_WORKERS", help="Concurrent AWS reads."),
+        click.option("--log-level", default="warning", show_default=True, envvar="RECONCILER_LOG_LEVEL",
+                     type=click.Choice(["debug", "info", "warning", "error"])),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+_specs_arg = click.argument("specs", default="specs", type=click.Path(path_type=Path),
+                            envvar="RECONCILER_SPECS")
+
+
+def _connect(sandbox: bool, profile: str | None, region: str | None, retry_mode: str | None,
+             workers: int) -> Any:
+    """The Aws handle; with --sandbox, start one first and say so loudly."""
+    from .aws import Aws
+
+    if sandbox:
+        try:
+            from .sandbox import enter_sandbox
+        except ImportError as exc:
+            raise ReconcilerError(
+                "--sandbox needs the sandbox extra: pip install 'reconciler[sandbox]'") from exc
+        box = enter_sandbox(os.environ)  # lives as long as this process
+        click.echo(click.style(
+            f"SANDBOX: using a local AWS (moto) at {box.endpoint}. No real AWS account is "
+            "touched; everything in it is gone when this command exits.", fg="yellow", bold=True),
+            err=True)
+        profile, region = None, None
+    aws = Aws(profile=profile, region=region, retry_mode=retry_mode, pool_size=max(10, workers))
+    aws.check_configured()
+    return aws
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="reconciler")
+def cli() -> None:
+    """Keep a small AWS web stack exactly as its YAML says."""
+
+
+@cli.command()
+@_specs_arg
+@_guarded
+def validate(specs: Path) -> int:
+    """Check specs against the schemas and each other. Makes no AWS call."""
+    from .specs import load_specs
+
+    spec_set = load_specs(specs)
+    click.echo(f"{len(spec_set.specs)} resource(s) in {len(spec_set.files)} file(s): valid.")
+    return EXIT_OK
+
+
+def _plan(spec_set: Any, aws: Any, workers: int) -> Any:
+    from .engine.plan import make_plan
+
+    return make_plan(spec_set, aws, workers=workers)
+
+
+@cli.command()
+@_specs_arg
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (reconciler.plan/v1).")
+@click.option("--detailed-exitcode", is_flag=True,
+              help="Exit 0 when there are no changes, 2 when there are, 1 on error.")
+@_aws_options
+@_guarded
+def plan(specs: Path, as_json: bool, detailed_exitcode: bool, sandbox: bool, profile: str | None,
+         region: str | None, retry_mode: str | None, workers: int, log_level: str) -> int:
+    """Show what apply would change. Never writes anything."""
+    from .engine.render import plan_json, render_plan
+    from .log import configure_logging
+    from .specs import load_specs
+
+    configure_logging(log_level)
+
+    spec_set = load_specs(specs)  # a broken spec set stops here, before any AWS call
+    aws = _connect(sandbox, profile, region, retry_mode, workers)
+    result = _plan(spec_set, aws, workers)
+    click.echo(plan_json(result) if as_json else render_plan(result))
+    if result.has_errors:
+        return EXIT_ERROR
+    return EXIT_CHANGES if detailed_exitcode and result.has_changes else EXIT_OK
+
+
+@cli.command()
+@_specs_arg
+@click.option("--auto-approve", is_flag=True, help="Apply without asking (for scripts and CI).")
+@_aws_options
+@_guarded
+def apply(specs: Path, auto_approve: bool, sandbox: bool, profile: str | None, region: str | None,
+          retry_mode: str | None, workers: int, log_level: str) -> int:
+    """Plan, show the plan, ask, and apply it."""
+    from .engine.apply import apply_plan
+    from .engine.render import render_plan, render_report
+    from .log import configure_logging
+    from .specs import load_specs
+
+    configure_logging(log_level)
+    spec_set = load_specs(specs)
+    aws = _connect(sandbox, profile, region, retry_mode, workers)
+    result = _plan(spec_set, aws, workers)
+    click.echo(render_plan(result))
+    if not any(c.applicable or c.refused or c.action == "error" for c in result.changes):
+        return EXIT_OK
+    if any(c.applicable for c in result.changes) and not auto_approve:
+        if not sys.stdin.isatty():
+            raise ReconcilerError("apply needs --auto-approve when not run on a terminal")
+        click.echo()
+        if click.prompt("Do you want to perform these actions? Only 'yes' will be accepted",
+                        default="", show_default=False) != "yes":
+            click.echo("Apply cancelled.")
+            return EXIT_ERROR
+    report = apply_plan(result, aws)
+    click.echo()
+    click.echo(render_report(report))
+    return EXIT_OK if report.ok else EXIT_ERROR
+
+
+@cli.command()
+@_specs_arg
+@click.option("--once", is_flag=True, help="Run one cycle and exit with its result.")
+@click.option("--interval", default="5m", show_default=True, envvar="RECONCILER_INTERVAL",
+              help="Time between cycles (e.g. 30s, 5m, 1h).")
+@_aws_options
+@_guarded
+def run(specs: Path, once: bool, interval: str, sandbox: bool, profile: str | None,
+        region: str | None, retry_mode: str | None, workers: int, log_level: str) -> int:
+    """The agent: plan and apply the `enforce` resources, cycle after cycle."""
+    from .agent import run_cycle
+    from .log import configure_logging
+
+    configure_logging("info" if log_level == "warning" else log_level)
+    aws = _connect(sandbox, profile, region, retry_mode, workers)
+    if not once:
+        raise ReconcilerError("only --once is available in this version")
+    result = run_cycle(specs, aws, workers=workers)
+    return EXIT_OK if result.ok else EXIT_ERROR
+
+
+@cli.command("sandbox")
+@click.option("--port", type=click.IntRange(0, 65535), default=4566, show_default=True,
+              help="Port on 127.0.0.1 (0 = any free port).")
+@_guarded
+def sandbox_cmd(port: int) -> int:
+    """Serve a local AWS (moto) on 127.0.0.1 until stopped (Ctrl-C)."""
+    try:
+        from .sandbox import Sandbox
+    except ImportError as exc:
+        raise ReconcilerError("the sandbox needs: pip install 'reconciler[sandbox]'") from exc
+    box = Sandbox(port=port)
+    try:
+        box.start()
+    except OSError as exc:
+        raise ReconcilerError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from exc
+    click.echo(f"Sandbox AWS (moto) listening on {box.endpoint} — not a real account.")
+    click.echo("Point the agent or the AWS CLI at it:")
+    for key, value in box.environment().items():
+        click.echo(f"  export {key}={value}")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        box.stop()
+    return EXIT_OK
+
+
+def main() -> None:
+    cli(prog_name="reconciler")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The part written once: planning, applying and rendering, above the resource interface."""

@@ -1,0 +1,202 @@
+"""observe + diff -> Plan, with ownership, adoption, policies and safety rules applied once."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from ..aws import describe_error
+from ..model import FieldChange, Live
+from ..resources import Resource, registry
+from .diff import mark_ignored
+
+if TYPE_CHECKING:
+    from ..aws import Aws
+    from ..specs import SpecSet
+
+log = structlog.get_logger()
+
+ACTIONS = ("create", "adopt", "update", "replace", "delete", "noop")
+PLAN_FORMAT = "reconciler.plan/v1"
+
+
+@dataclass
+class Change:
+    """What the agent will do (or would do) to one resource, and why not if it won't."""
+
+    resource: Resource
+    action: str                       # one of ACTIONS, or "error"
+    fields: list[FieldChange] = field(default_factory=list)
+    live: Live | None = None
+    error: str | None = None          # planning failed, or the resource may not be touched
+    refused: str | None = None        # planned, but a safety rule forbids applying it
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        return self.resource.kind
+
+    @property
+    def name(self) -> str:
+        return self.resource.name
+
+    @property
+    def ref(self) -> str:
+        return self.resource.ref
+
+    @property
+    def policy(self) -> str:
+        return self.resource.spec.metadata.policy
+
+    @property
+    def effective_fields(self) -> list[FieldChange]:
+        """The field changes apply acts on (ignored ones are only shown)."""
+        return [f for f in self.fields if not f.ignored]
+
+    @property
+    def is_change(self) -> bool:
+        return self.action not in ("noop", "error")
+
+    @property
+    def applicable(self) -> bool:
+        """Would `apply` act on this change?"""
+        return self.is_change and not self.refused and self.policy == "enforce"
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "kind": self.kind, "name": self.name, "action": self.action,
+            "fields": [f.to_json() for f in self.fields],
+        }
+        if self.policy != "enforce":
+            out["policy"] = self.policy
+        for key in ("error", "refused"):
+            if getattr(self, key):
+                out[key] = getattr(self, key)
+        if self.live and self.live.pending:
+            out["pending"] = self.live.pending
+        if self.notes:
+            out["notes"] = self.notes
+        return out
+
+
+@dataclass
+class Plan:
+    changes: list[Change]
+    duration_s: float = 0.0
+    api_calls: int = 0
+
+    def summary(self) -> dict[str, int]:
+        counts = dict.fromkeys((*ACTIONS, "error"), 0)
+        for c in self.changes:
+            counts[c.action] += 1
+        return counts
+
+    @property
+    def has_changes(self) -> bool:
+        return any(c.is_change for c in self.changes)
+
+    @property
+    def has_errors(self) -> bool:
+        return any(c.action == "error" for c in self.changes)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": PLAN_FORMAT, "changes": [c.to_json() for c in self.changes],
+                "summary": self.summary()}
+
+
+def build_resources(specs: SpecSet) -> list[Resource]:
+    return [registry.get(s.kind)(s) for s in specs.specs]
+
+
+def observe_all(resources: Iterable[Resource], aws: Aws, workers: int = 16
+                ) -> list[Live | None | BaseException]:
+    """Observe every resource concurrently; an exception is returned, never read as absent."""
+
+    def one(resource: Resource) -> Live | None | BaseException:
+        try:
+            return resource.observe(aws)
+        except Exception as exc:
+            log.warning("observe.error", kind=resource.kind, name=resource.name,
+                        error=describe_error(exc))
+            return exc
+
+    resources = list(resources)
+    if not resources:
+        return []
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(resources)))) as pool:
+        return list(pool.map(one, resources))
+
+
+def make_plan(specs: SpecSet, aws: Aws, workers: int = 16) -> Plan:
+    """One dry cycle: observe everything, compare, decide. Never writes."""
+    started = time.monotonic()
+    calls_before = sum(aws.calls.values())
+    resources = build_resources(specs)
+    observed = observe_all(resources, aws, workers)
+    changes = [decide(r, o) for r, o in zip(resources, observed, strict=True)]
+    return Plan(changes, duration_s=time.monotonic() - started,
+                api_calls=sum(aws.calls.values()) - calls_before)
+
+
+def decide(resource: Resource, observed: Live | None | BaseException) -> Change:
+    """The action for one resource, given what observe found (or how it failed)."""
+    meta = resource.spec.metadata
+    if isinstance(observed, BaseException):
+        return Change(resource, "error", error=describe_error(observed))
+    live = observed
+    if meta.state == "absent":
+        return _decide_absent(resource, live)
+    if live is None:
+        return Change(resource, "create", fields=resource.diff(None))
+    owner = live.owner()
+    action = "update"
+    if owner != resource.name:
+        if not meta.adopt:
+            return Change(resource, "error", live=live, error=_not_owned_message(resource, owner))
+        action = "adopt"
+    fields = mark_ignored(resource.diff(live), meta.ignore)
+    change = Change(resource, action, fields=fields, live=live)
+    effective = change.effective_fields
+    if resource.requires_replacement(effective):
+        if action == "adopt":
+            change.refused = ("the existing resource differs in fields that force replacement; "
+                              "refusing to adopt it (fix the spec to match it)")
+        else:
+            change.action = "replace"
+            if not meta.allow_replacement:
+                change.refused = (f"this change forces replacement of {resource.ref}"
+                                  + (" and destroys its data" if resource.data_bearing else "")
+                                  + "; set metadata.allowReplacement: true to allow it")
+    elif action == "update" and not effective:
+        change.action = "noop"
+    change.notes += resource.plan_notes(change.action, live)
+    return change
+
+
+def _decide_absent(resource: Resource, live: Live | None) -> Change:
+    meta = resource.spec.metadata
+    if live is None:
+        return Change(resource, "noop", notes=["absent, as the spec asks"])
+    if live.owner() != resource.name:
+        return Change(resource, "error", live=live, error=(
+            f"{resource.ref} exists but is not managed by reconciler; refusing to delete it"))
+    change = Change(resource, "delete", live=live,
+                    fields=[FieldChange("metadata.state", "present", "absent")])
+    if meta.deletion != "delete":
+        change.refused = ("metadata.state is absent but metadata.deletion is retain; "
+                          "set deletion: delete to allow deleting it")
+    change.notes += resource.plan_notes("delete", live)
+    return change
+
+
+def _not_owned_message(resource: Resource, owner: str | None) -> str:
+    if owner is None:
+        return (f"{resource.ref} exists but was not created by reconciler (no managed-by=reconciler "
+                f"tag); it is left untouched. To take it over, set metadata.adopt: true")
+    return (f"{resource.ref} is managed by another spec ({owner!r}); it is left untouched. "
+            f"To take it over, set metadata.adopt: true")

@@ -1,0 +1,130 @@
+"""Render plans and apply reports: Terraform-like text for people, versioned JSON for tools."""
+
+from __future__ import annotations
+
+import base64
+import json
+from decimal import Decimal
+from typing import Any
+
+import click
+
+from ..model import FieldChange
+from .apply import ApplyReport
+from .plan import Change, Plan
+
+SYMBOLS = {"create": "+", "adopt": ">", "update": "~", "replace": "-/+", "delete": "-",
+           "error": "!", "noop": " "}
+COLOURS = {"create": "green", "adopt": "cyan", "update": "yellow", "replace": "magenta",
+           "delete": "red", "error": "red", "noop": None}
+VERBS = {"create": "will be created", "adopt": "will be adopted (taken over, not recreated)",
+         "update": "will be updated in place", "replace": "must be replaced",
+         "delete": "will be destroyed", "error": "cannot be planned", "noop": "is up to date"}
+OBSERVED = {"create": "is missing", "adopt": "could be adopted", "update": "has drifted",
+            "replace": "has drifted in a way that needs replacement", "delete": "would be destroyed"}
+
+
+def json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, set | frozenset | tuple):
+        return sorted(value, key=repr)
+    return str(value)
+
+
+def plan_json(plan: Plan) -> str:
+    return json.dumps(plan.to_json(), indent=2, default=json_default)
+
+
+def format_value(value: Any, sensitive: bool = False) -> str:
+    if sensitive:
+        return "(sensitive value)"
+    return json.dumps(value, default=json_default, ensure_ascii=False)
+
+
+def _style(text: str, action: str) -> str:
+    colour = COLOURS.get(action)
+    return click.style(text, fg=colour) if colour else text
+
+
+def _field_line(action: str, f: FieldChange) -> str:
+    before = format_value(f.before, f.sensitive)
+    after = format_value(f.after, f.sensitive)
+    if action == "create" or f.before is None:
+        line, sym = f"{f.path} = {after}", "+"
+    elif f.after is None:
+        line, sym = f"{f.path} = {before}", "-"
+    else:
+        line, sym = f"{f.path} = {before} -> {after}", "~"
+    if f.ignored:
+        return f"      # {line}  (ignored: metadata.ignore)"
+    replaces = f.forces_replacement and action in ("replace", "adopt")
+    mark = click.style("  # forces replacement", fg="magenta") if replaces else ""
+    return f"      {_style(sym, {'+': 'create', '-': 'delete', '~': 'update'}[sym])} {line}{mark}"
+
+
+def render_change(change: Change) -> list[str]:
+    action = change.action
+    observing = change.policy == "observe" and action not in ("noop", "error")
+    verb = OBSERVED.get(action, VERBS[action]) if observing else VERBS[action]
+    header = f"  # {change.ref} {verb}"
+    if observing:
+        header += " (policy: observe, not changed)"
+    lines = [click.style(header, bold=True)]
+    if change.error:
+        lines.append(_style(f"  ! {change.error}", "error"))
+        return lines
+    lines.append(_style(f"{SYMBOLS[action]:>3} {change.kind} {change.name!r} {{", action))
+    lines += [_field_line(action, f) for f in change.fields]
+    lines.append("    }")
+    if change.live and change.live.pending:
+        lines.append(f"    (in progress: {change.live.pending})")
+    lines += [f"    note: {n}" for n in change.notes]
+    if change.refused:
+        lines.append(_style(f"    refused: {change.refused}", "error"))
+    return lines
+
+
+def render_plan(plan: Plan) -> str:
+    shown = [c for c in plan.changes if c.is_change or c.action == "error"
+             or any(f.ignored for f in c.fields)]
+    out: list[str] = []
+    if any(c.is_change for c in shown):
+        out += ["reconciler will perform the following actions:", ""]
+    for change in shown:
+        out += [*render_change(change), ""]
+    out.append(summary_line(plan))
+    return "\n".join(out)
+
+
+def summary_line(plan: Plan) -> str:
+    s = plan.summary()
+    errors = f" {s['error']} resource(s) could not be planned." if s["error"] else ""
+    if not plan.has_changes:
+        return (("No changes." if not errors else "No changes planned.") + errors
+                + ("" if errors else " The stack matches the specs."))
+    refused = sum(1 for c in plan.changes if c.refused)
+    observed = sum(1 for c in plan.changes if c.is_change and c.policy == "observe")
+    extra = (f" {refused} refused." if refused else "") + (
+        f" {observed} observe-only (not applied)." if observed else "")
+    return (f"Plan: {s['create']} to add, {s['adopt']} to adopt, {s['update']} to change, "
+            f"{s['replace']} to replace, {s['delete']} to destroy.{extra}{errors}")
+
+
+def render_report(report: ApplyReport) -> str:
+    out: list[str] = []
+    for o in report.outcomes:
+        if o.status == "applied":
+            out.append(_style(f"{o.change.ref}: {o.change.action} complete "
+                              f"({o.duration_s:.1f}s)", "create"))
+        else:
+            out.append(_style(f"{o.change.ref}: {o.status}: {o.message}", "error"))
+    done = lambda *acts: report.count("applied", acts)  # noqa: E731
+    failed = sum(1 for o in report.outcomes if o.status != "applied")
+    verdict = "Apply complete!" if report.ok else "Apply finished with errors."
+    out.append(f"{verdict} Resources: {done('create', 'replace')} added, {done('adopt')} adopted, "
+               f"{done('update')} changed, {done('delete', 'replace')} destroyed"
+               + (f", {failed} failed." if failed else "."))
+    return "\n".join(out)

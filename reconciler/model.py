@@ -1,0 +1,56 @@
+"""Types shared by the engine and the resource modules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+OWNER_TAG = "managed-by"
+OWNER_VALUE = "reconciler"
+NAME_TAG = "reconciler:name"
+OWNERSHIP_TAGS = (OWNER_TAG, NAME_TAG)
+
+
+def ownership_tags(name: str) -> dict[str, str]:
+    """The tags that mark a resource as created (or adopted) by the agent for spec `name`."""
+    return {OWNER_TAG: OWNER_VALUE, NAME_TAG: name}
+
+
+@dataclass
+class Live:
+    """What observe found: the managed fields in spec shape, plus identity and ownership."""
+
+    id: str
+    state: dict[str, Any]
+    tags: dict[str, str] = field(default_factory=dict)
+    pending: str | None = None          # e.g. "deployment InProgress": exists, still settling
+    extra: dict[str, Any] = field(default_factory=dict)  # private to the resource module
+
+    def owner(self) -> str | None:
+        """The spec name that owns this resource, or None when the agent does not own it."""
+        if self.tags.get(OWNER_TAG) != OWNER_VALUE:
+            return None
+        return self.tags.get(NAME_TAG, "")
+
+
+@dataclass
+class FieldChange:
+    """One field that differs between the spec and what is live."""
+
+    path: str
+    before: Any
+    after: Any
+    forces_replacement: bool = False
+    sensitive: bool = False
+    ignored: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"path": self.path, "before": self.before, "after": self.after}
+        if self.sensitive:
+            out["before"] = out["after"] = "(sensitive)"
+            out["sensitive"] = True
+        if self.forces_replacement:
+            out["forcesReplacement"] = True
+        if self.ignored:
+            out["ignored"] = True
+        return out

@@ -1,0 +1,37 @@
+"""The registry of kinds: one module per AWS service, each registering its classes."""
+
+from __future__ import annotations
+
+from .base import Resource
+
+_KINDS: dict[str, type[Resource]] = {}
+
+
+def register(cls: type[Resource]) -> type[Resource]:
+    """Class decorator: make a kind known to the engine."""
+    _KINDS[cls.kind] = cls
+    return cls
+
+
+class _Registry:
+    def get(self, kind: str) -> type[Resource]:
+        _load_all()
+        return _KINDS[kind]
+
+    def kinds(self) -> list[str]:
+        _load_all()
+        return sorted(_KINDS, key=lambda k: (_KINDS[k].order, k))
+
+    def classes(self) -> list[type[Resource]]:
+        return [_KINDS[k] for k in self.kinds()]
+
+
+def _load_all() -> None:
+    if _KINDS:
+        return
+    from . import dynamodb  # noqa: F401
+
+
+registry = _Registry()
+
+__all__ = ["Resource", "register", "registry"]

@@ -1,0 +1,92 @@
+"""The interface every kind implements, and the defaults most kinds share."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..engine.diff import Field, diff_fields
+from ..model import FieldChange, Live, ownership_tags
+
+if TYPE_CHECKING:
+    from ..aws import Aws
+    from ..specs import Path_, Spec
+
+
+class Resource:
+    """One spec's resource. Subclasses implement observe/create/update/delete for one kind.
+
+    Everything else (ownership, policies, ordering, rendering, applying) is the engine's.
+    """
+
+    kind: ClassVar[str]
+    service: ClassVar[str]                 # boto3 service name, for errors and IAM
+    fields: ClassVar[tuple[Field, ...]]
+    order: ClassVar[int] = 50              # apply order: lower first; deletes run in reverse
+    data_bearing: ClassVar[bool] = False   # deleting/replacing it loses data
+    iam_actions: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, spec: Spec):
+        self.spec = spec
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def ref(self) -> str:
+        return self.spec.ref
+
+    # ------------------------------------------------------------------ validation
+
+    @classmethod
+    def check_spec(cls, spec: Spec, specs: Sequence[Spec]) -> list[tuple[Path_, str]]:
+        """Rules a JSON Schema cannot express, as (field path, message) pairs."""
+        return []
+
+    def dependencies(self) -> list[str]:
+        """Refs (`Kind/name`) of specs this one needs to exist first."""
+        return []
+
+    # ------------------------------------------------------------------ desired state
+
+    def desired(self) -> dict[str, Any]:
+        """The spec in the normalised shape observe() produces, ownership tags included."""
+        state = dict(self.spec.spec)
+        state["tags"] = {**(state.get("tags") or {}), **ownership_tags(self.name)}
+        return state
+
+    def field_table(self) -> tuple[Field, ...]:
+        """The kind's field facts, bound to this spec where a fact depends on it."""
+        return self.fields
+
+    def diff(self, live: Live | None) -> list[FieldChange]:
+        """Field changes from live to desired (before = live, after = spec); None = absent."""
+        state = live.state if live else {}
+        return diff_fields(self.field_table(), self.desired(), state, stated=self.spec.spec.keys())
+
+    def requires_replacement(self, changes: Sequence[FieldChange]) -> bool:
+        return any(c.forces_replacement and not c.ignored for c in changes)
+
+    # ------------------------------------------------------------------ AWS
+
+    def observe(self, aws: Aws) -> Live | None:
+        """Read the managed fields; None means the resource does not exist.
+
+        Any failure raises: an error is never read as "absent".
+        """
+        raise NotImplementedError
+
+    def create(self, aws: Aws) -> None:
+        raise NotImplementedError
+
+    def update(self, aws: Aws, live: Live, changes: Sequence[FieldChange]) -> None:
+        """Apply in-place changes (also used to adopt: changes then include ownership tags)."""
+        raise NotImplementedError
+
+    def delete(self, aws: Aws, live: Live) -> None:
+        raise NotImplementedError
+
+    def plan_notes(self, action: str, live: Live | None) -> list[str]:
+        """Extra lines the plan should show for this resource (e.g. pending work)."""
+        return []

@@ -1,0 +1,519 @@
+"""DynamoDB: the `Table` kind.
+
+AWS facts that shape this module:
+- Key schema (partition/sort key) cannot change in place: replacement.
+- One GSI create or delete per UpdateTable call, and the table (and its indexes) must be
+  ACTIVE before the next call.
+- Switching to PROVISIONED needs throughput for the table and for every GSI.
+- Changing the TTL attribute means disabling TTL, then enabling it on the new attribute
+  (AWS may refuse a second change within an hour; that surfaces as the call's error).
+- Tags: TagResource/UntagResource on the table ARN; ListTagsOfResource is paginated.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
+
+from ..engine.diff import MISSING, Field
+from ..model import FieldChange, Live
+from . import register
+from .base import Resource
+
+if TYPE_CHECKING:
+    from ..aws import Aws
+    from ..specs import Path_, Spec
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+_BATCH_GET = 100
+_BATCH_WRITE = 25
+
+
+def _by_name(entry: dict[str, Any]) -> str:
+    return str(entry["name"])
+
+
+@register
+class Table(Resource):
+    """A DynamoDB table, its settings, tags and declared reference items."""
+
+    kind = "Table"
+    service = "dynamodb"
+    order = 20
+    data_bearing = True
+    fields = (
+        Field("partitionKey", replace=True, api="KeySchema[HASH], AttributeDefinitions"),
+        Field("sortKey", default=None, replace=True, api="KeySchema[RANGE], AttributeDefinitions"),
+        Field("billingMode", default="PAY_PER_REQUEST", api="BillingModeSummary.BillingMode"),
+        Field("capacity", api="ProvisionedThroughput"),
+        Field("globalSecondaryIndexes", mode="keyed", key=_by_name, api="GlobalSecondaryIndexes"),
+        Field("pointInTimeRecovery", api="PointInTimeRecoveryDescription"),
+        Field("deletionProtection", api="DeletionProtectionEnabled"),
+        Field("ttl", api="TimeToLiveDescription"),
+        Field("tags", default={}, mode="map", api="Tags"),
+        Field("items", mode="keyed", prune=False, api="Items (by key)"),
+    )
+    iam_actions = (
+        "dynamodb:DescribeTable", "dynamodb:ListTagsOfResource", "dynamodb:DescribeTimeToLive",
+        "dynamodb:DescribeContinuousBackups", "dynamodb:BatchGetItem", "dynamodb:CreateTable",
+        "dynamodb:UpdateTable", "dynamodb:DeleteTable", "dynamodb:UpdateTimeToLive",
+        "dynamodb:UpdateContinuousBackups", "dynamodb:TagResource", "dynamodb:UntagResource",
+        "dynamodb:BatchWriteItem",
+    )
+
+    # ------------------------------------------------------------------ spec
+
+    @property
+    def key_names(self) -> list[str]:
+        names = [self.spec.spec["partitionKey"]["name"]]
+        if self.spec.spec.get("sortKey"):
+            names.append(self.spec.spec["sortKey"]["name"])
+        return names
+
+    def item_key(self, item: dict[str, Any]) -> str:
+        """How an item is named in plans: `UserId=u-101` (`,CreatedAt=5` with a sort key)."""
+        return ",".join(f"{k}={item.get(k)}" for k in self.key_names)
+
+    def desired(self) -> dict[str, Any]:
+        spec = self.spec.spec
+        state = super().desired()
+        state["sortKey"] = spec.get("sortKey")
+        state["billingMode"] = mode = spec.get("billingMode", "PAY_PER_REQUEST")
+        state["capacity"] = _capacity(spec.get("capacity")) if mode == "PROVISIONED" else MISSING
+        if "globalSecondaryIndexes" in spec:
+            state["globalSecondaryIndexes"] = [
+                _gsi_shape(g, g.get("capacity") or spec.get("capacity"), mode)
+                for g in spec["globalSecondaryIndexes"]
+            ]
+        if "ttl" in spec:
+            state["ttl"] = _ttl_shape(spec["ttl"])
+        for name in ("pointInTimeRecovery", "deletionProtection", "items"):
+            if name not in spec:
+                state[name] = MISSING
+        return state
+
+    def field_table(self) -> tuple[Field, ...]:
+        return tuple(replace(f, key=self.item_key) if f.name == "items" else f for f in self.fields)
+
+    @classmethod
+    def check_spec(cls, spec: Spec, specs: Sequence[Spec]) -> list[tuple[Path_, str]]:
+        s = spec.spec
+        problems: list[tuple[Path_, str]] = []
+        mode = s.get("billingMode", "PAY_PER_REQUEST")
+        if mode == "PROVISIONED" and "capacity" not in s:
+            problems.append((("spec", "billingMode"), "PROVISIONED needs spec.capacity: {read: N, write: N}"))
+        if mode == "PAY_PER_REQUEST" and "capacity" in s:
+            problems.append((("spec", "capacity"), "capacity applies only to billingMode: PROVISIONED"))
+        types = {s["partitionKey"]["name"]: s["partitionKey"]["type"]}
+        if s.get("sortKey"):
+            if s["sortKey"]["name"] in types:
+                problems.append((("spec", "sortKey", "name"), "the sort key must differ from the partition key"))
+            types[s["sortKey"]["name"]] = s["sortKey"]["type"]
+        seen: set[str] = set()
+        for i, gsi in enumerate(s.get("globalSecondaryIndexes") or []):
+            path = ("spec", "globalSecondaryIndexes", i)
+            if gsi["name"] in seen:
+                problems.append(((*path, "name"), f"duplicate index name {gsi['name']!r}"))
+            seen.add(gsi["name"])
+            for role in ("partitionKey", "sortKey"):
+                attr = gsi.get(role)
+                if attr and types.setdefault(attr["name"], attr["type"]) != attr["type"]:
+                    problems.append(((*path, role, "type"),
+                                     f"attribute {attr['name']!r} is {types[attr['name']]} elsewhere"))
+            if (gsi.get("projection") == "INCLUDE") != bool(gsi.get("nonKeyAttributes")):
+                problems.append(((*path, "projection"),
+                                 "nonKeyAttributes goes with projection: INCLUDE, and it needs them"))
+            if "capacity" in gsi and mode != "PROVISIONED":
+                problems.append(((*path, "capacity"), "capacity applies only to billingMode: PROVISIONED"))
+        problems += _check_items(s, types, [n for n in types if n in _key_names(s)])
+        return problems
+
+    # ------------------------------------------------------------------ observe
+
+    def observe(self, aws: Aws) -> Live | None:
+        ddb = aws.client("dynamodb")
+        try:
+            table = ddb.describe_table(TableName=self.name)["Table"]
+        except ddb.exceptions.ResourceNotFoundException:
+            return None
+        if table.get("TableStatus") == "DELETING":
+            return None
+        spec = self.spec.spec
+        state = _table_state(table)
+        if "pointInTimeRecovery" in spec:
+            backups = ddb.describe_continuous_backups(TableName=self.name)["ContinuousBackupsDescription"]
+            pitr = backups.get("PointInTimeRecoveryDescription", {}).get("PointInTimeRecoveryStatus")
+            state["pointInTimeRecovery"] = pitr == "ENABLED"
+        if "ttl" in spec:
+            state["ttl"] = _ttl_live(ddb.describe_time_to_live(TableName=self.name)["TimeToLiveDescription"])
+        if spec.get("items"):
+            state["items"] = list(self._read_items(ddb))
+        tags = _read_tags(ddb, table["TableArn"])
+        state["tags"] = tags
+        pending = None if table["TableStatus"] == "ACTIVE" else f"table is {table['TableStatus']}"
+        return Live(id=table["TableArn"], state=state, tags=tags, pending=pending,
+                    extra={"deletionProtection": bool(table.get("DeletionProtectionEnabled"))})
+
+    def _read_items(self, ddb: Any) -> Iterator[dict[str, Any]]:
+        keys = [{k: _serializer.serialize(item[k]) for k in self.key_names}
+                for item in self.spec.spec["items"]]
+        for start in range(0, len(keys), _BATCH_GET):
+            request = {self.name: {"Keys": keys[start:start + _BATCH_GET], "ConsistentRead": True}}
+            while request:
+                out = ddb.batch_get_item(RequestItems=request)
+                for raw in out.get("Responses", {}).get(self.name, []):
+                    yield _from_dynamo(raw)
+                request = out.get("UnprocessedKeys") or {}
+                if request:
+                    time.sleep(0.05)
+
+    # ------------------------------------------------------------------ create / update / delete
+
+    def create(self, aws: Aws) -> None:
+        ddb = aws.client("dynamodb")
+        spec, want = self.spec.spec, self.desired()
+        args: dict[str, Any] = {
+            "TableName": self.name,
+            "KeySchema": _key_schema(spec["partitionKey"], spec.get("sortKey")),
+            "AttributeDefinitions": _attribute_definitions(spec),
+            "BillingMode": want["billingMode"],
+            "Tags": [{"Key": k, "Value": v} for k, v in want["tags"].items()],
+        }
+        if want["billingMode"] == "PROVISIONED":
+            args["ProvisionedThroughput"] = _throughput(want["capacity"])
+        if want.get("globalSecondaryIndexes"):
+            args["GlobalSecondaryIndexes"] = [_gsi_create(g) for g in want["globalSecondaryIndexes"]]
+        if "deletionProtection" in spec:
+            args["DeletionProtectionEnabled"] = bool(spec["deletionProtection"])
+        ddb.create_table(**args)
+        _wait_active(ddb, self.name)
+        if spec.get("pointInTimeRecovery"):
+            _set_pitr(ddb, self.name, True)
+        if "ttl" in spec and want["ttl"]["enabled"]:
+            _set_ttl(ddb, self.name, want["ttl"]["attribute"], True)
+        if spec.get("items"):
+            self._put_items(ddb, spec["items"])
+
+    def update(self, aws: Aws, live: Live, changes: Sequence[FieldChange]) -> None:
+        ddb = aws.client("dynamodb")
+        by_field: dict[str, list[FieldChange]] = {}
+        for c in changes:
+            by_field.setdefault(_field_of(c.path), []).append(c)
+        want = self.desired()
+        if "billingMode" in by_field or "capacity" in by_field:
+            self._update_billing(ddb, want, live)
+        for change in by_field.get("globalSecondaryIndexes", []):
+            self._update_gsi(ddb, change)
+        if "deletionProtection" in by_field:
+            _wait_active(ddb, self.name)
+            ddb.update_table(TableName=self.name, DeletionProtectionEnabled=want["deletionProtection"])
+        if "pointInTimeRecovery" in by_field:
+            _set_pitr(ddb, self.name, want["pointInTimeRecovery"])
+        if "ttl" in by_field:
+            self._update_ttl(ddb, live.state.get("ttl") or {}, want["ttl"])
+        if "tags" in by_field:
+            _update_tags(ddb, live.id, by_field["tags"])
+        if "items" in by_field:
+            self._put_items(ddb, [c.after for c in by_field["items"] if c.after is not None])
+
+    def _update_billing(self, ddb: Any, want: dict[str, Any], live: Live) -> None:
+        _wait_active(ddb, self.name)
+        args: dict[str, Any] = {"TableName": self.name, "BillingMode": want["billingMode"]}
+        if want["billingMode"] == "PROVISIONED":
+            args["ProvisionedThroughput"] = _throughput(want["capacity"])
+            desired_gsis = {g["name"]: g for g in want.get("globalSecondaryIndexes") or []}
+            updates = [
+                {"Update": {"IndexName": g["name"], "ProvisionedThroughput": _throughput(
+                    (desired_gsis.get(g["name"]) or {}).get("capacity") or want["capacity"])}}
+                for g in live.state.get("globalSecondaryIndexes") or []
+            ]
+            if updates and live.state.get("billingMode") != "PROVISIONED":
+                args["GlobalSecondaryIndexUpdates"] = updates
+        ddb.update_table(**args)
+
+    def _update_gsi(self, ddb: Any, change: FieldChange) -> None:
+        """One index change, one UpdateTable call at a time, waiting for ACTIVE in between."""
+        before, after = change.before, change.after
+        if before and after and _without(before, "capacity") == _without(after, "capacity"):
+            _wait_active(ddb, self.name)
+            ddb.update_table(TableName=self.name, GlobalSecondaryIndexUpdates=[{"Update": {
+                "IndexName": after["name"], "ProvisionedThroughput": _throughput(after["capacity"])}}])
+            return
+        if before:
+            _wait_active(ddb, self.name)
+            ddb.update_table(TableName=self.name,
+                             GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": before["name"]}}])
+        if after:
+            _wait_active(ddb, self.name)
+            ddb.update_table(
+                TableName=self.name,
+                AttributeDefinitions=_attribute_definitions(self.spec.spec),
+                GlobalSecondaryIndexUpdates=[{"Create": _gsi_create(after)}],
+            )
+        _wait_active(ddb, self.name)
+
+    def _update_ttl(self, ddb: Any, before: dict[str, Any], after: dict[str, Any]) -> None:
+        if before.get("enabled") and before.get("attribute") != after["attribute"]:
+            _set_ttl(ddb, self.name, before["attribute"], False)
+        if after["enabled"] or before.get("enabled"):
+            _set_ttl(ddb, self.name, after["attribute"], after["enabled"])
+
+    def _put_items(self, ddb: Any, items: Sequence[dict[str, Any]]) -> None:
+        requests = [{"PutRequest": {"Item": _to_dynamo(item)}} for item in items]
+        for start in range(0, len(requests), _BATCH_WRITE):
+            pending = {self.name: requests[start:start + _BATCH_WRITE]}
+            delay = 0.05
+            while pending:
+                out = ddb.batch_write_item(RequestItems=pending)
+                pending = out.get("UnprocessedItems") or {}
+                if pending:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 2)
+
+    def delete(self, aws: Aws, live: Live) -> None:
+        ddb = aws.client("dynamodb")
+        _wait_active(ddb, self.name)
+        if live.extra.get("deletionProtection"):
+            ddb.update_table(TableName=self.name, DeletionProtectionEnabled=False)
+            _wait_active(ddb, self.name)
+        ddb.delete_table(TableName=self.name)
+        _wait_gone(ddb, self.name)
+
+    def plan_notes(self, action: str, live: Live | None) -> list[str]:
+        if action in ("replace", "delete"):
+            return ["deleting a table deletes all of its items"]
+        return []
+
+
+# ---------------------------------------------------------------------- shapes
+
+
+def _key_names(spec: dict[str, Any]) -> list[str]:
+    names = [spec["partitionKey"]["name"]]
+    if spec.get("sortKey"):
+        names.append(spec["sortKey"]["name"])
+    return names
+
+
+def _capacity(raw: dict[str, Any] | None) -> dict[str, int] | None:
+    return {"read": int(raw["read"]), "write": int(raw["write"])} if raw else None
+
+
+def _gsi_shape(gsi: dict[str, Any], capacity: dict[str, Any] | None, mode: str) -> dict[str, Any]:
+    shape: dict[str, Any] = {"name": gsi["name"], "partitionKey": gsi["partitionKey"]}
+    if gsi.get("sortKey"):
+        shape["sortKey"] = gsi["sortKey"]
+    shape["projection"] = gsi.get("projection", "ALL")
+    if shape["projection"] == "INCLUDE":
+        shape["nonKeyAttributes"] = sorted(gsi.get("nonKeyAttributes") or [])
+    if mode == "PROVISIONED":
+        shape["capacity"] = _capacity(capacity)
+    return shape
+
+
+def _ttl_shape(raw: dict[str, Any]) -> dict[str, Any]:
+    return {"attribute": raw["attribute"], "enabled": bool(raw.get("enabled", True))}
+
+
+def _ttl_live(desc: dict[str, Any]) -> dict[str, Any] | None:
+    status = desc.get("TimeToLiveStatus", "DISABLED")
+    if status in ("DISABLED",) and not desc.get("AttributeName"):
+        return {"attribute": None, "enabled": False}
+    return {"attribute": desc.get("AttributeName"), "enabled": status in ("ENABLED", "ENABLING")}
+
+
+def _table_state(table: dict[str, Any]) -> dict[str, Any]:
+    """describe_table's answer in the spec's shape."""
+    types = {a["AttributeName"]: a["AttributeType"] for a in table.get("AttributeDefinitions", [])}
+
+    def attr(schema: list[dict[str, Any]], role: str) -> dict[str, str] | None:
+        name = next((k["AttributeName"] for k in schema if k["KeyType"] == role), None)
+        return {"name": name, "type": types.get(name, "S")} if name else None
+
+    mode = table.get("BillingModeSummary", {}).get("BillingMode", "PROVISIONED")
+    state: dict[str, Any] = {
+        "partitionKey": attr(table["KeySchema"], "HASH"),
+        "sortKey": attr(table["KeySchema"], "RANGE"),
+        "billingMode": mode,
+        "deletionProtection": bool(table.get("DeletionProtectionEnabled", False)),
+    }
+    if mode == "PROVISIONED":
+        state["capacity"] = _live_capacity(table.get("ProvisionedThroughput"))
+    gsis = []
+    for g in table.get("GlobalSecondaryIndexes", []):
+        projection = g.get("Projection", {})
+        shape: dict[str, Any] = {"name": g["IndexName"], "partitionKey": attr(g["KeySchema"], "HASH")}
+        if attr(g["KeySchema"], "RANGE"):
+            shape["sortKey"] = attr(g["KeySchema"], "RANGE")
+        shape["projection"] = projection.get("ProjectionType", "ALL")
+        if shape["projection"] == "INCLUDE":
+            shape["nonKeyAttributes"] = sorted(projection.get("NonKeyAttributes", []))
+        if mode == "PROVISIONED":
+            shape["capacity"] = _live_capacity(g.get("ProvisionedThroughput"))
+        gsis.append(shape)
+    state["globalSecondaryIndexes"] = gsis
+    return state
+
+
+def _live_capacity(raw: dict[str, Any] | None) -> dict[str, int] | None:
+    if not raw:
+        return None
+    return {"read": int(raw.get("ReadCapacityUnits", 0)), "write": int(raw.get("WriteCapacityUnits", 0))}
+
+
+def _key_schema(pk: dict[str, str], sk: dict[str, str] | None) -> list[dict[str, str]]:
+    schema = [{"AttributeName": pk["name"], "KeyType": "HASH"}]
+    if sk:
+        schema.append({"AttributeName": sk["name"], "KeyType": "RANGE"})
+    return schema
+
+
+def _attribute_definitions(spec: dict[str, Any]) -> list[dict[str, str]]:
+    """Every key attribute of the table and its indexes, once each."""
+    attrs: dict[str, str] = {}
+    for holder in [spec, *(spec.get("globalSecondaryIndexes") or [])]:
+        for role in ("partitionKey", "sortKey"):
+            if holder.get(role):
+                attrs.setdefault(holder[role]["name"], holder[role]["type"])
+    return [{"AttributeName": n, "AttributeType": t} for n, t in attrs.items()]
+
+
+def _throughput(capacity: dict[str, int]) -> dict[str, int]:
+    return {"ReadCapacityUnits": capacity["read"], "WriteCapacityUnits": capacity["write"]}
+
+
+def _gsi_create(gsi: dict[str, Any]) -> dict[str, Any]:
+    projection: dict[str, Any] = {"ProjectionType": gsi["projection"]}
+    if gsi["projection"] == "INCLUDE":
+        projection["NonKeyAttributes"] = gsi["nonKeyAttributes"]
+    out: dict[str, Any] = {
+        "IndexName": gsi["name"],
+        "KeySchema": _key_schema(gsi["partitionKey"], gsi.get("sortKey")),
+        "Projection": projection,
+    }
+    if gsi.get("capacity"):
+        out["ProvisionedThroughput"] = _throughput(gsi["capacity"])
+    return out
+
+
+def _without(d: dict[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if k != key}
+
+
+def _field_of(path: str) -> str:
+    """`spec.tags.team` -> `tags`; `spec.items[UserId=1]` -> `items`."""
+    return path.split(".", 2)[1].split("[", 1)[0]
+
+
+# ---------------------------------------------------------------------- items
+
+
+def _to_dynamo(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(v) for k, v in item.items()}
+
+
+def _from_dynamo(raw: dict[str, Any]) -> dict[str, Any]:
+    return {k: _plain(_deserializer.deserialize(v)) for k, v in raw.items()}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Binary):
+        return bytes(value.value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+_TYPE_OF = {"S": str, "N": (int, Decimal), "B": bytes}
+
+
+def _check_items(spec: dict[str, Any], types: dict[str, str], keys: list[str]) -> list[tuple[Path_, str]]:
+    problems: list[tuple[Path_, str]] = []
+    seen: dict[tuple[Any, ...], int] = {}
+    for i, item in enumerate(spec.get("items") or []):
+        path: Path_ = ("spec", "items", i)
+        for key in keys:
+            value = item.get(key)
+            expected = _TYPE_OF[types[key]]
+            if value is None:
+                problems.append((path, f"item lacks its key attribute {key!r}"))
+            elif isinstance(value, bool) or not isinstance(value, expected):
+                problems.append(((*path, key), f"key {key!r} is of type {types[key]}; got {value!r}"))
+        ident = tuple(repr(item.get(k)) for k in keys)
+        if ident in seen:
+            problems.append((path, f"duplicate item key (same as items[{seen[ident]}])"))
+        seen.setdefault(ident, i)
+        try:
+            _to_dynamo(item)
+        except (TypeError, ValueError) as exc:
+            problems.append((path, f"cannot be stored in DynamoDB: {exc}"))
+    return problems
+
+
+# ---------------------------------------------------------------------- calls
+
+
+def _read_tags(ddb: Any, arn: str) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    args: dict[str, Any] = {"ResourceArn": arn}
+    while True:
+        out = ddb.list_tags_of_resource(**args)
+        tags.update({t["Key"]: t["Value"] for t in out.get("Tags", [])})
+        if not out.get("NextToken"):
+            return tags
+        args["NextToken"] = out["NextToken"]
+
+
+def _update_tags(ddb: Any, arn: str, changes: Sequence[FieldChange]) -> None:
+    put = {c.path.split(".", 2)[2]: c.after for c in changes if c.after is not None}
+    drop = [c.path.split(".", 2)[2] for c in changes if c.after is None]
+    if put:
+        ddb.tag_resource(ResourceArn=arn, Tags=[{"Key": k, "Value": v} for k, v in put.items()])
+    if drop:
+        ddb.untag_resource(ResourceArn=arn, TagKeys=drop)
+
+
+def _set_pitr(ddb: Any, name: str, enabled: bool) -> None:
+    ddb.update_continuous_backups(
+        TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": enabled})
+
+
+def _set_ttl(ddb: Any, name: str, attribute: str, enabled: bool) -> None:
+    ddb.update_time_to_live(
+        TableName=name, TimeToLiveSpecification={"AttributeName": attribute, "Enabled": enabled})
+
+
+def _wait_active(ddb: Any, name: str, timeout: float = 600) -> None:
+    """Wait until the table and all its indexes are ACTIVE (AWS needs it between updates)."""
+    deadline, delay = time.monotonic() + timeout, 0.2
+    while True:
+        table = ddb.describe_table(TableName=name)["Table"]
+        indexes = table.get("GlobalSecondaryIndexes", [])
+        if table["TableStatus"] == "ACTIVE" and all(
+            g.get("IndexStatus", "ACTIVE") == "ACTIVE" for g in indexes
+        ):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"table {name} did not become ACTIVE within {timeout:.0f}s")
+        time.sleep(delay)
+        delay = min(delay * 2, 10)
+
+
+def _wait_gone(ddb: Any, name: str, timeout: float = 600) -> None:
+    deadline, delay = time.monotonic() + timeout, 0.2
+    while time.monotonic() < deadline:
+        try:
+            ddb.describe_table(TableName=name)
+        except ddb.exceptions.ResourceNotFoundException:
+            return
+        time.sleep(delay)
+        delay = min(delay * 2, 10)
+    raise TimeoutError(f"table {name} was not deleted within {timeout:.0f}s")

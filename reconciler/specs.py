@@ -1,0 +1,375 @@
+"""Load spec files, validate them against schemas/, and return typed desired state.
+
+Every problem names the file, the line and the field path. All problems of a spec set
+are collected and raised together as one SpecError; nothing is half-loaded.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError, best_match
+from referencing import Registry, Resource
+
+from .errors import SpecError, SpecProblem
+
+API_VERSION = "reconciler/v1"
+_MAX_DEPTH = 64
+Path_ = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """The engine-level settings every spec carries (DESIGN.md, "Spec format")."""
+
+    name: str
+    policy: str = "enforce"
+    deletion: str = "retain"
+    ignore: tuple[str, ...] = ()
+    adopt: bool = False
+    external_id: str | None = None
+    state: str = "present"
+    allow_replacement: bool = False
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Metadata:
+        return cls(
+            name=raw["name"],
+            policy=raw.get("policy", "enforce"),
+            deletion=raw.get("deletion", "retain"),
+            ignore=tuple(raw.get("ignore") or ()),
+            adopt=bool(raw.get("adopt", False)),
+            external_id=raw.get("externalId"),
+            state=raw.get("state", "present"),
+            allow_replacement=bool(raw.get("allowReplacement", False)),
+        )
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One validated document: what one resource should look like."""
+
+    kind: str
+    metadata: Metadata
+    spec: dict[str, Any]
+    file: str
+    line: int
+    lines: Mapping[Path_, int] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def ref(self) -> str:
+        """`Kind/name`, how logs, plans and errors name this resource."""
+        return f"{self.kind}/{self.name}"
+
+    @property
+    def source_dir(self) -> Path:
+        """The directory of the file this spec came from (for relative paths in specs)."""
+        return Path(self.file).parent
+
+    def line_of(self, path: Path_) -> int:
+        """The line of a field path, or of its nearest ancestor that has one."""
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return self.line
+
+
+@dataclass(frozen=True)
+class SpecSet:
+    """Every spec of a directory, validated, in a stable order."""
+
+    specs: tuple[Spec, ...]
+    files: tuple[str, ...]
+
+    def by_kind(self, kind: str) -> list[Spec]:
+        return [s for s in self.specs if s.kind == kind]
+
+    def get(self, kind: str, name: str) -> Spec | None:
+        return next((s for s in self.specs if s.kind == kind and s.name == name), None)
+
+
+# ---------------------------------------------------------------------------- schemas
+
+
+def schema_dir() -> Path:
+    """Where the JSON Schemas live: packaged in a wheel, or schemas/ in a checkout."""
+    packaged = Path(__file__).parent / "_schemas"
+    return packaged if packaged.is_dir() else Path(__file__).parent.parent / "schemas"
+
+
+@functools.cache
+def _validators() -> dict[str, Draft202012Validator]:
+    """One Draft 2020-12 validator per kind, sharing a registry for the common schemas."""
+    schemas = [json.loads(p.read_text()) for p in sorted(schema_dir().glob("*.schema.json"))]
+    registry: Registry = Registry().with_resources(
+        (s["$id"], Resource.from_contents(s)) for s in schemas
+    )
+    return {
+        s["properties"]["kind"]["const"]: Draft202012Validator(s, registry=registry)
+        for s in schemas
+        if "kind" in s.get("properties", {})
+    }
+
+
+def known_kinds() -> list[str]:
+    return sorted(_validators())
+
+
+# ---------------------------------------------------------------------------- YAML
+
+
+class _Problems(list[SpecProblem]):
+    def add(self, file: str, line: int | None, path: Path_ | str, message: str) -> None:
+        text = path if isinstance(path, str) else format_path(path)
+        self.append(SpecProblem(file, line, text, message))
+
+
+def format_path(path: Iterable[str | int]) -> str:
+    """`("spec", "items", 0, "UserId")` -> `spec.items[0].UserId`."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+_constructor = yaml.constructor.SafeConstructor()
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+
+
+def _scalar(node: yaml.ScalarNode) -> Any:
+    """A YAML scalar as a plain value; floats become exact Decimals, dates stay text."""
+    if node.tag == _TIMESTAMP_TAG:
+        return node.value
+    value = _constructor.construct_object(node, deep=True)
+    if node.tag == _FLOAT_TAG and isinstance(value, float) and math.isfinite(value):
+        try:
+            return Decimal(node.value.replace("_", ""))
+        except InvalidOperation:
+            return Decimal(repr(value))
+    if isinstance(value, _dt.date | _dt.datetime):
+        return node.value
+    return value
+
+
+def _to_python(
+    node: yaml.Node, path: Path_, lines: dict[Path_, int], problems: _Problems, file: str
+) -> Any:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if len(path) > _MAX_DEPTH:
+        raise _TooDeep(node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                problems.add(file, key_node.start_mark.line + 1, path, "a key must be a plain value")
+                continue
+            key = str(_scalar(key_node))
+            if key in out:
+                problems.add(file, key_node.start_mark.line + 1, (*path, key), "duplicate key")
+            lines[(*path, key)] = key_node.start_mark.line + 1
+            out[key] = _to_python(value_node, (*path, key), lines, problems, file)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [
+            _to_python(item, (*path, i), lines, problems, file) for i, item in enumerate(node.value)
+        ]
+    return _scalar(node)  # type: ignore[arg-type]
+
+
+class _TooDeep(Exception):
+    def __init__(self, line: int):
+        self.line = line
+
+
+def _read_documents(
+    file: Path, display: str, problems: _Problems
+) -> list[tuple[dict[str, Any], dict[Path_, int], int]]:
+    """Parse one file into (document, line map, first line) triples, recording problems."""
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.add(display, None, "", f"cannot read file: {exc}")
+        return []
+    docs = []
+    try:
+        for node in yaml.compose_all(text, Loader=yaml.SafeLoader):
+            if node is None:
+                continue
+            lines: dict[Path_, int] = {}
+            first = node.start_mark.line + 1
+            value = _to_python(node, (), lines, problems, display)
+            if value is None:
+                continue
+            if not isinstance(value, dict):
+                problems.add(display, first, "", "a spec document must be a mapping")
+                continue
+            docs.append((value, lines, first))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        problems.add(display, line, "", f"invalid YAML: {exc.problem or exc.context}")
+    except yaml.YAMLError as exc:
+        problems.add(display, None, "", f"invalid YAML: {exc}")
+    except _TooDeep as exc:
+        problems.add(display, exc.line, "", f"nesting deeper than {_MAX_DEPTH} levels")
+    except RecursionError:
+        problems.add(display, None, "", "nesting too deep (recursive alias?)")
+    return docs
+
+
+# ---------------------------------------------------------------------------- schema errors
+
+
+def _describe_type(expected: str | list[str]) -> str:
+    names = {"string": "a string", "integer": "an integer", "number": "a number",
+             "boolean": "true or false", "object": "a mapping", "array": "a list",
+             "null": "null"}
+    kinds = expected if isinstance(expected, list) else [expected]
+    return " or ".join(names.get(k, k) for k in kinds)
+
+
+def _schema_problems(error: ValidationError) -> list[tuple[Path_, str]]:
+    """Turn one jsonschema error into (path, message) pairs a person can act on."""
+    path: Path_ = tuple(error.absolute_path)
+    custom = error.schema.get("x-message") if isinstance(error.schema, dict) else None
+    if custom:
+        return [(path, custom)]
+    v, inst = error.validator, error.instance
+    if v in ("oneOf", "anyOf") and error.context:
+        return _schema_problems(best_match(error.context))
+    if v == "additionalProperties" and isinstance(inst, dict):
+        props = error.schema.get("properties", {})
+        allowed = ", ".join(sorted(props))
+        extra = [k for k in inst if k not in props]
+        hint = f" (expected one of: {allowed})" if allowed else ""
+        return [((*path, k), f"unknown field{hint}") for k in extra]
+    if v == "required" and isinstance(inst, dict):
+        return [(path, f"missing required field {r!r}") for r in error.validator_value
+                if r not in inst]
+    if v == "enum":
+        return [(path, f"{inst!r} is not one of {', '.join(map(str, error.validator_value))}")]
+    if v == "const":
+        return [(path, f"{inst!r} must be {error.validator_value!r}")]
+    if v == "type":
+        return [(path, f"expected {_describe_type(error.validator_value)}, got {inst!r}")]
+    if v == "pattern":
+        return [(path, f"{inst!r} does not match the pattern {error.validator_value}")]
+    return [(path, error.message)]
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+def _display(file: Path) -> str:
+    try:
+        return os.path.relpath(file)
+    except ValueError:
+        return str(file)
+
+
+def spec_files(root: Path) -> list[Path]:
+    """The YAML files of a spec set: the file itself, or every *.yaml/*.yml below a directory."""
+    if root.is_file():
+        return [root]
+    return sorted(
+        p for p in root.rglob("*")
+        if p.suffix in (".yaml", ".yml") and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
+
+
+def load_specs(root: str | Path) -> SpecSet:
+    """Load and validate every spec under root; raise SpecError with all problems found."""
+    root = Path(root)
+    problems = _Problems()
+    if not root.exists():
+        raise SpecError([SpecProblem(str(root), None, "", "no such file or directory")])
+    files = spec_files(root)
+    if not files:
+        raise SpecError([SpecProblem(str(root), None, "", "no *.yaml or *.yml files found")])
+    specs: list[Spec] = []
+    seen: dict[tuple[str, str], Spec] = {}
+    for file in files:
+        display = _display(file)
+        for doc, lines, first in _read_documents(file, display, problems):
+            spec = _validate_document(doc, lines, first, display, problems)
+            if spec is None:
+                continue
+            key = (spec.kind, spec.name)
+            if key in seen:
+                other = seen[key]
+                problems.add(display, spec.line_of(("metadata", "name")), "metadata.name",
+                             f"duplicate {spec.kind} {spec.name!r} "
+                             f"(first defined at {other.file}:{other.line})")
+                continue
+            seen[key] = spec
+            specs.append(spec)
+    _check_semantics(specs, problems)
+    if problems:
+        raise SpecError(sorted(problems, key=lambda p: (p.file, p.line or 0, p.path)))
+    return SpecSet(specs=tuple(_ordered(specs)), files=tuple(_display(f) for f in files))
+
+
+def _validate_document(
+    doc: dict[str, Any], lines: dict[Path_, int], first: int, file: str, problems: _Problems
+) -> Spec | None:
+    def line(path: Path_) -> int:
+        while path and path not in lines:
+            path = path[:-1]
+        return lines.get(path, first)
+
+    if doc.get("apiVersion") != API_VERSION:
+        problems.add(file, line(("apiVersion",)), "apiVersion",
+                     f"{doc.get('apiVersion')!r} is not supported; expected {API_VERSION!r}")
+        return None
+    kind = doc.get("kind")
+    validators = _validators()
+    if kind not in validators:
+        problems.add(file, line(("kind",)), "kind",
+                     f"unknown kind {kind!r}; known kinds: {', '.join(known_kinds())}")
+        return None
+    errors = list(validators[kind].iter_errors(doc))
+    for error in errors:
+        for path, message in _schema_problems(error):
+            problems.add(file, line(path), path, message)
+    if errors:
+        return None
+    return Spec(kind=kind, metadata=Metadata.from_dict(doc["metadata"]),
+                spec=doc.get("spec") or {}, file=file, line=first, lines=lines)
+
+
+def _check_semantics(specs: list[Spec], problems: _Problems) -> None:
+    """Checks a schema cannot express: each kind's own rules and references between specs."""
+    from .resources import registry
+
+    for spec in specs:
+        cls = registry.get(spec.kind)
+        for path, message in cls.check_spec(spec, specs):
+            problems.add(spec.file, spec.line_of(path), path, message)
+        for ignored in spec.metadata.ignore:
+            if not ignored.startswith("spec."):
+                problems.add(spec.file, spec.line_of(("metadata", "ignore")), "metadata.ignore",
+                             f"{ignored!r} must be a field path starting with 'spec.'")
+
+
+def _ordered(specs: list[Spec]) -> list[Spec]:
+    from .resources import registry
+
+    return sorted(specs, key=lambda s: (registry.get(s.kind).order, s.kind, s.name))
