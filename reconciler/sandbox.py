@@ -12,8 +12,8 @@ Nothing here is used against a real account.
 from __future__ import annotations
 
 import io
-import logging
 import json
+import logging
 import re
 import threading
 from collections import Counter

@@ -113,17 +113,25 @@ def build_resources(specs: SpecSet) -> list[Resource]:
     return [registry.get(s.kind)(s) for s in specs.specs]
 
 
-def observe_all(resources: Iterable[Resource], aws: Aws, workers: int = 16
-                ) -> list[Live | None | BaseException]:
-    """Observe every resource concurrently; an exception is returned, never read as absent."""
+@dataclass
+class ObserveFailure:
+    """An observation that failed: never read as "absent"."""
 
-    def one(resource: Resource) -> Live | None | BaseException:
+    message: str
+    exception: BaseException
+
+
+def observe_all(resources: Iterable[Resource], aws: Aws, workers: int = 16
+                ) -> list[Live | ObserveFailure | None]:
+    """Observe every resource concurrently; a failure is returned as such, never as absent."""
+
+    def one(resource: Resource) -> Live | ObserveFailure | None:
         try:
             return resource.observe(aws)
         except Exception as exc:
-            log.warning("observe.error", kind=resource.kind, name=resource.name,
-                        error=describe_error(exc))
-            return exc
+            message = describe_error(exc)  # on this thread: it knows the failing call
+            log.warning("observe.error", kind=resource.kind, name=resource.name, error=message)
+            return ObserveFailure(message, exc)
 
     resources = list(resources)
     if not resources:
@@ -143,9 +151,11 @@ def make_plan(specs: SpecSet, aws: Aws, workers: int = 16) -> Plan:
                 api_calls=sum(aws.calls.values()) - calls_before)
 
 
-def decide(resource: Resource, observed: Live | None | BaseException) -> Change:
+def decide(resource: Resource, observed: Live | ObserveFailure | BaseException | None) -> Change:
     """The action for one resource, given what observe found (or how it failed)."""
     meta = resource.spec.metadata
+    if isinstance(observed, ObserveFailure):
+        return Change(resource, "error", error=observed.message)
     if isinstance(observed, BaseException):
         return Change(resource, "error", error=describe_error(observed))
     live = observed

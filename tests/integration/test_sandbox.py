@@ -1,0 +1,122 @@
+"""The sandbox: its fidelity fixes, its request log, and the commands that start it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+import botocore.exceptions
+import pytest
+
+from tests.conftest import reconciler_command
+
+
+def make_table(ddb, name: str = "T") -> None:
+    ddb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
+                     KeySchema=[{"AttributeName": "Id", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "Id", "AttributeType": "S"}])
+
+
+def test_fidelity_one_online_index_change_per_update_table(aws):
+    ddb = aws.client("dynamodb")
+    make_table(ddb)
+    two = [{"Create": {"IndexName": f"Index{i}", "KeySchema": [{"AttributeName": f"A{i}", "KeyType": "HASH"}],
+                       "Projection": {"ProjectionType": "ALL"}}} for i in range(2)]
+    defs = [{"AttributeName": f"A{i}", "AttributeType": "S"} for i in range(2)]
+    with pytest.raises(botocore.exceptions.ClientError) as info:
+        ddb.update_table(TableName="T", AttributeDefinitions=defs, GlobalSecondaryIndexUpdates=two)
+    assert info.value.response["Error"]["Code"] == "LimitExceededException"
+    assert ddb.describe_table(TableName="T")["Table"].get("GlobalSecondaryIndexes", []) == []
+    ddb.update_table(TableName="T", AttributeDefinitions=defs[:1], GlobalSecondaryIndexUpdates=two[:1])
+    assert len(ddb.describe_table(TableName="T")["Table"]["GlobalSecondaryIndexes"]) == 1
+
+
+def test_request_log_counts_by_service_and_operation(aws):
+    ddb = aws.client("dynamodb")
+    make_table(ddb)
+    ddb.describe_table(TableName="T")
+    ddb.describe_table(TableName="T")
+    counts = {(r["service"], r["operation"]): (r["count"], r["read"]) for r in aws.requests()}
+    assert counts == {("dynamodb", "CreateTable"): (1, False), ("dynamodb", "DescribeTable"): (2, True)}
+    aws.reset_requests()
+    assert aws.requests() == []
+
+
+def test_sandbox_command_serves_until_stopped(aws, tmp_path):
+    env = {k: v for k, v in aws.env.items() if k != "AWS_ENDPOINT_URL"}
+    proc = subprocess.Popen([*reconciler_command(), "sandbox", "--port", "0"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline()
+        assert "not a real account" in first
+        endpoint = first.split(" on ", 1)[1].split(" ", 1)[0]
+        spec = tmp_path / "t.yaml"
+        spec.write_text("apiVersion: reconciler/v1\nkind: Table\nmetadata: {name: Served}\n"
+                        "spec:\n  partitionKey: {name: Id, type: S}\n")
+        done = subprocess.run([*reconciler_command(), "apply", "--auto-approve", str(spec)],
+                              env={**env, "AWS_ENDPOINT_URL": endpoint}, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_sandbox_flag_says_so_and_ignores_the_real_account(tmp_path):
+    spec = tmp_path / "t.yaml"
+    spec.write_text("apiVersion: reconciler/v1\nkind: Table\nmetadata: {name: Boxed}\n"
+                    "spec:\n  partitionKey: {name: Id, type: S}\n")
+    # A real-looking configuration that must not be used.
+    env = {**os.environ, "AWS_PROFILE": "production", "AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:9"}
+    started = time.monotonic()
+    result = subprocess.run([*reconciler_command(), "plan", "--sandbox", str(spec)], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "SANDBOX" in result.stderr and "No real AWS account is touched" in result.stderr
+    assert "Table/Boxed will be created" in result.stdout
+    assert time.monotonic() - started < 60
+
+
+def test_service_endpoint_override_is_honoured(aws, cli, specs):
+    root = specs("t.yaml", "apiVersion: reconciler/v1\nkind: Table\nmetadata: {name: Routed}\n"
+                           "spec:\n  partitionKey: {name: Id, type: S}\n")
+    env = {k: v for k, v in aws.env.items() if k != "AWS_ENDPOINT_URL"}
+    env["AWS_ENDPOINT_URL_DYNAMODB"] = aws.sandbox.endpoint
+    assert cli("apply", "--auto-approve", str(root), env=env).code == 0
+    assert "Routed" in aws.client("dynamodb").list_tables()["TableNames"]
+
+
+def test_unreachable_endpoint_names_the_resource_and_call(aws, cli, specs):
+    root = specs("t.yaml", "apiVersion: reconciler/v1\nkind: Table\nmetadata: {name: Lost}\n"
+                           "spec:\n  partitionKey: {name: Id, type: S}\n")
+    env = {**aws.env, "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_MAX_ATTEMPTS": "1"}
+    result = cli("plan", str(root), env=env)
+    assert result.code == 1
+    assert "Table/Lost" in result.out and "DescribeTable failed: cannot reach the AWS endpoint" in result.out
+    assert "Traceback" not in result.out + result.err
+
+
+def test_no_credentials_is_a_clear_error(tmp_path):
+    spec = tmp_path / "t.yaml"
+    spec.write_text("apiVersion: reconciler/v1\nkind: Table\nmetadata: {name: Nocreds}\n"
+                    "spec:\n  partitionKey: {name: Id, type: S}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null",
+               AWS_EC2_METADATA_DISABLED="true", AWS_REGION="us-east-1")
+    result = subprocess.run([*reconciler_command(), "plan", str(spec)], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "no AWS credentials found" in result.stderr and "--sandbox" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_run_once_in_the_sandbox_builds_the_example_stack(example_specs):
+    result = subprocess.run([*reconciler_command(), "run", "--sandbox", "--once", str(example_specs)],
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "SANDBOX" in result.stderr
+    import json
+    events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    applied = {(e["kind"], e["name"]) for e in events if e["event"] == "apply.create"}
+    assert ("Table", "Users") in applied and ("Table", "Products") in applied
+    assert any(e["event"] == "cycle.done" and e["ok"] for e in events)
