@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import threading
 from collections import Counter
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import boto3
 import botocore.config
@@ -14,6 +15,7 @@ import botocore.exceptions
 from .errors import ReconcilerError
 
 _local = threading.local()
+T = TypeVar("T")
 
 
 class Aws:
@@ -48,6 +50,7 @@ class Aws:
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
         self.calls: Counter[tuple[str, str]] = Counter()
+        self._cache: dict[str, _Once] = {}
 
     @property
     def region(self) -> str | None:
@@ -78,6 +81,20 @@ class Aws:
                     self._clients[service] = client
         return client
 
+    def cached(self, key: str, load: Callable[[], T]) -> T:
+        """Read once per cycle and share: one list call serves every resource that needs it.
+
+        Concurrent callers of the same key wait for the one load; a failed load is not cached.
+        """
+        with self._lock:
+            once = self._cache.setdefault(key, _Once())
+        return once.get(load)
+
+    def new_cycle(self) -> None:
+        """Forget the reads shared during the last cycle."""
+        with self._lock:
+            self._cache.clear()
+
     def _before_call(self, model: Any, **_: Any) -> None:
         service = model.service_model.service_name
         _local.operation = f"{model.service_model.service_id}.{model.name}"
@@ -89,6 +106,22 @@ class Aws:
         with self._lock:
             calls, self.calls = self.calls, Counter()
         return calls
+
+
+class _Once:
+    """A value computed once, by whichever thread asks first."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._done = False
+        self._value: Any = None
+
+    def get(self, load: Callable[[], T]) -> T:
+        with self._lock:
+            if not self._done:
+                self._value = load()
+                self._done = True
+            return self._value  # type: ignore[no-any-return]
 
 
 def current_operation() -> str | None:

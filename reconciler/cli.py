@@ -153,12 +153,14 @@ def plan(specs: Path, as_json: bool, detailed_exitcode: bool, sandbox: bool, pro
 @cli.command()
 @_specs_arg
 @click.option("--auto-approve", is_flag=True, help="Apply without asking (for scripts and CI).")
+@click.option("--wait", "wait_s", type=click.IntRange(1), default=None, is_flag=False, flag_value=1800,
+              help="Wait (up to SECONDS, default 1800) until AWS has finished deploying the changes.")
 @_aws_options
 @_guarded
-def apply(specs: Path, auto_approve: bool, sandbox: bool, profile: str | None, region: str | None,
-          retry_mode: str | None, workers: int, log_level: str) -> int:
+def apply(specs: Path, auto_approve: bool, wait_s: int | None, sandbox: bool, profile: str | None,
+          region: str | None, retry_mode: str | None, workers: int, log_level: str) -> int:
     """Plan, show the plan, ask, and apply it."""
-    from .engine.apply import apply_plan
+    from .engine.apply import apply_plan, wait_until_settled
     from .engine.render import render_plan, render_report
     from .log import configure_logging
     from .specs import load_specs
@@ -181,7 +183,25 @@ def apply(specs: Path, auto_approve: bool, sandbox: bool, profile: str | None, r
     report = apply_plan(result, aws)
     click.echo()
     click.echo(render_report(report))
+    if wait_s and report.outcomes:
+        waiting = wait_until_settled(report, aws, wait_s, _progress_line(), poll_s=2 if sandbox else 10)
+        if sys.stdout.isatty():
+            click.echo()
+        if waiting:
+            _fail(f"still in progress after {wait_s}s: {', '.join(waiting)}")
+            return EXIT_ERROR
+        click.echo("All changes are deployed.")
     return EXIT_OK if report.ok else EXIT_ERROR
+
+
+def _progress_line() -> Callable[[str], None]:
+    """Progress on a terminal: one line rewritten in place; elsewhere, one line per poll."""
+    def show(message: str) -> None:
+        if sys.stdout.isatty():
+            click.echo(f"\r\033[K{message}", nl=False)
+        else:
+            click.echo(message)
+    return show
 
 
 @cli.command()

@@ -55,7 +55,61 @@ def _operation_of(environ: Environ, body: bytes) -> str:
         action = parse_qs(body.decode("utf-8", "replace")).get("Action")
         if action:
             return action[0]
-    return f"{environ.get('REQUEST_METHOD', 'GET')} {environ.get('PATH_INFO', '/')}"
+    return _rest_operation(_service_of(environ), environ.get("REQUEST_METHOD", "GET"),
+                           environ.get("PATH_INFO", "/"), parse_qs(environ.get("QUERY_STRING", ""),
+                                                                   keep_blank_values=True))
+
+
+_S3_SUBRESOURCES = {"tagging": "BucketTagging", "policy": "BucketPolicy", "publicAccessBlock": "PublicAccessBlock",
+                    "versioning": "BucketVersioning", "acl": "BucketAcl", "location": "BucketLocation",
+                    "ownershipControls": "BucketOwnershipControls", "encryption": "BucketEncryption"}
+_VERB = {"GET": "Get", "PUT": "Put", "DELETE": "Delete", "HEAD": "Head", "POST": "Post"}
+_CLOUDFRONT = {
+    ("GET", "distribution"): "ListDistributions", ("POST", "distribution"): "CreateDistribution",
+    ("GET", "distribution/*"): "GetDistribution", ("DELETE", "distribution/*"): "DeleteDistribution",
+    ("GET", "distribution/*/config"): "GetDistributionConfig", ("PUT", "distribution/*/config"): "UpdateDistribution",
+    ("POST", "distribution/*/invalidation"): "CreateInvalidation",
+    ("GET", "distribution/*/invalidation"): "ListInvalidations",
+    ("GET", "distribution/*/invalidation/*"): "GetInvalidation",
+    ("GET", "tagging"): "ListTagsForResource",
+    ("GET", "origin-access-control"): "ListOriginAccessControls",
+    ("POST", "origin-access-control"): "CreateOriginAccessControl",
+    ("GET", "origin-access-control/*"): "GetOriginAccessControl",
+    ("DELETE", "origin-access-control/*"): "DeleteOriginAccessControl",
+    ("GET", "origin-access-control/*/config"): "GetOriginAccessControlConfig",
+    ("PUT", "origin-access-control/*/config"): "UpdateOriginAccessControl",
+}
+
+
+def _rest_operation(service: str, method: str, path: str, query: dict[str, list[str]]) -> str:
+    """The API operation of a REST request (S3, CloudFront), as AWS names it."""
+    if service == "s3":
+        bucket, _, key = path.strip("/").partition("/")
+        sub = next((_S3_SUBRESOURCES[q] for q in query if q in _S3_SUBRESOURCES), None)
+        if key:
+            if "uploads" in query:
+                return "CreateMultipartUpload"
+            if "uploadId" in query:
+                return {"PUT": "UploadPart", "POST": "CompleteMultipartUpload",
+                        "DELETE": "AbortMultipartUpload"}.get(method, "ListParts")
+            return {"GET": "GetObject", "PUT": "PutObject", "HEAD": "HeadObject",
+                    "DELETE": "DeleteObject"}.get(method, f"{method} object")
+        if sub:
+            return f"{_VERB.get(method, method)}{sub}"
+        if method == "GET":
+            return "ListObjectsV2" if query.get("list-type") == ["2"] else "ListObjects"
+        if method == "POST" and "delete" in query:
+            return "DeleteObjects"
+        return {"HEAD": "HeadBucket", "PUT": "CreateBucket", "DELETE": "DeleteBucket"}.get(method, f"{method} bucket")
+    if service == "cloudfront":
+        parts = path.strip("/").split("/")[1:]  # drop the API version
+        shape = "/".join(p if i % 2 == 0 else "*" for i, p in enumerate(parts))
+        if shape == "tagging" and method == "POST":
+            return {"Tag": "TagResource", "Untag": "UntagResource"}.get(query.get("Operation", [""])[0], "POST tagging")
+        if shape == "distribution" and method == "POST" and "WithTags" in query:
+            return "CreateDistributionWithTags"
+        return _CLOUDFRONT.get((method, shape), f"{method} {shape}")
+    return f"{method} {path}"
 
 
 # --------------------------------------------------------------------------- fidelity fixes
@@ -83,6 +137,80 @@ def _one_gsi_change_per_update(service: str, operation: str, body: bytes) -> tup
 FIXES: list[Callable[[str, str, bytes], tuple[int, dict[str, Any]] | None]] = [
     _one_gsi_change_per_update,
 ]
+
+
+def patch_moto_cloudfront() -> None:
+    """Fidelity fixes inside moto's CloudFront model (idempotent). In moto 5.2.5:
+
+    - stored origins drop `OriginAccessControlId` and `S3OriginConfig`: kept as sent;
+    - `IfMatch` is ignored and the ETag never changes: a stale ETag now fails with
+      PreconditionFailed (412) and every update issues a new ETag, as on AWS;
+    - DeleteDistribution of an enabled distribution succeeds: AWS answers
+      DistributionNotDisabled (409);
+    - invalidation CallerReferences are not deduplicated: AWS returns the existing
+      invalidation for a repeated (CallerReference, paths) and refuses the same reference
+      with other paths (InvalidationBatchAlreadyExists).
+    """
+    from moto.cloudfront import models
+    from moto.cloudfront.exceptions import CloudFrontException
+
+    backend = models.CloudFrontBackend
+    if getattr(backend, "_reconciler_patched", False):
+        return
+    backend._reconciler_patched = True  # type: ignore[attr-defined]
+
+    origin_init = models.Origin.__init__
+
+    def origin_keeps_access_control(self: Any, origin: dict[str, Any]) -> None:
+        origin_init(self, origin)
+        self.origin_access_control_id = origin.get("OriginAccessControlId") or ""
+        if "S3OriginConfig" in origin:
+            self.s3_origin_config = {
+                "OriginAccessIdentity": origin["S3OriginConfig"].get("OriginAccessIdentity") or ""}
+
+    def check_etag(dist: Any, if_match: str | None) -> None:
+        if not if_match or if_match != dist.etag:
+            raise CloudFrontException(
+                "PreconditionFailed",
+                "The precondition given in one or more of the request-header fields evaluated to false.")
+
+    update = backend.update_distribution
+
+    def update_with_etag(self: Any, dist_config: dict[str, Any], _id: str, if_match: Any) -> Any:
+        if _id in self.distributions:
+            check_etag(self.distributions[_id], if_match)
+        dist, location, _ = update(self, dist_config, _id, if_match)
+        dist.etag = models.random_id()
+        return dist, location, dist.etag
+
+    delete = backend.delete_distribution
+
+    def delete_disabled_only(self: Any, distribution_id: str, if_match: Any) -> None:
+        dist = self.distributions.get(distribution_id)
+        if dist is not None:
+            check_etag(dist, if_match)
+            if dist.distribution_config.Enabled in (True, "true", "True"):
+                raise CloudFrontException(
+                    "DistributionNotDisabled", "The distribution you are trying to delete has not been disabled.")
+        delete(self, distribution_id, if_match)
+
+    create_invalidation = backend.create_invalidation
+
+    def deduplicated_invalidation(self: Any, dist_id: str, paths: list[str], caller_ref: str) -> Any:
+        for existing in self.invalidations.get(dist_id, []):
+            if existing.caller_ref == caller_ref:
+                if sorted(existing.paths) == sorted(paths):
+                    return existing
+                raise CloudFrontException(
+                    "InvalidationBatchAlreadyExists",
+                    "The CallerReference you are using to create an invalidation batch is associated "
+                    "with another invalidation batch.")
+        return create_invalidation(self, dist_id, paths, caller_ref)
+
+    models.Origin.__init__ = origin_keeps_access_control  # type: ignore[method-assign]
+    backend.update_distribution = update_with_etag  # type: ignore[method-assign]
+    backend.delete_distribution = delete_disabled_only  # type: ignore[method-assign]
+    backend.create_invalidation = deduplicated_invalidation  # type: ignore[method-assign]
 
 
 class _Middleware:
@@ -141,6 +269,7 @@ class Sandbox(ThreadedMotoServer):
         self.middleware: _Middleware | None = None
 
     def _server_entry(self) -> None:
+        patch_moto_cloudfront()
         self.middleware = _Middleware(DomainDispatcherApplication(create_backend_app))
         self._server = make_server(self._ip_address, self._port, self.middleware, threaded=True)
         self._server_ready_event.set()

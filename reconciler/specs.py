@@ -41,6 +41,7 @@ class Metadata:
     external_id: str | None = None
     state: str = "present"
     allow_replacement: bool = False
+    security_exceptions: tuple[str, ...] = ()
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Metadata:
@@ -53,6 +54,7 @@ class Metadata:
             external_id=raw.get("externalId"),
             state=raw.get("state", "present"),
             allow_replacement=bool(raw.get("allowReplacement", False)),
+            security_exceptions=tuple(raw.get("securityExceptions") or ()),
         )
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from ..aws import describe_error
+from ..model import Pending
 from .plan import Change, Plan
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ log = structlog.get_logger()
 @dataclass
 class Outcome:
     change: Change
-    status: str                 # applied | failed | refused | blocked
+    status: str                 # applied | pending | failed | refused | blocked
     message: str = ""
     duration_s: float = 0.0
 
@@ -32,7 +33,7 @@ class ApplyReport:
 
     @property
     def ok(self) -> bool:
-        return all(o.status == "applied" for o in self.outcomes)
+        return all(o.status in ("applied", "pending") for o in self.outcomes)
 
     def count(self, status: str, actions: tuple[str, ...] | None = None) -> int:
         return sum(1 for o in self.outcomes if o.status == status
@@ -81,6 +82,9 @@ def _apply_one(change: Change, aws: Aws, failed: set[str]) -> Outcome | None:
     started = time.monotonic()
     try:
         _execute(change, aws)
+    except Pending as exc:
+        log.info(f"apply.{change.action}.pending", kind=change.kind, name=change.name, reason=str(exc))
+        return Outcome(change, "pending", str(exc), time.monotonic() - started)
     except Exception as exc:
         message = describe_error(exc)
         log.error("apply.failed", kind=change.kind, name=change.name, action=change.action,
@@ -106,3 +110,23 @@ def _execute(change: Change, aws: Aws) -> None:
     elif change.action == "delete":
         assert live is not None
         resource.delete(aws, live)
+
+
+def wait_until_settled(report: ApplyReport, aws: Aws, timeout_s: float,
+                       on_progress: Callable[[str], None] = lambda _: None, poll_s: float = 5) -> list[str]:
+    """Poll the applied resources until AWS reports none of them pending (e.g. a distribution
+    deploying). Returns the refs still pending at the timeout."""
+    resources = [o.change.resource for o in report.outcomes if o.status in ("applied", "pending")]
+    deadline = time.monotonic() + timeout_s
+    started = time.monotonic()
+    while True:
+        aws.new_cycle()
+        waiting = []
+        for resource in resources:
+            live = resource.observe(aws)
+            if live is not None and live.pending:
+                waiting.append(f"{resource.ref} ({live.pending})")
+        if not waiting or time.monotonic() > deadline:
+            return waiting
+        on_progress(f"Waiting for {', '.join(waiting)}... {time.monotonic() - started:.0f}s")
+        time.sleep(poll_s)

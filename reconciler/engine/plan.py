@@ -143,6 +143,7 @@ def observe_all(resources: Iterable[Resource], aws: Aws, workers: int = 16
 def make_plan(specs: SpecSet, aws: Aws, workers: int = 16) -> Plan:
     """One dry cycle: observe everything, compare, decide. Never writes."""
     started = time.monotonic()
+    aws.new_cycle()
     calls_before = sum(aws.calls.values())
     resources = build_resources(specs)
     observed = observe_all(resources, aws, workers)

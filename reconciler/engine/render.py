@@ -119,10 +119,12 @@ def render_report(report: ApplyReport) -> str:
         if o.status == "applied":
             out.append(_style(f"{o.change.ref}: {o.change.action} complete "
                               f"({o.duration_s:.1f}s)", "create"))
+        elif o.status == "pending":
+            out.append(_style(f"{o.change.ref}: {o.change.action} in progress: {o.message}", "update"))
         else:
             out.append(_style(f"{o.change.ref}: {o.status}: {o.message}", "error"))
     done = lambda *acts: report.count("applied", acts)  # noqa: E731
-    failed = sum(1 for o in report.outcomes if o.status != "applied")
+    failed = sum(1 for o in report.outcomes if o.status not in ("applied", "pending"))
     verdict = "Apply complete!" if report.ok else "Apply finished with errors."
     out.append(f"{verdict} Resources: {done('create', 'replace')} added, {done('adopt')} adopted, "
                f"{done('update')} changed, {done('delete', 'replace')} destroyed"

@@ -1,0 +1,519 @@
+"""CloudFront: the `Distribution` kind, with its Origin Access Control and the bucket policy
+that lets only this distribution read its S3 origin.
+
+AWS facts that shape this module:
+- A distribution has no name: it is found again by its ownership tags (one ListDistributions
+  per cycle, shared by every spec), or by `metadata.externalId`. CreateDistributionWithTags
+  is atomic, and its CallerReference is derived from the spec name, so a retried create
+  cannot make a second distribution.
+- UpdateDistribution takes the *whole* DistributionConfig with the ETag of the version it
+  was based on (IfMatch); a stale ETag fails with PreconditionFailed: re-read, retry once.
+- Changes deploy for minutes (Status InProgress); apply does not wait unless asked.
+- Deleting needs the distribution disabled *and* deployed first.
+- Invalidations: a repeated CallerReference with the same paths returns the existing
+  invalidation instead of creating one, so (paths, revision) -> CallerReference makes
+  issuing idempotent. Which pairs were issued is recorded in the tag
+  `reconciler:invalidations` (short hashes), so planning needs no call per invalidation
+  (ListInvalidations does not return CallerReferences).
+- OACs cannot be tagged: the agent's OAC is named `reconciler-<spec name>`.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..engine.diff import Field, diff_fields
+from ..errors import ReconcilerError
+from ..model import NAME_TAG, OWNER_TAG, OWNER_VALUE, FieldChange, Live, Pending
+from . import register
+from .base import Resource
+from .s3 import error_code
+
+if TYPE_CHECKING:
+    from ..aws import Aws
+    from ..specs import Path_, Spec
+
+# The managed cache policies' ids, from the CloudFront Developer Guide, "Use managed cache
+# policies" (the ids are the same in every account). Kept here because ListCachePolicies is
+# one more call per cycle, and moto does not implement it.
+MANAGED_CACHE_POLICIES = {
+    "Managed-Amplify": "2e54312d-136d-493c-8eb9-b001f22f67d2",
+    "Managed-CachingDisabled": "4135ea2d-6df8-44a3-9df3-4b5a84be39ad",
+    "Managed-CachingOptimized": "658327ea-f89d-4fab-a63d-7e88639e58f6",
+    "Managed-CachingOptimizedForUncompressedObjects": "b2884449-e4de-46a7-ac36-70bc7f1ddd6d",
+    "Managed-Elemental-MediaPackage": "08627262-05a9-4f76-9ded-b50ca2e3a84f",
+    "Managed-UseOriginCacheControlHeaders": "83da9c7e-98b4-4e11-a168-04f0df8e2c65",
+    "Managed-UseOriginCacheControlHeaders-QueryStrings": "4cc15a8a-d715-48a4-82b8-cc0b614638fe",
+}
+_POLICY_NAMES = {v: k for k, v in MANAGED_CACHE_POLICIES.items()}
+DEFAULT_CACHE_POLICY = "Managed-CachingOptimized"
+DEFAULT_VIEWER_POLICY = "redirect-to-https"
+INVALIDATIONS_TAG = "reconciler:invalidations"
+INTERNAL_TAGS = (INVALIDATIONS_TAG,)
+_GET_HEAD = {"Quantity": 2, "Items": ["HEAD", "GET"],
+             "CachedMethods": {"Quantity": 2, "Items": ["HEAD", "GET"]}}
+_LEGACY_CACHE_KEYS = ("ForwardedValues", "MinTTL", "DefaultTTL", "MaxTTL")
+_DELETE_WAIT_S = 20
+
+
+def cache_policy_name(ref: str) -> str:
+    """A cache policy as plans show it: the managed name where the id is a managed one."""
+    return _POLICY_NAMES.get(ref, ref)
+
+
+def cache_policy_id(ref: str) -> str:
+    return MANAGED_CACHE_POLICIES.get(ref, ref)
+
+
+def oac_name(spec_name: str) -> str:
+    return f"reconciler-{spec_name}"
+
+
+def invalidation_key(entry: dict[str, Any]) -> str:
+    """How plans name an invalidation: `2025-09-23 /index.html /about.html`."""
+    return f"{entry['revision']} {' '.join(entry['paths'])}"
+
+
+def invalidation_hash(entry: dict[str, Any]) -> str:
+    raw = json.dumps([list(entry["paths"]), str(entry["revision"])], separators=(",", ":"))
+    return hashlib.sha256(raw.encode()).hexdigest()[:8]
+
+
+def bucket_policy(bucket: str, distribution_arn: str) -> dict[str, Any]:
+    """The bucket policy that lets exactly this distribution read the bucket (OAC)."""
+    partition = distribution_arn.split(":")[1]
+    return {
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "AllowCloudFrontReadViaOAC",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudfront.amazonaws.com"},
+            "Action": "s3:GetObject",
+            "Resource": f"arn:{partition}:s3:::{bucket}/*",
+            "Condition": {"StringEquals": {"AWS:SourceArn": distribution_arn}},
+        }],
+    }
+
+
+def normalise_policy(document: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A policy in comparable form: one-element lists unwrapped, statements as a list."""
+    if document is None:
+        return None
+
+    def unwrap(value: Any) -> Any:
+        if isinstance(value, list):
+            value = [unwrap(v) for v in value]
+            return value[0] if len(value) == 1 else sorted(value, key=json.dumps)
+        if isinstance(value, dict):
+            return {k: unwrap(v) for k, v in value.items()}
+        return value
+
+    statements = document.get("Statement", [])
+    if isinstance(statements, dict):
+        statements = [statements]
+    return {"Version": document.get("Version"),
+            "Statement": sorted((unwrap(s) for s in statements), key=json.dumps)}
+
+
+@register
+class Distribution(Resource):
+    """A CloudFront distribution serving an S3 bucket through Origin Access Control."""
+
+    kind = "Distribution"
+    service = "cloudfront"
+    order = 30
+    fields = (
+        Field("enabled", default=True, api="Enabled"),
+        Field("comment", default="", api="Comment"),
+        Field("origin", api="Origins, OriginAccessControlId"),
+        Field("bucketPolicy", api="s3:PutBucketPolicy on the origin bucket"),
+        Field("defaultRootObject", default="", api="DefaultRootObject"),
+        Field("aliases", default=[], mode="set", api="Aliases"),
+        Field("certificateArn", default=None, api="ViewerCertificate"),
+        Field("priceClass", default="PriceClass_All", api="PriceClass"),
+        Field("viewerProtocolPolicy", default=DEFAULT_VIEWER_POLICY, api="DefaultCacheBehavior.ViewerProtocolPolicy"),
+        Field("cachePolicy", default=DEFAULT_CACHE_POLICY, api="DefaultCacheBehavior.CachePolicyId"),
+        Field("behaviors", default=[], api="CacheBehaviors (ordered)"),
+        Field("invalidations", mode="keyed", key=invalidation_key, prune=False, api="CreateInvalidation"),
+        Field("tags", default={}, mode="map", api="Tags"),
+    )
+    iam_actions = (
+        "cloudfront:ListDistributions", "cloudfront:GetDistribution", "cloudfront:GetDistributionConfig",
+        "cloudfront:ListTagsForResource", "cloudfront:ListOriginAccessControls",
+        "cloudfront:CreateDistribution", "cloudfront:CreateDistributionWithTags", "cloudfront:UpdateDistribution",
+        "cloudfront:DeleteDistribution", "cloudfront:TagResource", "cloudfront:UntagResource",
+        "cloudfront:CreateOriginAccessControl", "cloudfront:DeleteOriginAccessControl",
+        "cloudfront:GetOriginAccessControl", "cloudfront:CreateInvalidation",
+        "s3:GetBucketPolicy", "s3:PutBucketPolicy", "s3:DeleteBucketPolicy",
+    )
+
+    # ------------------------------------------------------------------ spec
+
+    @property
+    def bucket(self) -> str:
+        return str(self.spec.spec["origin"]["bucket"])
+
+    def dependencies(self) -> list[str]:
+        return [f"Bucket/{self.bucket}"]
+
+    @classmethod
+    def check_spec(cls, spec: Spec, specs: Sequence[Spec]) -> list[tuple[Path_, str]]:
+        s, problems = spec.spec, []
+        plain_http_ok = "plain-http" in spec.metadata.security_exceptions
+        policies = [(("spec", "viewerProtocolPolicy"), s.get("viewerProtocolPolicy"))] + [
+            (("spec", "behaviors", i, "viewerProtocolPolicy"), b.get("viewerProtocolPolicy"))
+            for i, b in enumerate(s.get("behaviors") or [])]
+        for path, policy in policies:
+            if policy == "allow-all" and not plain_http_ok:
+                problems.append((path, "'allow-all' serves the site over plain HTTP; use redirect-to-https or "
+                                       "https-only, or add 'plain-http' to metadata.securityExceptions"))
+        refs = [(("spec", "cachePolicy"), s.get("cachePolicy"))] + [
+            (("spec", "behaviors", i, "cachePolicy"), b.get("cachePolicy"))
+            for i, b in enumerate(s.get("behaviors") or [])]
+        for path, ref in refs:
+            if ref and ref.startswith("Managed-") and ref not in MANAGED_CACHE_POLICIES:
+                problems.append((path, f"unknown managed cache policy {ref!r}; known: "
+                                       + ", ".join(sorted(MANAGED_CACHE_POLICIES))))
+        if not any(o.kind == "Bucket" and o.name == s["origin"]["bucket"] for o in specs):
+            problems.append((("spec", "origin", "bucket"),
+                             f"no Bucket spec named {s['origin']['bucket']!r} (the origin must be declared)"))
+        if s.get("aliases") and not s.get("certificateArn"):
+            problems.append((("spec", "aliases"), "aliases need spec.certificateArn (an ACM certificate in "
+                                                  "us-east-1 covering them)"))
+        if spec.metadata.adopt and not spec.metadata.external_id:
+            problems.append((("metadata", "adopt"), "adopting a distribution needs metadata.externalId "
+                                                    "(its id, e.g. E2QWRUHEXAMPLE): a distribution has no name"))
+        keys = [invalidation_key(_invalidation(e)) for e in s.get("invalidations") or []]
+        for i, key in enumerate(keys):
+            if key in keys[:i]:
+                problems.append((("spec", "invalidations", i), f"duplicate invalidation {key!r}"))
+        paths = [b["pathPattern"] for b in s.get("behaviors") or []]
+        for i, p in enumerate(paths):
+            if p in paths[:i]:
+                problems.append((("spec", "behaviors", i, "pathPattern"), f"duplicate path pattern {p!r}"))
+        return problems
+
+    def desired(self, arn: str | None = None) -> dict[str, Any]:
+        spec = self.spec.spec
+        state = super().desired()
+        state["origin"] = {"bucket": self.bucket, "accessControl": oac_name(self.name)}
+        state["bucketPolicy"] = (normalise_policy(bucket_policy(self.bucket, arn)) if arn
+                                 else "(allows only this distribution; its ARN is known after apply)")
+        state["cachePolicy"] = cache_policy_name(spec.get("cachePolicy", DEFAULT_CACHE_POLICY))
+        state["behaviors"] = [_behavior(b) for b in spec.get("behaviors") or []]
+        state["invalidations"] = [_invalidation(e) for e in spec.get("invalidations") or []]
+        return state
+
+    def diff(self, live: Live | None) -> list[FieldChange]:
+        desired = self.desired(live.extra["arn"] if live else None)
+        return diff_fields(self.fields, desired, live.state if live else {}, stated=self.spec.spec.keys())
+
+    # ------------------------------------------------------------------ observe
+
+    def observe(self, aws: Aws) -> Live | None:
+        cf = aws.client("cloudfront")
+        found = self._find(aws)
+        if found is None:
+            return None
+        summary, tags = found
+        answer = cf.get_distribution_config(Id=summary["Id"])
+        config = answer["DistributionConfig"]
+        oacs = aws.cached("cloudfront:oacs", lambda: _list_oacs(cf))
+        state = _config_state(config, oacs)
+        state["bucketPolicy"] = _read_bucket_policy(aws.client("s3"), self.bucket)
+        issued = set(filter(None, tags.get(INVALIDATIONS_TAG, "").split(".")))
+        state["invalidations"] = [e for e in self.desired()["invalidations"] if invalidation_hash(e) in issued]
+        visible = {k: v for k, v in tags.items() if k not in INTERNAL_TAGS}
+        state["tags"] = visible
+        status = summary.get("Status", "Deployed")
+        return Live(id=summary["Id"], state=state, tags=tags,
+                    pending=None if status == "Deployed" else f"deployment {status}",
+                    extra={"arn": summary["ARN"], "etag": answer["ETag"], "config": config, "issued": issued,
+                           "domain": summary.get("DomainName")})
+
+    def _find(self, aws: Aws) -> tuple[dict[str, Any], dict[str, str]] | None:
+        """This spec's distribution: by externalId, else by its ownership tags; never by guessing."""
+        cf = aws.client("cloudfront")
+        external = self.spec.metadata.external_id
+        if external:
+            try:
+                dist = cf.get_distribution(Id=external)["Distribution"]
+            except cf.exceptions.NoSuchDistribution as exc:
+                raise ReconcilerError(f"GetDistribution failed: metadata.externalId {external!r} "
+                                      "is not a distribution of this account") from exc
+            return dist, _tags(aws, dist["ARN"])
+        summaries = aws.cached("cloudfront:distributions", lambda: _list_distributions(cf))
+        mine = []
+        for summary in summaries:
+            tags = _tags(aws, summary["ARN"])
+            if tags.get(OWNER_TAG) == OWNER_VALUE and tags.get(NAME_TAG) == self.name:
+                mine.append((summary, tags))
+        if len(mine) > 1:
+            ids = ", ".join(s["Id"] for s, _ in mine)
+            raise ReconcilerError(f"ListDistributions: {len(mine)} distributions are tagged reconciler:name="
+                                  f"{self.name} ({ids}); keep one (set metadata.externalId to it) and delete the rest")
+        return mine[0] if mine else None
+
+    # ------------------------------------------------------------------ create / update / delete
+
+    def create(self, aws: Aws) -> None:
+        cf = aws.client("cloudfront")
+        oac_id = self._ensure_oac(cf)
+        config = _apply_fields({"CallerReference": f"reconciler-{self.name}"}, self.desired(),
+                               _ALL_CONFIG_FIELDS, oac_id, aws.region or "us-east-1")
+        tags = {**self.desired()["tags"]}
+        hashes = [invalidation_hash(e) for e in self.desired()["invalidations"]]
+        if hashes:  # a new distribution has an empty cache: its invalidations are moot
+            tags[INVALIDATIONS_TAG] = ".".join(hashes)
+        created = cf.create_distribution_with_tags(DistributionConfigWithTags={
+            "DistributionConfig": config,
+            "Tags": {"Items": [{"Key": k, "Value": v} for k, v in tags.items()]}})["Distribution"]
+        _put_bucket_policy(aws.client("s3"), self.bucket, created["ARN"])
+
+    def update(self, aws: Aws, live: Live, changes: Sequence[FieldChange]) -> None:
+        cf = aws.client("cloudfront")
+        fields = {c.path.split(".", 2)[1].split("[", 1)[0] for c in changes}
+        config_fields = fields & _ALL_CONFIG_FIELDS
+        if config_fields:
+            oac_id = self._ensure_oac(cf) if "origin" in config_fields else None
+            self._update_config(cf, live, config_fields, oac_id, aws.region or "us-east-1")
+        if "bucketPolicy" in fields:
+            _put_bucket_policy(aws.client("s3"), self.bucket, live.extra["arn"])
+        tag_changes = [c for c in changes if c.path.startswith("spec.tags.")]
+        if tag_changes:
+            _update_tags(cf, live.extra["arn"], tag_changes)
+        new = [c.after for c in changes if c.path.startswith("spec.invalidations[") and c.after]
+        if new:
+            self._invalidate(cf, live, new)
+
+    def _update_config(self, cf: Any, live: Live, fields: set[str], oac_id: str | None, region: str) -> None:
+        """UpdateDistribution with IfMatch; on a stale ETag re-read and retry once."""
+        base, etag = live.extra["config"], live.extra["etag"]
+        for attempt in (1, 2):
+            config = _apply_fields(base, self.desired(live.extra["arn"]), fields, oac_id, region)
+            try:
+                cf.update_distribution(Id=live.id, IfMatch=etag, DistributionConfig=config)
+                return
+            except cf.exceptions.ClientError as exc:
+                if error_code(exc) != "PreconditionFailed" or attempt == 2:
+                    raise
+            fresh = cf.get_distribution_config(Id=live.id)
+            base, etag = fresh["DistributionConfig"], fresh["ETag"]
+
+    def _invalidate(self, cf: Any, live: Live, entries: list[dict[str, Any]]) -> None:
+        issued = set(live.extra.get("issued") or ())
+        for entry in entries:
+            digest = invalidation_hash(entry)
+            cf.create_invalidation(DistributionId=live.id, InvalidationBatch={
+                "Paths": {"Quantity": len(entry["paths"]), "Items": list(entry["paths"])},
+                "CallerReference": f"reconciler-{self.name}-{digest}"})
+            issued.add(digest)
+        wanted = [invalidation_hash(e) for e in self.desired()["invalidations"]]
+        record = ".".join(h for h in wanted if h in issued)
+        cf.tag_resource(Resource=live.extra["arn"], Tags={"Items": [{"Key": INVALIDATIONS_TAG, "Value": record}]})
+
+    def _ensure_oac(self, cf: Any) -> str:
+        """The agent's OAC for this distribution, created if missing (found by its name)."""
+        name = oac_name(self.name)
+        for oac_id, existing in _list_oacs(cf).items():
+            if existing == name:
+                return oac_id
+        return str(cf.create_origin_access_control(OriginAccessControlConfig={
+            "Name": name, "Description": f"Managed by reconciler for Distribution/{self.name}",
+            "SigningProtocol": "sigv4", "SigningBehavior": "always",
+            "OriginAccessControlOriginType": "s3"})["OriginAccessControl"]["Id"])
+
+    def delete(self, aws: Aws, live: Live) -> None:
+        cf = aws.client("cloudfront")
+        etag = live.extra["etag"]
+        if live.extra["config"].get("Enabled"):
+            config = dict(live.extra["config"], Enabled=False)
+            etag = cf.update_distribution(Id=live.id, IfMatch=etag, DistributionConfig=config)["ETag"]
+        deadline = time.monotonic() + _DELETE_WAIT_S
+        while (status := cf.get_distribution(Id=live.id)["Distribution"]["Status"]) != "Deployed":
+            if time.monotonic() > deadline:
+                raise Pending(f"disabled; waiting for deployment ({status}) before it can be deleted")
+            time.sleep(2)
+        etag = cf.get_distribution_config(Id=live.id)["ETag"]
+        cf.delete_distribution(Id=live.id, IfMatch=etag)
+        if normalise_policy(live.state.get("bucketPolicy")) == normalise_policy(
+                bucket_policy(self.bucket, live.extra["arn"])):
+            aws.client("s3").delete_bucket_policy(Bucket=self.bucket)
+        for oac_id, name in _list_oacs(cf).items():
+            if name == oac_name(self.name):
+                cf.delete_origin_access_control(Id=oac_id, IfMatch=cf.get_origin_access_control(Id=oac_id)["ETag"])
+
+    def plan_notes(self, action: str, live: Live | None) -> list[str]:
+        if action == "create" and self.spec.spec.get("invalidations"):
+            return ["a new distribution has nothing cached: its invalidations are recorded, not issued"]
+        if action == "delete":
+            return ["the distribution is disabled first, and deleted once that is deployed (may take a cycle)"]
+        return []
+
+
+# ---------------------------------------------------------------------- spec <-> config
+
+_ALL_CONFIG_FIELDS = {"enabled", "comment", "origin", "defaultRootObject", "aliases", "certificateArn",
+                      "priceClass", "viewerProtocolPolicy", "cachePolicy", "behaviors"}
+
+
+def _behavior(raw: dict[str, Any]) -> dict[str, Any]:
+    return {"pathPattern": raw["pathPattern"],
+            "cachePolicy": cache_policy_name(raw.get("cachePolicy", DEFAULT_CACHE_POLICY)),
+            "viewerProtocolPolicy": raw.get("viewerProtocolPolicy", DEFAULT_VIEWER_POLICY)}
+
+
+def _invalidation(raw: dict[str, Any]) -> dict[str, Any]:
+    return {"paths": list(raw["paths"]), "revision": str(raw["revision"])}
+
+
+def _origin_id(bucket: str) -> str:
+    return f"s3-{bucket}"
+
+
+def _bucket_of(domain: str) -> str:
+    """`site.s3.us-east-1.amazonaws.com` -> `site`."""
+    return domain.split(".s3.", 1)[0].split(".s3-", 1)[0] if ".s3" in domain else domain
+
+
+def _config_state(config: dict[str, Any], oacs: dict[str, str]) -> dict[str, Any]:
+    """GetDistributionConfig's answer in the spec's shape (Quantity wrappers and ids resolved)."""
+    origins = config.get("Origins", {}).get("Items") or []
+    dcb = config.get("DefaultCacheBehavior", {})
+    target = next((o for o in origins if o["Id"] == dcb.get("TargetOriginId")), origins[0] if origins else None)
+    origin = None
+    if target:
+        origin = {"bucket": _bucket_of(target["DomainName"]),
+                  "accessControl": oacs.get(target.get("OriginAccessControlId") or "")}
+    cert = config.get("ViewerCertificate", {})
+    return {
+        "enabled": bool(config.get("Enabled")),
+        "comment": config.get("Comment") or "",
+        "origin": origin,
+        "defaultRootObject": config.get("DefaultRootObject") or "",
+        "aliases": sorted(config.get("Aliases", {}).get("Items") or []),
+        "certificateArn": None if cert.get("CloudFrontDefaultCertificate", True) else cert.get("ACMCertificateArn"),
+        "priceClass": config.get("PriceClass") or "PriceClass_All",
+        "viewerProtocolPolicy": dcb.get("ViewerProtocolPolicy"),
+        "cachePolicy": cache_policy_name(dcb.get("CachePolicyId") or "") or None,
+        "behaviors": [
+            {"pathPattern": b["PathPattern"], "cachePolicy": cache_policy_name(b.get("CachePolicyId") or "") or None,
+             "viewerProtocolPolicy": b.get("ViewerProtocolPolicy")}
+            for b in config.get("CacheBehaviors", {}).get("Items") or []],
+    }
+
+
+def _apply_fields(base: dict[str, Any], want: dict[str, Any], fields: set[str], oac_id: str | None,
+                  region: str) -> dict[str, Any]:
+    """The DistributionConfig to send: `base` with exactly `fields` set from the spec.
+
+    Fields not named (unmanaged or ignored ones) keep their live values.
+    """
+    config = copy.deepcopy(base)
+    origin_id = _origin_id(want["origin"]["bucket"])
+    if "origin" in fields or "Origins" not in config:
+        existing = {o["Id"]: o for o in config.get("Origins", {}).get("Items") or []}
+        origin = {**existing.get(origin_id, {}), "Id": origin_id,
+                  "DomainName": f"{want['origin']['bucket']}.s3.{region}.amazonaws.com",
+                  "OriginPath": "", "S3OriginConfig": {"OriginAccessIdentity": ""},
+                  "OriginAccessControlId": oac_id or ""}
+        origin.pop("CustomOriginConfig", None)
+        config["Origins"] = {"Quantity": 1, "Items": [origin]}
+    target = config["Origins"]["Items"][0]["Id"]
+    simple = {"enabled": "Enabled", "comment": "Comment", "defaultRootObject": "DefaultRootObject",
+              "priceClass": "PriceClass"}
+    for name, key in simple.items():
+        if name in fields or key not in config:
+            config[key] = want.get(name, _DEFAULTS[name])
+    if "aliases" in fields or "Aliases" not in config:
+        aliases = sorted(want.get("aliases") or [])
+        config["Aliases"] = {"Quantity": len(aliases), **({"Items": aliases} if aliases else {})}
+    if "certificateArn" in fields or "ViewerCertificate" not in config:
+        arn = want.get("certificateArn")
+        config["ViewerCertificate"] = (
+            {"ACMCertificateArn": arn, "SSLSupportMethod": "sni-only", "MinimumProtocolVersion": "TLSv1.2_2021"}
+            if arn else {"CloudFrontDefaultCertificate": True})
+    dcb = config.get("DefaultCacheBehavior") or {}
+    config["DefaultCacheBehavior"] = _cache_behavior(
+        dcb, target,
+        want.get("viewerProtocolPolicy", DEFAULT_VIEWER_POLICY) if "viewerProtocolPolicy" in fields or not dcb
+        else dcb["ViewerProtocolPolicy"],
+        want.get("cachePolicy", DEFAULT_CACHE_POLICY) if "cachePolicy" in fields or not dcb
+        else dcb.get("CachePolicyId"))
+    if "behaviors" in fields or "CacheBehaviors" not in config:
+        existing_b = {b["PathPattern"]: b for b in config.get("CacheBehaviors", {}).get("Items") or []}
+        items = [dict(_cache_behavior(existing_b.get(b["pathPattern"], {}), target, b["viewerProtocolPolicy"],
+                                      b["cachePolicy"]), PathPattern=b["pathPattern"])
+                 for b in want.get("behaviors") or []]
+        config["CacheBehaviors"] = {"Quantity": len(items), **({"Items": items} if items else {})}
+    return config
+
+
+_DEFAULTS = {"enabled": True, "comment": "", "defaultRootObject": "", "priceClass": "PriceClass_All"}
+
+
+def _cache_behavior(base: dict[str, Any], target: str, viewer: str, policy: str | None) -> dict[str, Any]:
+    behavior = {k: v for k, v in base.items() if k not in _LEGACY_CACHE_KEYS or not policy}
+    behavior.update(TargetOriginId=target, ViewerProtocolPolicy=viewer)
+    if policy:
+        behavior["CachePolicyId"] = cache_policy_id(policy)
+    behavior.setdefault("Compress", True)
+    behavior.setdefault("AllowedMethods", _GET_HEAD)
+    return behavior
+
+
+# ---------------------------------------------------------------------- calls
+
+
+def _list_distributions(cf: Any) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for page in cf.get_paginator("list_distributions").paginate():
+        out += page.get("DistributionList", {}).get("Items") or []
+    return out
+
+
+def _list_oacs(cf: Any) -> dict[str, str]:
+    out: dict[str, str] = {}
+    args: dict[str, Any] = {}
+    while True:
+        page = cf.list_origin_access_controls(**args)["OriginAccessControlList"]
+        out.update({o["Id"]: o["Name"] for o in page.get("Items") or []})
+        if not page.get("IsTruncated") or not page.get("NextMarker"):
+            return out
+        args["Marker"] = page["NextMarker"]
+
+
+def _tags(aws: Aws, arn: str) -> dict[str, str]:
+    cf = aws.client("cloudfront")
+    items = aws.cached(f"cloudfront:tags:{arn}",
+                       lambda: cf.list_tags_for_resource(Resource=arn)["Tags"].get("Items") or [])
+    return {t["Key"]: t["Value"] for t in items}
+
+
+def _update_tags(cf: Any, arn: str, changes: Sequence[FieldChange]) -> None:
+    put = {c.path.split(".", 2)[2]: c.after for c in changes if c.after is not None}
+    drop = [c.path.split(".", 2)[2] for c in changes if c.after is None]
+    if put:
+        cf.tag_resource(Resource=arn, Tags={"Items": [{"Key": k, "Value": v} for k, v in put.items()]})
+    if drop:
+        cf.untag_resource(Resource=arn, TagKeys={"Items": drop})
+
+
+def _read_bucket_policy(s3: Any, bucket: str) -> dict[str, Any] | None:
+    try:
+        return normalise_policy(json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"]))
+    except s3.exceptions.ClientError as exc:
+        if error_code(exc) in ("NoSuchBucketPolicy", "NoSuchBucket"):
+            return None
+        raise
+
+
+def _put_bucket_policy(s3: Any, bucket: str, arn: str) -> None:
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(bucket_policy(bucket, arn)))
+
+

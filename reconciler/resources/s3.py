@@ -1,0 +1,136 @@
+"""S3: the `Bucket` kind, the site's origin.
+
+AWS facts: bucket names are global (HeadBucket 403 = someone else's); tagging replaces
+the whole tag set; outside us-east-1 CreateBucket needs a LocationConstraint; a bucket
+must be empty to be deleted. The bucket *policy* that lets the distribution read is
+managed by the Distribution that uses the bucket (it knows the distribution's ARN).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..engine.diff import Field
+from ..model import FieldChange, Live
+from . import register
+from .base import Resource
+
+if TYPE_CHECKING:
+    from ..aws import Aws
+    from ..specs import Path_, Spec
+
+BLOCK_ALL = {"BlockPublicAcls": True, "IgnorePublicAcls": True,
+             "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
+
+
+def error_code(exc: Exception) -> str:
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+@register
+class Bucket(Resource):
+    """An S3 bucket with public access blocked (reachable only through CloudFront)."""
+
+    kind = "Bucket"
+    service = "s3"
+    order = 10
+    fields = (
+        Field("blockPublicAccess", default=True, api="PublicAccessBlockConfiguration (all four)"),
+        Field("tags", default={}, mode="map", api="Tagging"),
+    )
+    iam_actions = (
+        "s3:ListBucket", "s3:GetBucketTagging", "s3:GetBucketPublicAccessBlock", "s3:CreateBucket",
+        "s3:PutBucketTagging", "s3:PutBucketPublicAccessBlock", "s3:DeleteBucket",
+    )
+
+    @classmethod
+    def check_spec(cls, spec: Spec, specs: Sequence[Spec]) -> list[tuple[Path_, str]]:
+        if spec.spec.get("blockPublicAccess") is False and "public-bucket" not in spec.metadata.security_exceptions:
+            return [(("spec", "blockPublicAccess"),
+                     "a public bucket is refused: the site is served through CloudFront; to allow it anyway "
+                     "add 'public-bucket' to metadata.securityExceptions")]
+        return []
+
+    def observe(self, aws: Aws) -> Live | None:
+        s3 = aws.client("s3")
+        try:
+            s3.head_bucket(Bucket=self.name)
+        except s3.exceptions.ClientError as exc:
+            if error_code(exc) in ("404", "NoSuchBucket", "NotFound"):
+                return None
+            if error_code(exc) in ("403", "AccessDenied"):
+                raise _taken(self.name) from exc
+            raise
+        tags = _bucket_tags(s3, self.name)
+        try:
+            block = s3.get_public_access_block(Bucket=self.name)["PublicAccessBlockConfiguration"]
+        except s3.exceptions.ClientError as exc:
+            if error_code(exc) != "NoSuchPublicAccessBlockConfiguration":
+                raise
+            block = {}
+        state = {"blockPublicAccess": all(block.get(k) for k in BLOCK_ALL), "tags": tags}
+        return Live(id=f"arn:aws:s3:::{self.name}", state=state, tags=tags)
+
+    def create(self, aws: Aws) -> None:
+        s3 = aws.client("s3")
+        args: dict[str, Any] = {"Bucket": self.name}
+        if aws.region and aws.region != "us-east-1":
+            args["CreateBucketConfiguration"] = {"LocationConstraint": aws.region}
+        try:
+            s3.create_bucket(**args)
+        except s3.exceptions.BucketAlreadyOwnedByYou:
+            pass  # created by an earlier, interrupted apply: carry on
+        want = self.desired()
+        _put_block(s3, self.name, want["blockPublicAccess"])
+        _put_tags(s3, self.name, want["tags"])
+
+    def update(self, aws: Aws, live: Live, changes: Sequence[FieldChange]) -> None:
+        s3 = aws.client("s3")
+        want = self.desired()
+        if any(c.path == "spec.blockPublicAccess" for c in changes):
+            _put_block(s3, self.name, want["blockPublicAccess"])
+        tag_changes = [c for c in changes if c.path.startswith("spec.tags.")]
+        if tag_changes:
+            tags = dict(live.tags)
+            for c in tag_changes:
+                key = c.path.split(".", 2)[2]
+                if c.after is None:
+                    tags.pop(key, None)
+                else:
+                    tags[key] = c.after
+            _put_tags(s3, self.name, tags)
+
+    def delete(self, aws: Aws, live: Live) -> None:
+        aws.client("s3").delete_bucket(Bucket=self.name)
+
+
+def _taken(name: str) -> Exception:
+    from ..errors import ReconcilerError
+
+    return ReconcilerError(f"HeadBucket failed: bucket {name!r} exists but is not readable with these "
+                           "credentials (bucket names are global: it may belong to another account)")
+
+
+def _bucket_tags(s3: Any, name: str) -> dict[str, str]:
+    try:
+        return {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=name)["TagSet"]}
+    except s3.exceptions.ClientError as exc:
+        if error_code(exc) == "NoSuchTagSet":
+            return {}
+        raise
+
+
+def _put_block(s3: Any, name: str, block: bool) -> None:
+    if block:
+        s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=BLOCK_ALL)
+    else:
+        s3.delete_public_access_block(Bucket=name)
+
+
+def _put_tags(s3: Any, name: str, tags: dict[str, str]) -> None:
+    if tags:
+        s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]})
+    else:
+        s3.delete_bucket_tagging(Bucket=name)
