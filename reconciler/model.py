@@ -56,7 +56,7 @@ class FieldChange:
         return out
 
 
-class Pending(Exception):  # noqa: N818 - an outcome, not an error
+class Pending(Exception):
     """Raised by a resource when it started the work but AWS must settle before it can go on
     (e.g. a distribution disabled, to be deleted once deployed). Not a failure: the next
     cycle continues."""

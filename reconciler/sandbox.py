@@ -84,7 +84,7 @@ _CLOUDFRONT = {
 def _rest_operation(service: str, method: str, path: str, query: dict[str, list[str]]) -> str:
     """The API operation of a REST request (S3, CloudFront), as AWS names it."""
     if service == "s3":
-        bucket, _, key = path.strip("/").partition("/")
+        _bucket, _, key = path.strip("/").partition("/")
         sub = next((_S3_SUBRESOURCES[q] for q in query if q in _S3_SUBRESOURCES), None)
         if key:
             if "uploads" in query:
@@ -145,6 +145,8 @@ def patch_moto_cloudfront() -> None:
     - stored origins drop `OriginAccessControlId` and `S3OriginConfig`: kept as sent;
     - `IfMatch` is ignored and the ETag never changes: a stale ETag now fails with
       PreconditionFailed (412) and every update issues a new ETag, as on AWS;
+    - an updated distribution stays Deployed: on AWS every change deploys again
+      (Status InProgress), which the agent reports and `apply --wait` waits for;
     - DeleteDistribution of an enabled distribution succeeds: AWS answers
       DistributionNotDisabled (409);
     - invalidation CallerReferences are not deduplicated: AWS returns the existing
@@ -181,6 +183,7 @@ def patch_moto_cloudfront() -> None:
             check_etag(self.distributions[_id], if_match)
         dist, location, _ = update(self, dist_config, _id, if_match)
         dist.etag = models.random_id()
+        dist.status, dist._tick = "InProgress", 0
         return dist, location, dist.etag
 
     delete = backend.delete_distribution

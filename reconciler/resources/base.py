@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..engine.diff import Field, diff_fields
+from ..engine.diff import MISSING, Field, diff_fields
 from ..model import FieldChange, Live, ownership_tags
 
 if TYPE_CHECKING:
@@ -53,6 +54,9 @@ class Resource:
     def desired(self) -> dict[str, Any]:
         """The spec in the normalised shape observe() produces, ownership tags included."""
         state = dict(self.spec.spec)
+        for f in self.fields:
+            if f.default is not MISSING and state.get(f.name) is None:
+                state[f.name] = copy.deepcopy(f.default)
         state["tags"] = {**(state.get("tags") or {}), **ownership_tags(self.name)}
         return state
 

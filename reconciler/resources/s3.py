@@ -8,6 +8,7 @@ managed by the Distribution that uses the bucket (it knows the distribution's AR
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -78,10 +79,8 @@ class Bucket(Resource):
         args: dict[str, Any] = {"Bucket": self.name}
         if aws.region and aws.region != "us-east-1":
             args["CreateBucketConfiguration"] = {"LocationConstraint": aws.region}
-        try:
-            s3.create_bucket(**args)
-        except s3.exceptions.BucketAlreadyOwnedByYou:
-            pass  # created by an earlier, interrupted apply: carry on
+        with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+            s3.create_bucket(**args)  # already ours: an earlier apply was interrupted; carry on
         want = self.desired()
         _put_block(s3, self.name, want["blockPublicAccess"])
         _put_tags(s3, self.name, want["tags"])

@@ -120,3 +120,64 @@ def test_run_once_in_the_sandbox_builds_the_example_stack(example_specs):
     applied = {(e["kind"], e["name"]) for e in events if e["event"] == "apply.create"}
     assert ("Table", "Users") in applied and ("Table", "Products") in applied
     assert any(e["event"] == "cycle.done" and e["ok"] for e in events)
+
+
+def _distribution(cf, oac_id: str = "") -> tuple[str, str]:
+    origin = {"Id": "s3", "DomainName": "b.s3.us-east-1.amazonaws.com",
+              "S3OriginConfig": {"OriginAccessIdentity": ""}, "OriginAccessControlId": oac_id}
+    config = {"CallerReference": "ref-1", "Comment": "", "Enabled": True,
+              "Origins": {"Quantity": 1, "Items": [origin]},
+              "DefaultCacheBehavior": {"TargetOriginId": "s3", "ViewerProtocolPolicy": "https-only",
+                                       "CachePolicyId": "658327ea-f89d-4fab-a63d-7e88639e58f6"}}
+    dist = cf.create_distribution(DistributionConfig=config)
+    return dist["Distribution"]["Id"], dist["ETag"]
+
+
+def test_fidelity_origins_keep_their_origin_access_control(aws):
+    cf = aws.client("cloudfront")
+    oac = cf.create_origin_access_control(OriginAccessControlConfig={
+        "Name": "o", "SigningProtocol": "sigv4", "SigningBehavior": "always",
+        "OriginAccessControlOriginType": "s3"})["OriginAccessControl"]["Id"]
+    dist_id, _ = _distribution(cf, oac)
+    [origin] = cf.get_distribution_config(Id=dist_id)["DistributionConfig"]["Origins"]["Items"]
+    assert origin["OriginAccessControlId"] == oac
+    assert origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}
+
+
+def test_fidelity_stale_etag_is_refused_and_updates_redeploy(aws):
+    cf = aws.client("cloudfront")
+    dist_id, _etag = _distribution(cf)
+    answer = cf.get_distribution_config(Id=dist_id)
+    config = answer["DistributionConfig"]
+    new = cf.update_distribution(Id=dist_id, IfMatch=answer["ETag"], DistributionConfig=config)
+    assert new["ETag"] != answer["ETag"]
+    assert new["Distribution"]["Status"] == "InProgress"
+    with pytest.raises(botocore.exceptions.ClientError) as info:
+        cf.update_distribution(Id=dist_id, IfMatch=answer["ETag"], DistributionConfig=config)
+    assert info.value.response["Error"]["Code"] == "PreconditionFailed"
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+
+
+def test_fidelity_enabled_distribution_cannot_be_deleted(aws):
+    cf = aws.client("cloudfront")
+    dist_id, _ = _distribution(cf)
+    etag = cf.get_distribution_config(Id=dist_id)["ETag"]
+    with pytest.raises(botocore.exceptions.ClientError) as info:
+        cf.delete_distribution(Id=dist_id, IfMatch=etag)
+    assert info.value.response["Error"]["Code"] == "DistributionNotDisabled"
+
+
+def test_fidelity_invalidation_caller_reference_is_deduplicated(aws):
+    cf = aws.client("cloudfront")
+    dist_id, _ = _distribution(cf)
+
+    def invalidate(paths: list[str]) -> str:
+        return cf.create_invalidation(DistributionId=dist_id, InvalidationBatch={
+            "Paths": {"Quantity": len(paths), "Items": paths}, "CallerReference": "same"})["Invalidation"]["Id"]
+
+    first = invalidate(["/index.html"])
+    assert invalidate(["/index.html"]) == first
+    assert cf.list_invalidations(DistributionId=dist_id)["InvalidationList"]["Quantity"] == 1
+    with pytest.raises(botocore.exceptions.ClientError) as info:
+        invalidate(["/other.html"])
+    assert info.value.response["Error"]["Code"] == "InvalidationBatchAlreadyExists"
