@@ -1,0 +1,227 @@
+"""Redis data-path health check, step by step, with the likely cause of a failure.
+
+Steps: DNS, TCP connect, TLS (when transit encryption is on), AUTH (when a token is
+configured), PING, SET a probe key with a short TTL, GET and compare, DEL. Each step's
+latency is measured; the first failure stops the check and says what an operator should
+look at. Used by `reconciler health` and by the agent every cycle.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from .secrets import Secret
+
+PROBE_TTL_MS = 30_000
+
+
+@dataclass
+class Step:
+    name: str
+    ok: bool
+    ms: float
+    detail: str = ""
+
+
+@dataclass
+class HealthResult:
+    """The outcome for one cluster: healthy, unhealthy (with cause), or skipped (with why)."""
+
+    cluster: str
+    endpoint: str | None
+    steps: list[Step] = field(default_factory=list)
+    error: str | None = None
+    cause: str | None = None
+    skipped: str | None = None
+
+    @property
+    def healthy(self) -> bool:
+        return self.error is None
+
+    @property
+    def status(self) -> str:
+        return "skipped" if self.skipped else ("healthy" if self.healthy else "unhealthy")
+
+    @property
+    def total_ms(self) -> float:
+        return sum(s.ms for s in self.steps)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"cluster": self.cluster, "endpoint": self.endpoint, "status": self.status,
+                               "steps": [{"step": s.name, "ok": s.ok, "ms": round(s.ms, 2),
+                                          **({"detail": s.detail} if s.detail else {})} for s in self.steps]}
+        for key in ("error", "cause", "skipped"):
+            if getattr(self, key):
+                out[key] = getattr(self, key)
+        return out
+
+
+class _StepFailed(Exception):
+    def __init__(self, message: str, cause: str):
+        super().__init__(message)
+        self.cause = cause
+
+
+def check_redis(cluster: str, host: str, port: int, *, password: Secret | None = None, tls: bool = False,
+                ca_file: str | None = None, timeout: float = 2.0) -> HealthResult:
+    """Probe a Redis endpoint step by step. Never raises for a failed check; never shows the token."""
+    result = HealthResult(cluster, f"{host}:{port}")
+    secret = password.reveal() if password else None
+    try:
+        address = _timed(result, "dns", lambda: _resolve(host, port))
+        _timed(result, "tcp", lambda: _tcp_probe(address, port, timeout))
+        if tls:
+            _timed(result, "tls", lambda: _tls_probe(address, host, port, timeout, ca_file))
+        conn = _connection(host, port, tls, ca_file, timeout)
+        try:
+            conn.connect()
+            if secret is not None:
+                _timed(result, "auth", lambda: _command(conn, "AUTH", secret, port=port))
+            _timed(result, "ping", lambda: _command(conn, "PING", port=port))
+            key, value = f"reconciler:health:{uuid.uuid4().hex}", uuid.uuid4().hex
+            _timed(result, "set", lambda: _command(conn, "SET", key, value, "PX", PROBE_TTL_MS, port=port))
+            got = _timed(result, "get", lambda: _command(conn, "GET", key, port=port))
+            if _text(got) != value:
+                raise _StepFailed("GET returned another value than was SET",
+                                  "the endpoint is not the primary, or something rewrites keys: "
+                                  "check that the endpoint is the primary endpoint")
+            _timed(result, "del", lambda: _command(conn, "DEL", key, port=port))
+        finally:
+            conn.disconnect()
+    except _StepFailed as exc:
+        result.error, result.cause = str(exc), exc.cause
+    except (redis.exceptions.ConnectionError, OSError) as exc:  # a failure between the probed steps
+        result.error = f"connection lost: {_clean(exc, secret)}"
+        result.cause = "the server closed the connection: check its logs, maxclients, and TLS settings"
+    return result
+
+
+def _timed(result: HealthResult, name: str, action: Callable[[], Any]) -> Any:
+    started = time.perf_counter()
+    try:
+        value = action()
+    except _StepFailed as exc:
+        result.steps.append(Step(name, False, (time.perf_counter() - started) * 1000, str(exc)))
+        raise _StepFailed(f"{name} failed: {exc}", exc.cause) from None
+    detail = value if name == "dns" else ""
+    result.steps.append(Step(name, True, (time.perf_counter() - started) * 1000, detail))
+    return value
+
+
+def _resolve(host: str, port: int) -> str:
+    try:
+        return str(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][4][0])
+    except socket.gaierror as exc:
+        raise _StepFailed(f"{host} does not resolve ({exc.strerror})",
+                          "ElastiCache endpoints resolve only inside their VPC: run this on the bastion "
+                          "(or another host in the VPC), and check the endpoint name") from None
+
+
+def _tcp_probe(address: str, port: int, timeout: float) -> None:
+    try:
+        socket.create_connection((address, port), timeout=timeout).close()
+    except TimeoutError:
+        raise _StepFailed(f"no answer within {timeout:g}s",
+                          f"check that the cluster's security group allows this host's security group on "
+                          f"port {port}, and that you are inside the VPC") from None
+    except ConnectionRefusedError:
+        raise _StepFailed("connection refused",
+                          f"nothing listens on port {port} there: the server is down or the port is wrong") from None
+    except OSError as exc:
+        raise _StepFailed(f"cannot connect: {exc.strerror or exc}",
+                          "check the network path from this host to the cluster (routes, NACLs)") from None
+
+
+def _tls_context(ca_file: str | None) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
+
+
+def _tls_probe(address: str, host: str, port: int, timeout: float, ca_file: str | None) -> str:
+    context = _tls_context(ca_file)
+    try:
+        with socket.create_connection((address, port), timeout=timeout) as raw, \
+                context.wrap_socket(raw, server_hostname=host) as secure:
+            return secure.version() or ""
+    except ssl.SSLCertVerificationError as exc:
+        raise _StepFailed(f"certificate not trusted ({exc.verify_message})",
+                          "the server's certificate does not verify against the trust store: for a private CA "
+                          "set spec.healthCheck.caFile (or SSL_CERT_FILE)") from None
+    except (ssl.SSLError, ConnectionResetError) as exc:
+        raise _StepFailed(f"TLS handshake failed ({getattr(exc, 'reason', None) or exc})",
+                          "the server does not speak TLS on this port: is transit encryption on for this "
+                          "cluster (spec.transitEncryption)?") from None
+    except TimeoutError:
+        raise _StepFailed(f"no TLS answer within {timeout:g}s",
+                          "the server accepted TCP but not TLS: is transit encryption on for this cluster?") from None
+
+
+def _connection(host: str, port: int, tls: bool, ca_file: str | None, timeout: float) -> redis.Connection:
+    options: dict[str, Any] = {"host": host, "port": port, "socket_timeout": timeout,
+                               "socket_connect_timeout": timeout, "retry_on_timeout": False}
+    if tls:
+        return redis.SSLConnection(ssl_cert_reqs="required", ssl_ca_certs=ca_file or os.environ.get("SSL_CERT_FILE"),
+                                   ssl_check_hostname=True, **options)
+    return redis.Connection(**options)
+
+
+def _command(conn: redis.Connection, *args: Any, port: int) -> Any:
+    secret = args[1] if args[0] == "AUTH" else None
+    try:
+        conn.send_command(*args)
+        return conn.read_response()
+    except redis.exceptions.AuthenticationError as exc:
+        raise _StepFailed(_clean(exc, secret), "AUTH token mismatch: the token the spec references is not the "
+                                               "cluster's (was it rotated?)") from None
+    except redis.exceptions.ResponseError as exc:
+        message = _clean(exc, secret)
+        if "NOAUTH" in message:
+            raise _StepFailed(message, "the server requires AUTH: set spec.authToken to the cluster's token") from None
+        if "without any password configured" in message or "no password is set" in message:
+            raise _StepFailed(message, "the server has no AUTH token but one was sent: remove spec.authToken, "
+                                       "or set the token on the cluster") from None
+        if "READONLY" in message:
+            raise _StepFailed(message, "this endpoint is a read replica: use the primary endpoint") from None
+        raise _StepFailed(message, "the server refused the command: check ACLs and its logs") from None
+    except redis.exceptions.TimeoutError:
+        raise _StepFailed("timed out", "the server is overloaded or blocked (a long command?): check its "
+                                       f"CPU and slowlog; the port {port} answered TCP") from None
+    except redis.exceptions.ConnectionError as exc:
+        raise _StepFailed(f"connection lost: {_clean(exc, secret)}",
+                          "the server closed the connection: a TLS/plain mismatch, or maxclients reached") from None
+
+
+def _clean(exc: BaseException, secret: str | None) -> str:
+    """An error message with any trace of the token removed."""
+    message = str(exc)
+    return message.replace(secret, "(sensitive)") if secret else message
+
+
+def _text(value: Any) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def render_results(results: list[HealthResult]) -> str:
+    """Human output: one block per cluster, a line per step with its latency."""
+    lines = []
+    for r in results:
+        lines.append(f"CacheCluster/{r.cluster}  {r.endpoint or '-'}  {r.status.upper()}")
+        for s in r.steps:
+            mark = "ok  " if s.ok else "FAIL"
+            detail = f"  {s.detail}" if s.detail else ""
+            lines.append(f"  {mark} {s.name:<5} {s.ms:8.1f} ms{detail}")
+        if r.skipped:
+            lines.append(f"  skipped: {r.skipped}")
+        if r.error:
+            if not r.steps or r.steps[-1].ok:
+                lines.append(f"  FAIL {r.error}")
+            lines.append(f"  likely cause: {r.cause}")
+    return "\n".join(lines)

@@ -1,0 +1,58 @@
+"""Secrets by reference (fromEnv, fromSecretsManager, fromSsmParameter), never literals.
+
+A resolved value is wrapped in `Secret`, whose repr and str never show it, so it cannot
+leak into a log line, a plan or a status document by accident.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from .errors import ReconcilerError
+
+if TYPE_CHECKING:
+    from .aws import Aws
+
+
+class Secret:
+    """A secret value; printing it shows `(sensitive)`."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('(sensitive)')"
+
+    def __str__(self) -> str:
+        return "(sensitive)"
+
+
+def describe_ref(ref: dict[str, str]) -> str:
+    """`fromEnv REDIS_AUTH_TOKEN`: how messages name a secret without showing it."""
+    [(kind, where)] = ref.items()
+    return f"{kind} {where}"
+
+
+def resolve(ref: dict[str, Any], aws: Aws | None) -> Secret:
+    """Fetch a secret from where its reference points."""
+    [(kind, where)] = ref.items()
+    if kind == "fromEnv":
+        value = os.environ.get(where)
+        if value is None:
+            raise ReconcilerError(f"the environment variable {where} is not set (authToken: fromEnv {where})")
+        return Secret(value)
+    if aws is None:
+        raise ReconcilerError(f"{describe_ref(ref)} needs AWS access")
+    if kind == "fromSecretsManager":
+        answer = aws.client("secretsmanager").get_secret_value(SecretId=where)
+        return Secret(answer.get("SecretString") or answer["SecretBinary"].decode())
+    if kind == "fromSsmParameter":
+        answer = aws.client("ssm").get_parameter(Name=where, WithDecryption=True)
+        return Secret(answer["Parameter"]["Value"])
+    raise ReconcilerError(f"unknown secret reference {kind!r}")
