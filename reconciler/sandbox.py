@@ -11,6 +11,7 @@ Nothing here is used against a real account.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -273,10 +274,34 @@ class Sandbox(ThreadedMotoServer):
 
     def _server_entry(self) -> None:
         patch_moto_cloudfront()
+        patch_moto_elasticache()
         self.middleware = _Middleware(DomainDispatcherApplication(create_backend_app))
         self._server = make_server(self._ip_address, self._port, self.middleware, threaded=True)
         self._server_ready_event.set()
         self._server.serve_forever()
+
+    def start(self) -> None:
+        super().start()
+        self.seed()
+
+    def seed(self) -> None:
+        """Create what a real account already has and the agent does not own: a `bastion`
+        security group in the default VPC, standing in for the host the agent runs on."""
+        import boto3
+
+        env = self.environment()
+        ec2 = boto3.client("ec2", endpoint_url=self.endpoint, region_name=SANDBOX_REGION,
+                           aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                           aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+        vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+        existing = ec2.describe_security_groups(Filters=[
+            {"Name": "group-name", "Values": ["bastion"]}, {"Name": "vpc-id", "Values": [vpc]}])["SecurityGroups"]
+        if not existing:
+            ec2.create_security_group(GroupName="bastion", VpcId=vpc,
+                                      Description="Sandbox fixture: the bastion host the agent runs on")
+        with self.middleware._lock if self.middleware else contextlib.nullcontext():
+            if self.middleware:
+                self.middleware.counts.clear()
 
     @property
     def endpoint(self) -> str:
@@ -292,6 +317,7 @@ class Sandbox(ThreadedMotoServer):
             "AWS_SESSION_TOKEN": "sandbox",
             "AWS_REGION": SANDBOX_REGION,
             "AWS_DEFAULT_REGION": SANDBOX_REGION,
+            "RECONCILER_SANDBOX": "1",
         }
 
 
@@ -311,3 +337,92 @@ def enter_sandbox(environ: dict[str, str]) -> Sandbox:
     environ.update(sandbox.environment())
     environ["AWS_CONFIG_FILE"] = environ["AWS_SHARED_CREDENTIALS_FILE"] = "/dev/null"
     return sandbox
+
+
+class _MemberCluster:
+    """A replication group's member as DescribeCacheClusters shows it on AWS."""
+
+    def __init__(self, group: Any, cluster_id: str):
+        self.cache_cluster_id = cluster_id
+        self.replication_group_id = group.replication_group_id
+        self.cache_cluster_status = "available"
+        self.engine = group.engine
+        self.engine_version = getattr(group, "engine_version", None) or "7.1.0"
+        self.cache_node_type = group.cache_node_type
+        self.num_cache_nodes = 1
+        self.cache_subnet_group_name = group.cache_subnet_group_name
+        self.security_groups = [{"SecurityGroupId": g, "Status": "active"} for g in group.security_group_ids or []]
+        self.transit_encryption_enabled = group.transit_encryption_enabled
+        self.auth_token_enabled = group.auth_token_enabled
+        self.arn = group.arn.replace(":replicationgroup:", ":cluster:").rsplit(":", 1)[0] + f":{cluster_id}"
+
+
+def patch_moto_elasticache() -> None:
+    """Fidelity fixes inside moto's ElastiCache model (idempotent). In moto 5.2.5:
+
+    - CreateReplicationGroup ignores NumCacheClusters (always one member): honoured;
+    - member clusters are missing from DescribeCacheClusters, so their engine version and
+      security groups (which AWS reports only there) cannot be read: described as on AWS;
+    - ModifyReplicationGroup ignores EngineVersion, AuthToken and SecurityGroupIds: applied;
+    - IncreaseReplicaCount / DecreaseReplicaCount are not implemented: implemented for
+      cluster-mode-disabled groups.
+    """
+    from moto.core.responses import ActionResult
+    from moto.elasticache import models, responses
+
+    backend, answers = models.ElastiCacheBackend, responses.ElastiCacheResponse
+    if getattr(backend, "_reconciler_patched", False):
+        return
+    backend._reconciler_patched = True  # type: ignore[attr-defined]
+
+    create = backend.create_replication_group
+
+    def create_with_members(self: Any, **kwargs: Any) -> Any:
+        if kwargs.get("num_cache_clusters") and not kwargs.get("replicas_per_node_group"):
+            kwargs["replicas_per_node_group"] = kwargs["num_cache_clusters"] - 1
+        return create(self, **kwargs)
+
+    describe = backend.describe_cache_clusters
+
+    def describe_with_members(self: Any, cache_cluster_id: str | None = None) -> Any:
+        members = [_MemberCluster(g, m) for g in self.replication_groups.values() for m in g.member_clusters]
+        if cache_cluster_id:
+            found = [m for m in members if m.cache_cluster_id == cache_cluster_id]
+            return found or describe(self, cache_cluster_id)
+        return describe(self) + members
+
+    modify_answer = answers.modify_replication_group
+
+    def modify_more(self: Any) -> Any:
+        group = self.elasticache_backend.replication_groups.get(self._get_param("ReplicationGroupId"))
+        if group is not None:
+            if self._get_param("EngineVersion"):
+                group.engine_version = self._get_param("EngineVersion")
+            if self._get_param("AuthToken"):
+                group.auth_token_enabled = True
+            ids = self._get_param("SecurityGroupIds")
+            if ids:
+                group.security_group_ids = ids
+        return modify_answer(self)
+
+    def set_replicas(self: Any) -> Any:
+        group = self.elasticache_backend.replication_groups[self._get_param("ReplicationGroupId")]
+        count = self._get_int_param("NewReplicaCount")
+        node_group = group.node_groups[0]
+        primary = node_group["node_group_members"][0]
+        members = [primary]
+        for r in range(1, count + 1):
+            member_id = f"{group.replication_group_id}-{r + 1:0>3}"
+            members.append({**primary, "cache_cluster_id": member_id, "current_role": "replica",
+                            "read_endpoint": {**primary["read_endpoint"],
+                                              "address": primary["read_endpoint"]["address"].replace(
+                                                  primary["cache_cluster_id"], member_id)}})
+        node_group["node_group_members"] = members
+        group.member_clusters = [m["cache_cluster_id"] for m in members]
+        return ActionResult({"ReplicationGroup": group})
+
+    backend.create_replication_group = create_with_members  # type: ignore[method-assign]
+    backend.describe_cache_clusters = describe_with_members  # type: ignore[method-assign]
+    answers.modify_replication_group = modify_more  # type: ignore[method-assign]
+    answers.increase_replica_count = set_replicas  # type: ignore[attr-defined]
+    answers.decrease_replica_count = set_replicas  # type: ignore[attr-defined]

@@ -65,6 +65,7 @@ def aws(sandbox: Sandbox) -> Aws:
     """A clean sandbox for each test (moto state reset, request counts cleared)."""
     reset = urllib.request.Request(sandbox.endpoint + "/moto-api/reset", method="POST")
     urllib.request.urlopen(reset).close()
+    sandbox.seed()
     env = {k: v for k, v in os.environ.items()
            if k not in ISOLATE and not k.startswith("AWS_ENDPOINT_URL")}
     env.update(sandbox.environment())

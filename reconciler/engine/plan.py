@@ -127,6 +127,7 @@ def observe_all(resources: Iterable[Resource], aws: Aws, workers: int = 16
 
     def one(resource: Resource) -> Live | ObserveFailure | None:
         try:
+            resource.prepare(aws)
             return resource.observe(aws)
         except Exception as exc:
             message = describe_error(exc)  # on this thread: it knows the failing call

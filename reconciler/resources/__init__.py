@@ -29,7 +29,7 @@ class _Registry:
 def _load_all() -> None:
     if _KINDS:
         return
-    from . import cloudfront, dynamodb, s3  # noqa: F401
+    from . import cloudfront, dynamodb, elasticache, s3  # noqa: F401
 
 
 registry = _Registry()

@@ -74,6 +74,11 @@ class Resource:
 
     # ------------------------------------------------------------------ AWS
 
+    def prepare(self, aws: Aws) -> None:
+        """Resolve what the desired state needs from AWS or elsewhere (default VPC, names to
+        ids, secret values) before diff. Runs before observe, on the same worker; a failure
+        is an observe failure, never "absent"."""
+
     def observe(self, aws: Aws) -> Live | None:
         """Read the managed fields; None means the resource does not exist.
 

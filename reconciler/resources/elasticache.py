@@ -1,0 +1,398 @@
+"""ElastiCache: the `CacheCluster` kind (a Redis replication group), with its own security
+group (ingress only on the port, only from `allowFrom`) and cache subnet group.
+
+AWS facts that shape this module:
+- The replication group's description lacks the engine version and security groups: they
+  are read from its member cache clusters (one DescribeCacheClusters per cycle, shared).
+- In place (ModifyReplicationGroup, ApplyImmediately): node type, engine version upgrade,
+  AUTH token rotation (AuthTokenUpdateStrategy=ROTATE), security groups. Replicas change
+  with Increase/DecreaseReplicaCount. Engine, port and transit encryption force replacement
+  here (AWS can migrate TLS in place on recent engines only through a two-step mode change,
+  which this kind does not drive).
+- An AUTH token needs transit encryption. The live token cannot be read: the agent keeps a
+  salted scrypt fingerprint of it in the tag `reconciler:auth-fingerprint` to notice a
+  changed reference value, and rotates.
+- Names: the security group and subnet group are `reconciler-<name>`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..engine.diff import MISSING, Field, diff_fields
+from ..errors import ReconcilerError
+from ..model import FieldChange, Live, ownership_tags
+from ..secrets import resolve
+from . import register
+from .base import Resource
+from .s3 import error_code
+
+if TYPE_CHECKING:
+    from ..aws import Aws
+    from ..specs import Path_, Spec
+
+FINGERPRINT_TAG = "reconciler:auth-fingerprint"
+INTERNAL_TAGS = (FINGERPRINT_TAG,)
+DEFAULTS = {"engine": "redis", "nodeType": "cache.t3.micro", "replicas": 0, "port": 6379,
+            "transitEncryption": True}
+_WAIT_S = 30
+
+
+def fingerprint(token: str, salt: str) -> str:
+    """A slow, salted hash: tells a changed token apart without revealing it."""
+    return hashlib.scrypt(token.encode(), salt=salt.encode(), n=2**14, r=8, p=1, dklen=12).hex()
+
+
+def resource_name(spec_name: str) -> str:
+    return f"reconciler-{spec_name}"
+
+
+def _open_to_world(cidr: str) -> bool:
+    try:
+        return ipaddress.ip_network(cidr, strict=False).prefixlen == 0
+    except ValueError:
+        return False
+
+
+@register
+class CacheCluster(Resource):
+    """An ElastiCache Redis replication group reachable only from given security groups."""
+
+    kind = "CacheCluster"
+    service = "elasticache"
+    order = 40
+    data_bearing = True
+    fields = (
+        Field("engine", default="redis", replace=True, api="Engine"),
+        Field("engineVersion", api="member CacheCluster.EngineVersion"),
+        Field("nodeType", default="cache.t3.micro", api="CacheNodeType"),
+        Field("replicas", default=0, api="MemberClusters (count - 1)"),
+        Field("port", default=6379, replace=True, api="NodeGroups[].PrimaryEndpoint.Port"),
+        Field("transitEncryption", default=True, replace=True, api="TransitEncryptionEnabled"),
+        Field("authToken", sensitive=True, api="AuthToken (fingerprint tag)"),
+        Field("subnetIds", mode="set", api="CacheSubnetGroup.Subnets"),
+        Field("allowFrom", default=[], mode="set", api="SecurityGroup ingress"),
+        Field("securityGroups", api="member CacheCluster.SecurityGroups"),
+        Field("tags", default={}, mode="map", api="Tags"),
+    )
+    iam_actions = (
+        "elasticache:DescribeReplicationGroups", "elasticache:DescribeCacheClusters",
+        "elasticache:DescribeCacheSubnetGroups", "elasticache:ListTagsForResource",
+        "elasticache:CreateReplicationGroup", "elasticache:ModifyReplicationGroup",
+        "elasticache:IncreaseReplicaCount", "elasticache:DecreaseReplicaCount",
+        "elasticache:DeleteReplicationGroup", "elasticache:CreateCacheSubnetGroup",
+        "elasticache:ModifyCacheSubnetGroup", "elasticache:DeleteCacheSubnetGroup",
+        "elasticache:AddTagsToResource", "elasticache:RemoveTagsFromResource",
+        "ec2:DescribeVpcs", "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups", "ec2:CreateSecurityGroup",
+        "ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress", "ec2:DeleteSecurityGroup",
+        "ec2:CreateTags", "secretsmanager:GetSecretValue", "ssm:GetParameter",
+    )
+
+    @classmethod
+    def check_spec(cls, spec: Spec, specs: Sequence[Spec]) -> list[tuple[Path_, str]]:
+        s, problems = spec.spec, []
+        if s.get("authToken") and not s.get("transitEncryption", True):
+            problems.append((("spec", "authToken"), "ElastiCache accepts an AUTH token only with transit "
+                                                    "encryption: set transitEncryption: true, or drop authToken"))
+        world_ok = "open-to-world" in spec.metadata.security_exceptions
+        for i, entry in enumerate(s.get("allowFrom") or []):
+            if "cidr" in entry:
+                try:
+                    ipaddress.ip_network(entry["cidr"], strict=False)
+                except ValueError:
+                    problems.append((("spec", "allowFrom", i, "cidr"), f"{entry['cidr']!r} is not a CIDR block"))
+                    continue
+                if _open_to_world(entry["cidr"]) and not world_ok:
+                    problems.append((("spec", "allowFrom", i, "cidr"),
+                                     f"{entry['cidr']} opens the cache to the whole internet; allow the bastion's "
+                                     "security group instead, or add 'open-to-world' to metadata.securityExceptions"))
+        if s.get("subnetIds") and not s.get("vpcId"):
+            problems.append((("spec", "subnetIds"), "subnetIds need spec.vpcId (the VPC they belong to)"))
+        return problems
+
+    # ------------------------------------------------------------------ desired state
+
+    def _network(self, aws: Aws) -> dict[str, Any]:
+        """The VPC, subnets and allowFrom group ids this spec resolves to (cached per cycle)."""
+        return aws.cached(f"elasticache:network:{self.name}", lambda: self._resolve_network(aws))
+
+    def _resolve_network(self, aws: Aws) -> dict[str, Any]:
+        ec2, spec = aws.client("ec2"), self.spec.spec
+        vpc = spec.get("vpcId") or _default_vpc(aws)
+        subnets = spec.get("subnetIds") or _default_subnets(aws, vpc)
+        sources = []
+        for entry in spec.get("allowFrom") or []:
+            if "securityGroupId" in entry:
+                sources.append(entry["securityGroupId"])
+            elif "cidr" in entry:
+                sources.append(str(ipaddress.ip_network(entry["cidr"], strict=False)))
+            else:
+                found = ec2.describe_security_groups(Filters=[
+                    {"Name": "group-name", "Values": [entry["securityGroupName"]]},
+                    {"Name": "vpc-id", "Values": [vpc]}])["SecurityGroups"]
+                if not found:
+                    raise ReconcilerError(f"DescribeSecurityGroups: no security group named "
+                                          f"{entry['securityGroupName']!r} in {vpc} (spec.allowFrom)")
+                sources.append(found[0]["GroupId"])
+        return {"vpc": vpc, "subnets": sorted(subnets), "sources": sources}
+
+    def _desired_state(self, aws: Aws) -> dict[str, Any]:
+        spec, net = self.spec.spec, self._network(aws)
+        state = self.desired()
+        port = state["port"]
+        state["subnetIds"] = net["subnets"]
+        state["allowFrom"] = sorted(f"{src} tcp/{port}" for src in net["sources"])
+        state["securityGroups"] = [resource_name(self.name)]
+        state["engineVersion"] = spec.get("engineVersion", MISSING)
+        if spec.get("authToken"):
+            token = resolve(spec["authToken"], aws).reveal()
+            state["authToken"] = fingerprint(token, self.name)
+        else:
+            state["authToken"] = None
+        return state
+
+    def prepare(self, aws: Aws) -> None:
+        self._want = self._desired_state(aws)
+
+    def diff(self, live: Live | None) -> list[FieldChange]:
+        return diff_fields(self.fields, self._want, live.state if live else {}, stated=self.spec.spec.keys())
+
+    # ------------------------------------------------------------------ observe
+
+    def observe(self, aws: Aws) -> Live | None:
+        ec = aws.client("elasticache")
+        groups = aws.cached("elasticache:groups", lambda: _list(ec, "describe_replication_groups", "ReplicationGroups"))
+        group = next((g for g in groups if g["ReplicationGroupId"] == self.name), None)
+        if group is None or group.get("Status") == "deleting":
+            return None
+        clusters = {c["CacheClusterId"]: c for c in aws.cached(
+            "elasticache:clusters", lambda: _list(ec, "describe_cache_clusters", "CacheClusters"))}
+        members = [clusters[m] for m in group.get("MemberClusters", []) if m in clusters]
+        primary = (group.get("NodeGroups") or [{}])[0].get("PrimaryEndpoint") or {}
+        tags = {t["Key"]: t["Value"] for t in ec.list_tags_for_resource(ResourceName=group["ARN"])["TagList"]}
+        sg = _find_security_group(aws, resource_name(self.name), self._network(aws)["vpc"])
+        sg_names = _group_names(aws, [s["SecurityGroupId"] for m in members[:1] for s in m.get("SecurityGroups", [])])
+        state: dict[str, Any] = {
+            "engine": group.get("Engine", "redis"),
+            "engineVersion": _version(members[0].get("EngineVersion") if members else None,
+                                      self.spec.spec.get("engineVersion")),
+            "nodeType": group.get("CacheNodeType"),
+            "replicas": max(len(group.get("MemberClusters", [])) - 1, 0),
+            "port": primary.get("Port"),
+            "transitEncryption": bool(group.get("TransitEncryptionEnabled")),
+            "authToken": tags.get(FINGERPRINT_TAG) if group.get("AuthTokenEnabled") else None,
+            "subnetIds": _subnet_ids(aws, members[0].get("CacheSubnetGroupName") if members else None),
+            "allowFrom": _ingress(sg) if sg else [],
+            "securityGroups": sorted(sg_names),
+            "tags": {k: v for k, v in tags.items() if k not in INTERNAL_TAGS},
+        }
+        status = group.get("Status", "available")
+        return Live(id=group["ARN"], state=state, tags=tags,
+                    pending=None if status == "available" else f"replication group {status}",
+                    extra={"endpoint": primary, "sg": sg, "members": [m["CacheClusterId"] for m in members]})
+
+    # ------------------------------------------------------------------ create / update / delete
+
+    def create(self, aws: Aws) -> None:
+        ec, want, net = aws.client("elasticache"), self._want, self._network(aws)
+        sg_id = self._ensure_security_group(aws, want)
+        _ensure_subnet_group(ec, resource_name(self.name), net["subnets"])
+        tags = dict(want["tags"])
+        args: dict[str, Any] = {
+            "ReplicationGroupId": self.name, "ReplicationGroupDescription": f"Managed by reconciler ({self.ref})",
+            "Engine": want["engine"], "CacheNodeType": want["nodeType"], "NumCacheClusters": want["replicas"] + 1,
+            "Port": want["port"], "CacheSubnetGroupName": resource_name(self.name), "SecurityGroupIds": [sg_id],
+            "TransitEncryptionEnabled": want["transitEncryption"],
+            "AutomaticFailoverEnabled": want["replicas"] > 0,
+        }
+        if self.spec.spec.get("engineVersion"):
+            args["EngineVersion"] = self.spec.spec["engineVersion"]
+        if self.spec.spec.get("authToken"):
+            args["AuthToken"] = resolve(self.spec.spec["authToken"], aws).reveal()
+            tags[FINGERPRINT_TAG] = want["authToken"]
+        args["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
+        ec.create_replication_group(**args)
+
+    def _ensure_security_group(self, aws: Aws, want: dict[str, Any]) -> str:
+        ec2, net = aws.client("ec2"), self._network(aws)
+        sg = _find_security_group(aws, resource_name(self.name), net["vpc"], fresh=True)
+        if sg is None:
+            sg_id = ec2.create_security_group(
+                GroupName=resource_name(self.name), VpcId=net["vpc"],
+                Description=f"Managed by reconciler: Redis {self.name}, ingress only from allowFrom",
+                TagSpecifications=[{"ResourceType": "security-group", "Tags": [
+                    {"Key": k, "Value": v} for k, v in ownership_tags(self.name).items()]}])["GroupId"]
+            _set_ingress(ec2, sg_id, [], want["allowFrom"])
+            return str(sg_id)
+        _set_ingress(ec2, sg["GroupId"], _ingress(sg), want["allowFrom"])
+        return str(sg["GroupId"])
+
+    def update(self, aws: Aws, live: Live, changes: Sequence[FieldChange]) -> None:
+        ec, ec2 = aws.client("elasticache"), aws.client("ec2")
+        fields = {c.path.split(".", 2)[1].split("[", 1)[0] for c in changes}
+        want = self._want
+        if "allowFrom" in fields:
+            _set_ingress(ec2, live.extra["sg"]["GroupId"], live.state["allowFrom"], want["allowFrom"])
+        if "subnetIds" in fields:
+            ec.modify_cache_subnet_group(CacheSubnetGroupName=resource_name(self.name), SubnetIds=want["subnetIds"])
+        modify: dict[str, Any] = {}
+        if "nodeType" in fields:
+            modify["CacheNodeType"] = want["nodeType"]
+        if "engineVersion" in fields:
+            modify["EngineVersion"] = self.spec.spec["engineVersion"]
+        if "securityGroups" in fields:
+            modify["SecurityGroupIds"] = [self._ensure_security_group(aws, want)]
+        if "authToken" in fields and self.spec.spec.get("authToken"):
+            modify["AuthToken"] = resolve(self.spec.spec["authToken"], aws).reveal()
+            modify["AuthTokenUpdateStrategy"] = "ROTATE"
+        if modify:
+            _wait_available(ec, self.name)
+            ec.modify_replication_group(ReplicationGroupId=self.name, ApplyImmediately=True, **modify)
+        if "replicas" in fields:
+            _wait_available(ec, self.name)
+            count = want["replicas"]
+            call = ec.increase_replica_count if count > live.state["replicas"] else ec.decrease_replica_count
+            call(ReplicationGroupId=self.name, NewReplicaCount=count, ApplyImmediately=True)
+        tag_changes = [c for c in changes if c.path.startswith("spec.tags.")]
+        put = {c.path.split(".", 2)[2]: c.after for c in tag_changes if c.after is not None}
+        if "authToken" in fields and want["authToken"]:
+            put[FINGERPRINT_TAG] = want["authToken"]
+        if put:
+            ec.add_tags_to_resource(ResourceName=live.id, Tags=[{"Key": k, "Value": v} for k, v in put.items()])
+        drop = [c.path.split(".", 2)[2] for c in tag_changes if c.after is None]
+        if drop:
+            ec.remove_tags_from_resource(ResourceName=live.id, TagKeys=drop)
+
+    def delete(self, aws: Aws, live: Live) -> None:
+        ec = aws.client("elasticache")
+        ec.delete_replication_group(ReplicationGroupId=self.name,
+                                    FinalSnapshotIdentifier=f"{self.name}-final-{int(time.time())}")
+
+    def plan_notes(self, action: str, live: Live | None) -> list[str]:
+        if action in ("replace", "delete"):
+            return ["deleting the cluster takes a final snapshot first, then its data is gone"]
+        return []
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _list(client: Any, operation: str, key: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for page in client.get_paginator(operation).paginate(**(
+            {"ShowCacheNodeInfo": True} if operation == "describe_cache_clusters" else {})):
+        out += page.get(key, [])
+    return out
+
+
+def _version(live: str | None, wanted: str | None) -> str | None:
+    """Live `7.1.0` satisfies a spec's `7.1` (AWS reports full versions)."""
+    if live and wanted and live.startswith(wanted + "."):
+        return wanted
+    return live
+
+
+def _default_vpc(aws: Aws) -> str:
+    vpcs = aws.cached("ec2:default-vpc", lambda: aws.client("ec2").describe_vpcs(
+        Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"])
+    if not vpcs:
+        raise ReconcilerError("DescribeVpcs: this account and region have no default VPC; set spec.vpcId")
+    return str(vpcs[0]["VpcId"])
+
+
+def _default_subnets(aws: Aws, vpc: str) -> list[str]:
+    subnets = aws.cached(f"ec2:default-subnets:{vpc}", lambda: aws.client("ec2").describe_subnets(Filters=[
+        {"Name": "vpc-id", "Values": [vpc]}, {"Name": "default-for-az", "Values": ["true"]}])["Subnets"])
+    if not subnets:
+        raise ReconcilerError(f"DescribeSubnets: {vpc} has no default subnets; set spec.subnetIds")
+    return [s["SubnetId"] for s in subnets]
+
+
+def _find_security_group(aws: Aws, name: str, vpc: str, fresh: bool = False) -> dict[str, Any] | None:
+    def load() -> list[dict[str, Any]]:
+        return list(aws.client("ec2").describe_security_groups(Filters=[
+            {"Name": "group-name", "Values": [name]}, {"Name": "vpc-id", "Values": [vpc]}])["SecurityGroups"])
+
+    found = load() if fresh else aws.cached(f"ec2:sg:{vpc}:{name}", load)
+    return found[0] if found else None
+
+
+def _group_names(aws: Aws, ids: list[str]) -> list[str]:
+    if not ids:
+        return []
+    groups = aws.client("ec2").describe_security_groups(GroupIds=ids)["SecurityGroups"]
+    return [g["GroupName"] for g in groups]
+
+
+def _subnet_ids(aws: Aws, group_name: str | None) -> list[str]:
+    if not group_name:
+        return []
+    ec = aws.client("elasticache")
+    groups = aws.cached("elasticache:subnet-groups",
+                        lambda: _list(ec, "describe_cache_subnet_groups", "CacheSubnetGroups"))
+    group = next((g for g in groups if g["CacheSubnetGroupName"] == group_name), None)
+    return sorted(s["SubnetIdentifier"] for s in group.get("Subnets", [])) if group else []
+
+
+def _ingress(sg: dict[str, Any]) -> list[str]:
+    """Ingress rules as `source tcp/port` strings (a rule with several sources counts once each)."""
+    rules = []
+    for perm in sg.get("IpPermissions", []):
+        proto = perm.get("IpProtocol")
+        ports = f"{perm.get('FromPort')}" if perm.get("FromPort") == perm.get("ToPort") else \
+            f"{perm.get('FromPort')}-{perm.get('ToPort')}"
+        where = "all" if proto == "-1" else f"{proto}/{ports}"
+        rules += [f"{p['GroupId']} {where}" for p in perm.get("UserIdGroupPairs", [])]
+        rules += [f"{r['CidrIp']} {where}" for r in perm.get("IpRanges", [])]
+        rules += [f"{r['CidrIpv6']} {where}" for r in perm.get("Ipv6Ranges", [])]
+    return sorted(rules)
+
+
+def _permission(rule: str) -> dict[str, Any]:
+    source, where = rule.split(" ", 1)
+    if where == "all":
+        perm: dict[str, Any] = {"IpProtocol": "-1"}
+    else:
+        proto, ports = where.split("/", 1)
+        low, _, high = ports.partition("-")
+        perm = {"IpProtocol": proto, "FromPort": int(low), "ToPort": int(high or low)}
+    if source.startswith("sg-"):
+        perm["UserIdGroupPairs"] = [{"GroupId": source}]
+    elif ":" in source:
+        perm["Ipv6Ranges"] = [{"CidrIpv6": source}]
+    else:
+        perm["IpRanges"] = [{"CidrIp": source}]
+    return perm
+
+
+def _set_ingress(ec2: Any, sg_id: str, have: list[str], want: list[str]) -> None:
+    """Make the group's ingress exactly `want`: revoke extras (e.g. 0.0.0.0/0), restore missing."""
+    extra = [r for r in have if r not in want]
+    missing = [r for r in want if r not in have]
+    if extra:
+        ec2.revoke_security_group_ingress(GroupId=sg_id, IpPermissions=[_permission(r) for r in extra])
+    if missing:
+        ec2.authorize_security_group_ingress(GroupId=sg_id, IpPermissions=[_permission(r) for r in missing])
+
+
+def _ensure_subnet_group(ec: Any, name: str, subnets: list[str]) -> None:
+    try:
+        ec.create_cache_subnet_group(CacheSubnetGroupName=name, SubnetIds=subnets,
+                                     CacheSubnetGroupDescription="Managed by reconciler")
+    except ec.exceptions.ClientError as exc:
+        if error_code(exc) != "CacheSubnetGroupAlreadyExists":
+            raise
+
+
+def _wait_available(ec: Any, name: str) -> None:
+    deadline, delay = time.monotonic() + _WAIT_S, 0.2
+    while True:
+        group = ec.describe_replication_groups(ReplicationGroupId=name)["ReplicationGroups"][0]
+        if group.get("Status") == "available" or time.monotonic() > deadline:
+            return
+        time.sleep(delay)
+        delay = min(delay * 2, 5)
