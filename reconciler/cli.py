@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -223,6 +224,45 @@ def run(specs: Path, once: bool, interval: str, sandbox: bool, profile: str | No
         raise ReconcilerError("only --once is available in this version")
     result = run_cycle(specs, aws, workers=workers)
     return EXIT_OK if result.ok else EXIT_ERROR
+
+
+@cli.command()
+@_specs_arg
+@click.option("--endpoint", default=None, metavar="HOST:PORT",
+              help="Probe this endpoint instead of the cluster's live primary endpoint.")
+@click.option("--name", "names", multiple=True, help="Only these CacheCluster specs (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@_aws_options
+@_guarded
+def health(specs: Path, endpoint: str | None, names: tuple[str, ...], as_json: bool, sandbox: bool,
+           profile: str | None, region: str | None, retry_mode: str | None, workers: int, log_level: str) -> int:
+    """Check that each Redis cluster answers, step by step (DNS, TCP, TLS, AUTH, PING, SET/GET/DEL)."""
+    import json
+
+    from .health import check_cluster, render_results
+    from .log import configure_logging
+    from .specs import load_specs
+
+    configure_logging(log_level)
+    clusters = [s for s in load_specs(specs).by_kind("CacheCluster") if not names or s.name in names]
+    if not clusters:
+        raise ReconcilerError("no CacheCluster spec to check" + (f" named {', '.join(names)}" if names else ""))
+    if endpoint and len(clusters) > 1:
+        raise ReconcilerError("--endpoint applies to one cluster: select it with --name")
+    if endpoint and not re.fullmatch(r"[^:\s]+:\d+", endpoint):
+        raise ReconcilerError(f"--endpoint {endpoint!r} is not HOST:PORT")
+    needs_aws = sandbox or any(_needs_aws(s, endpoint) for s in clusters)
+    aws = _connect(sandbox, profile, region, retry_mode, workers) if needs_aws else None
+    results = [check_cluster(s, aws, endpoint) for s in clusters]
+    click.echo(json.dumps({"clusters": [r.to_json() for r in results]}, indent=2) if as_json
+               else render_results(results))
+    return EXIT_OK if all(r.healthy for r in results) else EXIT_ERROR
+
+
+def _needs_aws(spec: Any, endpoint: str | None) -> bool:
+    token = spec.spec.get("authToken") or {}
+    has_endpoint = endpoint or (spec.spec.get("healthCheck") or {}).get("endpoint")
+    return not has_endpoint or any(k != "fromEnv" for k in token)
 
 
 @cli.command("sandbox")

@@ -165,7 +165,8 @@ def _tls_probe(address: str, host: str, port: int, timeout: float, ca_file: str 
 
 
 def _connection(host: str, port: int, tls: bool, ca_file: str | None, timeout: float) -> redis.Connection:
-    options: dict[str, Any] = {"host": host, "port": port, "socket_timeout": timeout,
+    options: dict[str, Any] = {"host": host, "port": port, "socket_timeout": timeout, "protocol": 2,
+                               "lib_name": None, "lib_version": None,
                                "socket_connect_timeout": timeout, "retry_on_timeout": False}
     if tls:
         return redis.SSLConnection(ssl_cert_reqs="required", ssl_ca_certs=ca_file or os.environ.get("SSL_CERT_FILE"),
@@ -225,3 +226,54 @@ def render_results(results: list[HealthResult]) -> str:
                 lines.append(f"  FAIL {r.error}")
             lines.append(f"  likely cause: {r.cause}")
     return "\n".join(lines)
+
+
+def check_cluster(spec: Any, aws: Any | None, endpoint: str | None = None) -> HealthResult:
+    """Health of one CacheCluster spec: resolve its endpoint and token, then probe.
+
+    Endpoint: `endpoint` (the --endpoint flag), else spec.healthCheck.endpoint, else the live
+    primary endpoint. The agent calls this every cycle; it never raises for a failed check.
+    """
+    from .aws import describe_error
+    from .errors import ReconcilerError
+    from .secrets import resolve
+
+    s = spec.spec
+    check = s.get("healthCheck") or {}
+    target = endpoint or check.get("endpoint")
+    if not target and os.environ.get("RECONCILER_SANDBOX"):
+        return HealthResult(spec.name, None, skipped=(
+            "the sandbox has no Redis data plane; give --endpoint HOST:PORT (or spec.healthCheck.endpoint) "
+            "to check a real server"))
+    try:
+        if target:
+            host, _, port = target.rpartition(":")
+        else:
+            host, port = _live_endpoint(spec.name, aws)
+        token = resolve(s["authToken"], aws) if s.get("authToken") else None
+    except (ReconcilerError, Exception) as exc:  # no endpoint or no token: unhealthy, said plainly
+        message = str(exc) if isinstance(exc, ReconcilerError) else describe_error(exc)
+        return HealthResult(spec.name, target, error=message,
+                            cause="fix the configuration above; the check did not reach Redis")
+    ca_file = check.get("caFile")
+    if ca_file and not os.path.isabs(ca_file):
+        ca_file = str(spec.source_dir / ca_file)
+    tls = check.get("tls", s.get("transitEncryption", True))
+    return check_redis(spec.name, host, int(port), password=token, tls=tls,
+                       ca_file=ca_file, timeout=float(check.get("timeoutSeconds", 2)))
+
+
+def _live_endpoint(name: str, aws: Any) -> tuple[str, int]:
+    from .errors import ReconcilerError
+
+    if aws is None:
+        raise ReconcilerError("no endpoint: give --endpoint HOST:PORT or spec.healthCheck.endpoint")
+    ec = aws.client("elasticache")
+    try:
+        group = ec.describe_replication_groups(ReplicationGroupId=name)["ReplicationGroups"][0]
+    except ec.exceptions.ReplicationGroupNotFoundFault:
+        raise ReconcilerError(f"DescribeReplicationGroups: {name} does not exist (apply the specs first)") from None
+    primary = (group.get("NodeGroups") or [{}])[0].get("PrimaryEndpoint")
+    if not primary:
+        raise ReconcilerError(f"{name} has no primary endpoint yet (status {group.get('Status')})")
+    return primary["Address"], int(primary["Port"])

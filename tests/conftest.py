@@ -121,3 +121,117 @@ def example_specs(tmp_path: Path) -> Path:
     if (ROOT / "site").is_dir():
         shutil.copytree(ROOT / "site", target / "site")
     return target / "specs"
+
+
+# --------------------------------------------------------------------------- real servers
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class RedisServer:
+    port: int
+    password: str | None
+    process: subprocess.Popen[bytes]
+    ca_file: str | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+def start_redis(workdir: Path, password: str | None = None, tls: dict[str, str] | None = None) -> RedisServer:
+    """A real redis-server on a free loopback port (TLS-only when `tls` certificates are given)."""
+    import time
+
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.fail("redis-server is not installed: run ./scripts/test, which installs it")
+    port = free_port()
+    args = [server, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)]
+    if tls:
+        args += ["--port", "0", "--tls-port", str(port), "--tls-cert-file", tls["cert"],
+                 "--tls-key-file", tls["key"], "--tls-ca-cert-file", tls["ca"], "--tls-auth-clients", "no"]
+    else:
+        args += ["--port", str(port)]
+    if password:
+        args += ["--requirepass", password]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    import socket
+
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return RedisServer(port, password, proc, tls["ca"] if tls else None)
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail(f"redis-server exited with {proc.returncode}")
+            time.sleep(0.05)
+    proc.kill()
+    pytest.fail("redis-server did not start within 10s")
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = start_redis(tmp_path, password="s3cret-token-for-tests")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A test CA and a server certificate for localhost/127.0.0.1, made with openssl."""
+    d = tmp_path_factory.mktemp("tls")
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+            "-days", "2", "-subj", "/CN=reconciler-test-ca")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+            "-subj", "/CN=localhost")
+    (d / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "server.crt", "-days", "2", "-extfile", "san.ext")
+    return {"ca": str(d / "ca.crt"), "cert": str(d / "server.crt"), "key": str(d / "server.key")}
+
+
+@pytest.fixture
+def tls_redis(tmp_path: Path, tls_certs: dict[str, str]) -> Iterator[RedisServer]:
+    server = start_redis(tmp_path, password="tls-token-for-tests", tls=tls_certs)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port whose accept queue is full: further connects get no answer (SYNs dropped), the
+    way a security group that does not allow this host behaves."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        s = socket.socket()
+        s.setblocking(False)
+        s.connect_ex(("127.0.0.1", port))
+        fillers.append(s)
+    yield port
+    for s in fillers:
+        s.close()
+    listener.close()

@@ -1,0 +1,144 @@
+"""`reconciler health` against real redis-server processes, as a subprocess."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+CACHE = """\
+apiVersion: reconciler/v1
+kind: CacheCluster
+metadata: {name: app-cache}
+spec:
+  transitEncryption: true
+  authToken: {fromEnv: REDIS_AUTH_TOKEN}
+  allowFrom: [{securityGroupName: bastion}]
+  healthCheck: {timeoutSeconds: 1.5, tls: %(tls)s%(extra)s}
+"""
+
+
+def spec_text(tls: bool = False, extra: str = "") -> str:
+    return CACHE % {"tls": "true" if tls else "false", "extra": extra}
+
+
+def no_secret_anywhere(result, *secrets: str) -> None:
+    for secret in secrets:
+        assert secret not in result.out and secret not in result.err
+    assert "Traceback" not in result.out + result.err
+
+
+def test_healthy_server_passes_every_step(cli, specs, aws, redis_server):
+    root = specs("cache.yaml", spec_text())
+    env = {**aws.env, "REDIS_AUTH_TOKEN": redis_server.password}
+    result = cli("health", "--json", "--endpoint", redis_server.endpoint, str(root), env=env)
+    assert result.code == 0, result.out + result.err
+    [cluster] = result.json["clusters"]
+    assert cluster["status"] == "healthy"
+    assert [s["step"] for s in cluster["steps"]] == ["dns", "tcp", "auth", "ping", "set", "get", "del"]
+    assert all(s["ok"] and s["ms"] >= 0 for s in cluster["steps"])
+    text = cli("health", "--endpoint", redis_server.endpoint, str(root), env=env)
+    assert text.code == 0 and "HEALTHY" in text.out and " ms" in text.out
+    no_secret_anywhere(result, redis_server.password)
+    no_secret_anywhere(text, redis_server.password)
+
+
+def test_wrong_token_says_auth_mismatch(cli, specs, aws, redis_server):
+    root = specs("cache.yaml", spec_text())
+    env = {**aws.env, "REDIS_AUTH_TOKEN": "not-the-token-xyz"}
+    result = cli("health", "--json", "--endpoint", redis_server.endpoint, str(root), env=env)
+    assert result.code == 1
+    [cluster] = result.json["clusters"]
+    assert cluster["status"] == "unhealthy"
+    assert cluster["steps"][-1]["step"] == "auth" and not cluster["steps"][-1]["ok"]
+    assert "AUTH token mismatch" in cluster["cause"]
+    no_secret_anywhere(result, "not-the-token-xyz", redis_server.password)
+
+
+def test_missing_token_variable_is_clear(cli, specs, aws, redis_server):
+    root = specs("cache.yaml", spec_text())
+    env = {k: v for k, v in aws.env.items() if k != "REDIS_AUTH_TOKEN"}
+    result = cli("health", "--endpoint", redis_server.endpoint, str(root), env=env)
+    assert result.code == 1 and "REDIS_AUTH_TOKEN is not set" in result.out
+
+
+def test_stopped_server_is_connection_refused(cli, specs, aws, redis_server):
+    redis_server.stop()
+    root = specs("cache.yaml", spec_text())
+    env = {**aws.env, "REDIS_AUTH_TOKEN": redis_server.password}
+    result = cli("health", "--json", "--endpoint", redis_server.endpoint, str(root), env=env)
+    assert result.code == 1
+    [cluster] = result.json["clusters"]
+    assert cluster["steps"][-1]["step"] == "tcp" and "connection refused" in cluster["error"]
+    assert "server is down or the port is wrong" in cluster["cause"]
+
+
+def test_port_that_never_answers_times_out_in_time(cli, specs, aws, silent_port):
+    root = specs("cache.yaml", spec_text())
+    env = {**aws.env, "REDIS_AUTH_TOKEN": "whatever-token-1"}
+    started = time.monotonic()
+    result = cli("health", "--json", "--endpoint", f"127.0.0.1:{silent_port}", str(root), env=env)
+    elapsed = time.monotonic() - started
+    assert result.code == 1
+    [cluster] = result.json["clusters"]
+    tcp = cluster["steps"][-1]
+    assert tcp["step"] == "tcp" and not tcp["ok"]
+    assert 1400 <= tcp["ms"] <= 2500  # the configured 1.5 s, not a default minute
+    assert "security group allows this host's security group" in cluster["cause"]
+    assert elapsed < 15  # the whole command, interpreter start included
+
+
+def test_tls_verified_against_the_configured_ca(cli, specs, aws, tls_redis):
+    root = specs("cache.yaml", spec_text(tls=True, extra=f", caFile: {tls_redis.ca_file}"))
+    env = {**aws.env, "REDIS_AUTH_TOKEN": tls_redis.password}
+    result = cli("health", "--json", "--endpoint", f"localhost:{tls_redis.port}", str(root), env=env)
+    assert result.code == 0, result.out
+    steps = {s["step"]: s for s in result.json["clusters"][0]["steps"]}
+    assert steps["tls"]["ok"] and "auth" in steps and "get" in steps
+    no_secret_anywhere(result, tls_redis.password)
+
+
+def test_tls_untrusted_certificate_and_ssl_cert_file(cli, specs, aws, tls_redis):
+    root = specs("cache.yaml", spec_text(tls=True))
+    env = {**aws.env, "REDIS_AUTH_TOKEN": tls_redis.password}
+    result = cli("health", "--json", "--endpoint", f"localhost:{tls_redis.port}", str(root), env=env)
+    assert result.code == 1
+    [cluster] = result.json["clusters"]
+    assert cluster["steps"][-1]["step"] == "tls" and "certificate not trusted" in cluster["error"]
+    assert "caFile" in cluster["cause"]
+    trusted = cli("health", "--endpoint", f"localhost:{tls_redis.port}", str(root),
+                  env={**env, "SSL_CERT_FILE": tls_redis.ca_file})
+    assert trusted.code == 0, trusted.out
+
+
+def test_plain_server_with_tls_expected_says_so(cli, specs, aws, redis_server):
+    root = specs("cache.yaml", spec_text(tls=True))
+    env = {**aws.env, "REDIS_AUTH_TOKEN": redis_server.password}
+    result = cli("health", "--json", "--endpoint", redis_server.endpoint, str(root), env=env)
+    assert result.code == 1
+    cluster = result.json["clusters"][0]
+    assert cluster["steps"][-1]["step"] == "tls" and "transit encryption" in cluster["cause"]
+
+
+def test_sandbox_has_no_data_plane_so_health_is_skipped(cli, specs, aws):
+    root = specs("cache.yaml", spec_text(tls=True))
+    result = cli("health", "--json", str(root), env={**aws.env, "REDIS_AUTH_TOKEN": "t-123456789"})
+    assert result.code == 0
+    [cluster] = result.json["clusters"]
+    assert cluster["status"] == "skipped" and "no Redis data plane" in cluster["skipped"]
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda s: s.replace("transitEncryption: true", "transitEncryption: false", 1),
+     "spec.authToken: ElastiCache accepts an AUTH token only with transit encryption"),
+    (lambda s: s.replace("[{securityGroupName: bastion}]", "[{cidr: 0.0.0.0/0}]"),
+     "spec.allowFrom[0].cidr: 0.0.0.0/0 opens the cache to the whole internet"),
+    (lambda s: s.replace("[{securityGroupName: bastion}]", "[{cidr: '::/0'}]"),
+     "spec.allowFrom[0].cidr: ::/0 opens the cache to the whole internet"),
+    (lambda s: s.replace("authToken: {fromEnv: REDIS_AUTH_TOKEN}", "authToken: hunter2hunter2"),
+     "spec.authToken: a secret is a reference"),
+])
+def test_cache_specs_that_break_the_rules_are_refused(cli, specs, aws, edit, message):
+    result = cli("validate", str(specs("cache.yaml", edit(spec_text(tls=True)))))
+    assert result.code == 1 and message in result.err, result.err
+    assert "hunter2hunter2" not in result.err
