@@ -37,7 +37,10 @@ class Aws:
         connect_timeout: float = 5,
         read_timeout: float = 30,
     ):
-        self.session = boto3.session.Session(profile_name=profile, region_name=region)
+        try:
+            self.session = boto3.session.Session(profile_name=profile, region_name=region)
+        except botocore.exceptions.ProfileNotFound as exc:
+            raise ReconcilerError(f"{exc} (check --profile / AWS_PROFILE and ~/.aws/config)") from None
         self._config = botocore.config.Config(
             retries={
                 "mode": retry_mode or os.environ.get("AWS_RETRY_MODE") or "standard",

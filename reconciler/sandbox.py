@@ -290,9 +290,10 @@ class Sandbox(ThreadedMotoServer):
         import boto3
 
         env = self.environment()
-        ec2 = boto3.client("ec2", endpoint_url=self.endpoint, region_name=SANDBOX_REGION,
-                           aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-                           aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+        session = boto3.session.Session(aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                                        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+                                        region_name=SANDBOX_REGION)
+        ec2 = session.client("ec2", endpoint_url=self.endpoint)
         vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
         existing = ec2.describe_security_groups(Filters=[
             {"Name": "group-name", "Values": ["bastion"]}, {"Name": "vpc-id", "Values": [vpc]}])["SecurityGroups"]
@@ -329,11 +330,11 @@ ISOLATE = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_
 
 def enter_sandbox(environ: dict[str, str]) -> Sandbox:
     """Start a sandbox and point this process's AWS configuration at it (only it)."""
-    sandbox = Sandbox()
-    sandbox.start()
     for key in list(environ):
         if key in ISOLATE or key.startswith("AWS_ENDPOINT_URL_"):
             del environ[key]
+    sandbox = Sandbox()
+    sandbox.start()
     environ.update(sandbox.environment())
     environ["AWS_CONFIG_FILE"] = environ["AWS_SHARED_CREDENTIALS_FILE"] = "/dev/null"
     return sandbox

@@ -110,17 +110,6 @@ def test_no_credentials_is_a_clear_error(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_run_once_in_the_sandbox_builds_the_example_stack(example_specs):
-    result = subprocess.run([*reconciler_command(), "run", "--sandbox", "--once", str(example_specs)],
-                            capture_output=True, text=True, timeout=180)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "SANDBOX" in result.stderr
-    import json
-    events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
-    applied = {(e["kind"], e["name"]) for e in events if e["event"] == "apply.create"}
-    assert ("Table", "Users") in applied and ("Table", "Products") in applied
-    assert any(e["event"] == "cycle.done" and e["ok"] for e in events)
-
 
 def _distribution(cf, oac_id: str = "") -> tuple[str, str]:
     origin = {"Id": "s3", "DomainName": "b.s3.us-east-1.amazonaws.com",
@@ -181,3 +170,15 @@ def test_fidelity_invalidation_caller_reference_is_deduplicated(aws):
     with pytest.raises(botocore.exceptions.ClientError) as info:
         invalidate(["/other.html"])
     assert info.value.response["Error"]["Code"] == "InvalidationBatchAlreadyExists"
+
+
+def test_unknown_profile_is_a_clear_error(tmp_path):
+    spec = tmp_path / "t.yaml"
+    spec.write_text("apiVersion: reconciler/v1\nkind: Table\nmetadata: {name: Prof}\n"
+                    "spec:\n  partitionKey: {name: Id, type: S}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null")
+    result = subprocess.run([*reconciler_command(), "plan", "--profile", "nope", str(spec)], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "nope" in result.stderr and "--profile" in result.stderr and "internal error" not in result.stderr
