@@ -142,3 +142,17 @@ def test_cache_specs_that_break_the_rules_are_refused(cli, specs, aws, edit, mes
     result = cli("validate", str(specs("cache.yaml", edit(spec_text(tls=True)))))
     assert result.code == 1 and message in result.err, result.err
     assert "hunter2hunter2" not in result.err
+
+
+@pytest.mark.parametrize("source", ["fromSecretsManager", "fromSsmParameter"])
+def test_token_from_secrets_manager_or_ssm(cli, specs, aws, redis_server, source):
+    if source == "fromSecretsManager":
+        aws.client("secretsmanager").create_secret(Name="app/redis", SecretString=redis_server.password)
+    else:
+        aws.client("ssm").put_parameter(Name="app/redis", Value=redis_server.password, Type="SecureString")
+    text = spec_text().replace("{fromEnv: REDIS_AUTH_TOKEN}", "{%s: app/redis}" % source)
+    root = specs("cache.yaml", text)
+    result = cli("health", "--json", "--endpoint", redis_server.endpoint, str(root))
+    assert result.code == 0, result.out + result.err
+    assert [s["step"] for s in result.json["clusters"][0]["steps"]][2] == "auth"
+    no_secret_anywhere(result, redis_server.password)
