@@ -205,25 +205,51 @@ def _progress_line() -> Callable[[str], None]:
     return show
 
 
+def parse_duration(text: str) -> float:
+    """`90`, `30s`, `5m`, `1h` -> seconds."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
+    if not match or float(match.group(1)) <= 0:
+        raise ReconcilerError(f"--interval {text!r} is not a duration like 30s, 5m or 1h")
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+
+
 @cli.command()
 @_specs_arg
 @click.option("--once", is_flag=True, help="Run one cycle and exit with its result.")
 @click.option("--interval", default="5m", show_default=True, envvar="RECONCILER_INTERVAL",
-              help="Time between cycles (e.g. 30s, 5m, 1h).")
+              help="Time between cycles (30s, 5m, 1h); jitter of 10 %% is added.")
+@click.option("--git-url", default=None, envvar="RECONCILER_GIT_URL",
+              help="Follow this git repository; SPECS is then a path inside it.")
+@click.option("--git-branch", default="main", show_default=True, envvar="RECONCILER_GIT_BRANCH")
+@click.option("--http-port", type=click.IntRange(0, 65535), default=None, envvar="RECONCILER_HTTP_PORT",
+              help="Serve /healthz, /metrics, /status on this port (default 9090 unless --once).")
+@click.option("--http-host", default="0.0.0.0", show_default=True, envvar="RECONCILER_HTTP_HOST")
+@click.option("--state-dir", type=click.Path(path_type=Path), default=None, envvar="RECONCILER_STATE_DIR",
+              help="Where the git clone is kept (default ~/.cache/reconciler).")
+@click.option("--require-healthy", is_flag=True, envvar="RECONCILER_REQUIRE_HEALTHY",
+              help="With --once: exit 1 when a Redis health check fails.")
 @_aws_options
 @_guarded
-def run(specs: Path, once: bool, interval: str, sandbox: bool, profile: str | None,
+def run(specs: Path, once: bool, interval: str, git_url: str | None, git_branch: str, http_port: int | None,
+        http_host: str, state_dir: Path | None, require_healthy: bool, sandbox: bool, profile: str | None,
         region: str | None, retry_mode: str | None, workers: int, log_level: str) -> int:
-    """The agent: plan and apply the `enforce` resources, cycle after cycle."""
-    from .agent import run_cycle
+    """The agent: plan and apply the `enforce` resources, check Redis, cycle after cycle."""
+    from .agent import Agent, DirectorySource, GitSource
+    from .agent.daemon import state_dir_default
     from .log import configure_logging
 
     configure_logging("info" if log_level == "warning" else log_level)
+    seconds = parse_duration(interval)
+    if git_url and specs.is_absolute():
+        raise ReconcilerError("with --git-url, SPECS is a path inside the repository (e.g. specs)")
     aws = _connect(sandbox, profile, region, retry_mode, workers)
-    if not once:
-        raise ReconcilerError("only --once is available in this version")
-    result = run_cycle(specs, aws, workers=workers)
-    return EXIT_OK if result.ok else EXIT_ERROR
+    source = (GitSource(git_url, git_branch, state_dir or state_dir_default(), str(specs)) if git_url
+              else DirectorySource(specs))
+    agent = Agent(source, aws, interval_s=seconds, workers=workers)
+    if once:
+        result = agent.cycle()
+        return EXIT_OK if result.ok and (result.healthy or not require_healthy) else EXIT_ERROR
+    return agent.run_forever(http_host, 9090 if http_port is None else http_port, jitter_s=seconds * 0.1)
 
 
 @cli.command()

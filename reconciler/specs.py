@@ -279,7 +279,10 @@ def _schema_problems(error: ValidationError) -> list[tuple[Path_, str]]:
 # ---------------------------------------------------------------------------- loading
 
 
-def _display(file: Path) -> str:
+def _display(file: Path, base: Path | None = None) -> str:
+    """How messages name a file: relative to `base` (a repository root) or to the cwd."""
+    if base is not None and file.resolve().is_relative_to(base.resolve()):
+        return str(file.resolve().relative_to(base.resolve()))
     try:
         return os.path.relpath(file)
     except ValueError:
@@ -297,8 +300,11 @@ def spec_files(root: Path) -> list[Path]:
     )
 
 
-def load_specs(root: str | Path) -> SpecSet:
-    """Load and validate every spec under root; raise SpecError with all problems found."""
+def load_specs(root: str | Path, relative_to: Path | None = None) -> SpecSet:
+    """Load and validate every spec under root; raise SpecError with all problems found.
+
+    `relative_to` names files relative to that directory (a git checkout's root).
+    """
     root = Path(root)
     problems = _Problems()
     if not root.exists():
@@ -309,7 +315,7 @@ def load_specs(root: str | Path) -> SpecSet:
     specs: list[Spec] = []
     seen: dict[tuple[str, str], Spec] = {}
     for file in files:
-        display = _display(file)
+        display = _display(file, relative_to)
         for doc, lines, first in _read_documents(file, display, problems):
             spec = _validate_document(doc, lines, first, display, problems)
             if spec is None:
@@ -326,7 +332,7 @@ def load_specs(root: str | Path) -> SpecSet:
     _check_semantics(specs, problems)
     if problems:
         raise SpecError(sorted(problems, key=lambda p: (p.file, p.line or 0, p.path)))
-    return SpecSet(specs=tuple(_ordered(specs)), files=tuple(_display(f) for f in files))
+    return SpecSet(specs=tuple(_ordered(specs)), files=tuple(_display(f, relative_to) for f in files))
 
 
 def _validate_document(

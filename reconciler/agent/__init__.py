@@ -1,5 +1,6 @@
-"""The agent: cycles of load -> plan -> apply (enforce resources) -> report."""
+"""The agent: reconcile cycles on a schedule, from a directory or a git branch."""
 
-from .cycle import CycleResult, run_cycle
+from .daemon import Agent, Backoff, CycleResult
+from .source import DirectorySource, GitSource
 
-__all__ = ["CycleResult", "run_cycle"]
+__all__ = ["Agent", "Backoff", "CycleResult", "DirectorySource", "GitSource"]

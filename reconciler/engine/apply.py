@@ -50,13 +50,20 @@ def apply_order(changes: list[Change]) -> list[Change]:
 
 
 def apply_plan(plan: Plan, aws: Aws, on_outcome: Callable[[Outcome], None] | None = None,
-               should_stop: Callable[[], bool] = lambda: False) -> ApplyReport:
-    """Carry out every applicable change; one failure does not stop the others."""
+               should_stop: Callable[[], bool] = lambda: False,
+               skip: Callable[[Change], bool] = lambda _: False) -> ApplyReport:
+    """Carry out every applicable change; one failure does not stop the others.
+
+    `skip` leaves a change for later (the agent's per-resource backoff); `should_stop` ends
+    the run between two resources (a signal).
+    """
     report = ApplyReport()
     failed: set[str] = set()
     for change in apply_order(plan.changes):
         if should_stop():
             break
+        if skip(change):
+            continue
         outcome = _apply_one(change, aws, failed)
         if outcome is None:
             continue

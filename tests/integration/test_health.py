@@ -150,7 +150,7 @@ def test_token_from_secrets_manager_or_ssm(cli, specs, aws, redis_server, source
         aws.client("secretsmanager").create_secret(Name="app/redis", SecretString=redis_server.password)
     else:
         aws.client("ssm").put_parameter(Name="app/redis", Value=redis_server.password, Type="SecureString")
-    text = spec_text().replace("{fromEnv: REDIS_AUTH_TOKEN}", "{%s: app/redis}" % source)
+    text = spec_text().replace("{fromEnv: REDIS_AUTH_TOKEN}", f"{{{source}: app/redis}}")
     root = specs("cache.yaml", text)
     result = cli("health", "--json", "--endpoint", redis_server.endpoint, str(root))
     assert result.code == 0, result.out + result.err

@@ -1,0 +1,285 @@
+"""The agent: reconcile cycles on a schedule, status, metrics, health checks, signals.
+
+Rules (also in the README):
+- One cycle at a time: a late cycle is coalesced, never stacked (APScheduler,
+  max_instances=1, coalesce=True), with jitter on the interval.
+- A commit whose specs fail to load is reported (file, line, revision) and nothing from it
+  is used. With git, drift correction goes on at the last good revision, re-read from git
+  at that commit; in a plain directory, the cycle stops before any AWS call. Either way a
+  broken commit never deletes anything.
+- A resource that fails is retried with exponential backoff (capped) without holding back
+  the others.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from ..aws import describe_error
+from ..engine.apply import ApplyReport, Outcome, apply_plan
+from ..engine.plan import Change, Plan, make_plan
+from ..errors import ReconcilerError, SpecError
+from ..health import HealthResult, check_cluster
+from ..specs import SpecSet, load_specs
+from .metrics import Metrics
+
+if TYPE_CHECKING:
+    from ..aws import Aws
+    from .source import DirectorySource, GitSource
+
+log = structlog.get_logger()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass
+class Backoff:
+    """Per-resource exponential backoff: after n failures, wait base * 2^(n-1), capped."""
+
+    base_s: float
+    cap_s: float
+    failures: dict[str, int] = field(default_factory=dict)
+    retry_at: dict[str, float] = field(default_factory=dict)
+
+    def waiting(self, ref: str) -> float:
+        """Seconds until `ref` may be tried again (0 = now)."""
+        return max(0.0, self.retry_at.get(ref, 0.0) - time.monotonic())
+
+    def failed(self, ref: str) -> None:
+        n = self.failures[ref] = self.failures.get(ref, 0) + 1
+        self.retry_at[ref] = time.monotonic() + min(self.base_s * 2 ** (n - 1), self.cap_s)
+
+    def succeeded(self, ref: str) -> None:
+        self.failures.pop(ref, None)
+        self.retry_at.pop(ref, None)
+
+
+@dataclass
+class CycleResult:
+    ok: bool
+    healthy: bool = True
+    error: str | None = None
+
+
+class Agent:
+    """Runs reconcile cycles and keeps what /status, /metrics and /healthz report."""
+
+    def __init__(self, source: DirectorySource | GitSource, aws: Aws, *, interval_s: float = 300,
+                 workers: int = 16, backoff_cap_s: float | None = None):
+        self.source, self.aws, self.interval_s, self.workers = source, aws, interval_s, workers
+        self.metrics = Metrics()
+        self.backoff = Backoff(base_s=interval_s, cap_s=backoff_cap_s or interval_s * 16)
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.started_at = time.monotonic()
+        self.last_finished: float | None = None
+        self.last_good: str | None = None
+        self.status: dict[str, Any] = {"lastAppliedRevision": None, "lastAttemptedRevision": None,
+                                       "specError": None, "lastCycle": None, "resources": [], "health": []}
+
+    # ------------------------------------------------------------------ one cycle
+
+    def cycle(self) -> CycleResult:
+        """One reconcile cycle; never raises (every failure is reported)."""
+        started = time.monotonic()
+        try:
+            result = self._cycle()
+        except ReconcilerError as exc:
+            log.error("cycle.error", error=str(exc))
+            result = CycleResult(ok=False, error=str(exc))
+        except Exception as exc:  # never let a bug kill the daemon; say it loudly
+            log.exception("cycle.crashed", error=describe_error(exc))
+            result = CycleResult(ok=False, error=describe_error(exc))
+        duration = time.monotonic() - started
+        self.metrics.cycles.labels(result="ok" if result.ok else "error").inc()
+        self.metrics.cycle_duration.observe(duration)
+        self.metrics.last_cycle.set_to_current_time()
+        with self.lock:
+            self.last_finished = time.monotonic()
+            self.status["lastCycle"] = {"finished": _now(), "durationSeconds": round(duration, 3),
+                                        "result": "ok" if result.ok else "error", "error": result.error,
+                                        "healthy": result.healthy}
+        log.info("cycle.done", ok=result.ok, healthy=result.healthy, duration_ms=round(duration * 1000))
+        structlog.contextvars.unbind_contextvars("revision")
+        return result
+
+    def _cycle(self) -> CycleResult:
+        revision = self.source.fetch()
+        structlog.contextvars.bind_contextvars(revision=revision)
+        with self.lock:
+            self.status["lastAttemptedRevision"] = revision
+        spec_set, applied_revision = self._load(revision)
+        if spec_set is None:
+            return CycleResult(ok=False, error="specs failed to load; nothing applied")
+        self.aws.reset_counts()
+        plan = make_plan(spec_set, self.aws, workers=self.workers)
+        if self.stop.is_set():
+            return CycleResult(ok=True, error="stopped")
+        report = apply_plan(plan, self.aws, should_stop=self.stop.is_set, skip=self._deferred)
+        self._record(plan, report)
+        health = [] if self.stop.is_set() else self._check_health(spec_set)
+        ok = report.ok and not any(c.action == "error" for c in plan.changes)
+        if ok and applied_revision == revision:
+            with self.lock:
+                self.status["lastAppliedRevision"] = revision
+            self.metrics.revision.info({"revision": revision})
+        return CycleResult(ok=ok and self.status["specError"] is None, healthy=all(h.healthy for h in health))
+
+    def _load(self, revision: str) -> tuple[SpecSet | None, str | None]:
+        """The spec set at `revision`, or at the last good one when it is broken (git only)."""
+        try:
+            spec_set = load_specs(self.source.checkout(revision), self.source.root)
+        except SpecError as exc:
+            problems = [{"file": p.file, "line": p.line, "field": p.path, "message": p.message}
+                        for p in exc.problems]
+            for p in problems:
+                log.error("specs.invalid", **p)
+            self.metrics.spec_errors.inc()
+            with self.lock:
+                self.status["specError"] = {"revision": revision, "problems": problems}
+            if self.source.supports_fallback and self.last_good and self.last_good != revision:
+                log.warning("specs.fallback", last_good=self.last_good,
+                            reason="the new revision is broken; drift correction continues at the last good one")
+                return load_specs(self.source.checkout(self.last_good), self.source.root), self.last_good
+            return None, None
+        self.last_good = revision
+        with self.lock:
+            self.status["specError"] = None
+        return spec_set, revision
+
+    def _deferred(self, change: Change) -> bool:
+        wait = self.backoff.waiting(change.ref)
+        if wait and change.applicable:
+            log.info("apply.deferred", kind=change.kind, name=change.name, retry_in_s=round(wait))
+            return True
+        return False
+
+    def _record(self, plan: Plan, report: ApplyReport) -> None:
+        outcomes: dict[str, Outcome] = {o.change.ref: o for o in report.outcomes}
+        resources, counts = [], {}
+        for (service, operation), n in self.aws.calls.items():
+            self.metrics.api_calls.labels(service=service, operation=operation).inc(n)
+        for change in plan.changes:
+            outcome = outcomes.get(change.ref)
+            state, message = _state_of(change, outcome, self.backoff.waiting(change.ref))
+            if change.is_change:
+                self.metrics.drift.labels(kind=change.kind).inc()
+            if outcome and outcome.status == "applied":
+                self.metrics.changes.labels(kind=change.kind, action=change.action).inc()
+                self.backoff.succeeded(change.ref)
+            elif state == "error":
+                self.metrics.errors.labels(kind=change.kind).inc()
+                if outcome:
+                    self.backoff.failed(change.ref)
+            elif change.action == "noop":
+                self.backoff.succeeded(change.ref)
+            counts[(change.kind, state)] = counts.get((change.kind, state), 0) + 1
+            resources.append({"kind": change.kind, "name": change.name, "state": state, "action": change.action,
+                              "policy": change.policy, **({"message": message} if message else {}),
+                              **({"retryInSeconds": round(self.backoff.waiting(change.ref))}
+                                 if self.backoff.waiting(change.ref) else {})})
+        self.metrics.resources.clear()
+        for (kind, state), n in counts.items():
+            self.metrics.resources.labels(kind=kind, state=state).set(n)
+        with self.lock:
+            self.status["resources"] = resources
+            self.status["apiCalls"] = sum(self.aws.calls.values())
+
+    def _check_health(self, spec_set: SpecSet) -> list[HealthResult]:
+        results = [check_cluster(spec, self.aws) for spec in spec_set.by_kind("CacheCluster")]
+        for r in results:
+            self.metrics.redis_healthy.labels(cluster=r.cluster).set(-1 if r.skipped else int(r.healthy))
+            for step in r.steps:
+                self.metrics.redis_latency.labels(cluster=r.cluster, step=step.name).set(step.ms / 1000)
+            event = "health.skipped" if r.skipped else ("health.ok" if r.healthy else "health.failed")
+            log.log(20 if r.healthy else 40, event, cluster=r.cluster, status=r.status, error=r.error,
+                    cause=r.cause, total_ms=round(r.total_ms, 1))
+        with self.lock:
+            self.status["health"] = [r.to_json() for r in results]
+        return results
+
+    # ------------------------------------------------------------------ reporting
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            return {**self.status, "intervalSeconds": self.interval_s}
+
+    def alive(self) -> bool:
+        """/healthz: the last cycle finished within three intervals (or we just started)."""
+        reference = self.last_finished or self.started_at
+        return time.monotonic() - reference <= 3 * self.interval_s + 30
+
+    # ------------------------------------------------------------------ the daemon
+
+    def run_forever(self, http_host: str, http_port: int | None, jitter_s: float) -> int:
+        """Cycles on a schedule until SIGTERM/SIGINT; SIGHUP triggers a cycle now."""
+        from apscheduler.schedulers.background import BackgroundScheduler
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        from .http import serve
+
+        server = serve(self, http_host, http_port) if http_port is not None else None
+        scheduler = BackgroundScheduler(timezone=UTC)
+        scheduler.add_job(self.cycle, IntervalTrigger(seconds=self.interval_s, jitter=jitter_s), id="cycle",
+                          max_instances=1, coalesce=True, misfire_grace_time=None,
+                          next_run_time=datetime.now(UTC))
+        wake = threading.Event()
+
+        def on_stop(signum: int, _: Any) -> None:
+            log.info("agent.stopping", signal=signal.Signals(signum).name)
+            self.stop.set()
+            wake.set()
+
+        def on_hup(signum: int, _: Any) -> None:
+            log.info("agent.sighup", action="cycle now")
+            scheduler.modify_job("cycle", next_run_time=datetime.now(UTC))
+
+        signal.signal(signal.SIGTERM, on_stop)
+        signal.signal(signal.SIGINT, on_stop)
+        signal.signal(signal.SIGHUP, on_hup)
+        scheduler.start()
+        log.info("agent.started", interval_s=self.interval_s, http_port=http_port)
+        while not wake.wait(1):
+            pass
+        scheduler.shutdown(wait=True)  # the running cycle stops between two resources
+        if server:
+            server.shutdown()
+        log.info("agent.stopped")
+        return 0
+
+
+def _state_of(change: Change, outcome: Outcome | None, backoff_s: float) -> tuple[str, str | None]:
+    """in-sync | drifted | pending | error, and why."""
+    if change.action == "error":
+        return "error", change.error
+    if outcome is not None:
+        if outcome.status == "applied":
+            return "in-sync", None
+        if outcome.status == "pending":
+            return "pending", outcome.message
+        if outcome.status == "refused":
+            return "drifted", f"refused: {outcome.message}"
+        return "error", outcome.message
+    if change.is_change:
+        if backoff_s:
+            return "error", f"failed before; retrying in {backoff_s:.0f}s"
+        return "drifted", ("policy: observe" if change.policy == "observe" else None)
+    if change.live and change.live.pending:
+        return "pending", change.live.pending
+    return "in-sync", None
+
+
+def state_dir_default() -> Path:
+    import os
+
+    return Path(os.environ.get("RECONCILER_STATE_DIR") or Path.home() / ".cache" / "reconciler")

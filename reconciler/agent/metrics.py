@@ -1,0 +1,34 @@
+"""The agent's Prometheus metrics (served at /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+
+class Metrics:
+    """Every metric the agent exports, on its own registry."""
+
+    def __init__(self) -> None:
+        self.registry = r = CollectorRegistry()
+        self.cycles = Counter("reconciler_cycles", "Reconcile cycles, by result", ["result"], registry=r)
+        self.cycle_duration = Histogram("reconciler_cycle_duration_seconds", "Duration of a reconcile cycle",
+                                        buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600), registry=r)
+        self.changes = Counter("reconciler_changes_applied", "Changes applied, by kind and action",
+                               ["kind", "action"], registry=r)
+        self.drift = Counter("reconciler_drift_detected", "Resources found different from their spec, by kind",
+                             ["kind"], registry=r)
+        self.errors = Counter("reconciler_errors", "Resources that failed to plan or apply, by kind",
+                              ["kind"], registry=r)
+        self.resources = Gauge("reconciler_resources", "Resources by state after the last cycle",
+                               ["kind", "state"], registry=r)
+        self.api_calls = Counter("reconciler_aws_api_calls", "AWS API calls, by service and operation",
+                                 ["service", "operation"], registry=r)
+        self.redis_healthy = Gauge("reconciler_redis_healthy", "1 healthy, 0 unhealthy, -1 skipped",
+                                   ["cluster"], registry=r)
+        self.redis_latency = Gauge("reconciler_redis_check_seconds", "Latency of each health-check step",
+                                   ["cluster", "step"], registry=r)
+        self.revision = Info("reconciler_applied_revision", "The revision the last successful cycle applied",
+                             registry=r)
+        self.spec_errors = Counter("reconciler_spec_errors", "Cycles whose specs failed to load", registry=r)
+        self.last_cycle = Gauge("reconciler_last_cycle_timestamp_seconds", "When the last cycle finished",
+                                registry=r)

@@ -1,0 +1,210 @@
+"""The daemon as a user runs it: `reconciler run` following a git branch, against the sandbox."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import free_port, reconciler_command
+
+TABLE = """\
+apiVersion: reconciler/v1
+kind: Table
+metadata: {name: Orders}
+spec:
+  partitionKey: {name: OrderId, type: S}
+  tags: {team: %s}
+"""
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@dataclass
+class Repo:
+    bare: Path
+    work: Path
+
+    def commit(self, files: dict[str, str], message: str) -> str:
+        for name, text in files.items():
+            (self.work / name).parent.mkdir(parents=True, exist_ok=True)
+            (self.work / name).write_text(text)
+        git(self.work, "add", "-A")
+        git(self.work, "commit", "-qm", message)
+        git(self.work, "push", "-q", "origin", "main")
+        return git(self.work, "rev-parse", "HEAD")
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Repo:
+    bare, work = tmp_path / "stack.git", tmp_path / "work"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
+    git(tmp_path, "clone", "-q", str(bare), str(work))
+    git(work, "config", "user.email", "ops@example.com")
+    git(work, "config", "user.name", "Ops")
+    git(work, "checkout", "-q", "-b", "main")
+    return Repo(bare, work)
+
+
+@dataclass
+class Daemon:
+    proc: subprocess.Popen[str]
+    port: int
+    log: Path
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as answer:
+                return answer.status, answer.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    def status(self) -> dict[str, Any]:
+        return json.loads(self.get("/status")[1])
+
+    def events(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.log.read_text().splitlines() if line.strip()]
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 40, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = condition()
+        except (OSError, ValueError, KeyError):
+            value = None
+        if value:
+            return value
+        time.sleep(0.3)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def start_daemon(aws, tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
+    daemons: list[Daemon] = []
+
+    def start(repo: Repo, interval: str = "2s") -> Daemon:
+        port, log = free_port(), tmp_path / f"daemon-{len(daemons)}.log"
+        proc = subprocess.Popen(
+            [*reconciler_command(), "run", "specs", "--git-url", f"file://{repo.bare}", "--git-branch", "main",
+             "--interval", interval, "--http-port", str(port), "--http-host", "127.0.0.1",
+             "--state-dir", str(tmp_path / "state")],
+            env=aws.env, stdout=subprocess.DEVNULL, stderr=log.open("w"), text=True)
+        daemon = Daemon(proc, port, log)
+        daemons.append(daemon)
+        wait_for(lambda: daemon.get("/healthz")[0] == 200, what="the daemon's /healthz")
+        return daemon
+
+    yield start
+    for d in daemons:
+        if d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait()
+
+
+def tags_of(aws, table: str) -> dict[str, str]:
+    ddb = aws.client("dynamodb")
+    arn = ddb.describe_table(TableName=table)["Table"]["TableArn"]
+    return {t["Key"]: t["Value"] for t in ddb.list_tags_of_resource(ResourceArn=arn)["Tags"]}
+
+
+def test_daemon_follows_git_corrects_drift_and_survives_a_broken_commit(aws, repo, start_daemon):
+    first = repo.commit({"specs/tables.yaml": TABLE % "web"}, "Orders table")
+    daemon = start_daemon(repo)
+    ddb = aws.client("dynamodb")
+    wait_for(lambda: "Orders" in ddb.list_tables()["TableNames"], what="the committed table")
+    wait_for(lambda: daemon.status()["lastAppliedRevision"] == first, what="first revision applied")
+
+    second = repo.commit({"specs/tables.yaml": TABLE % "platform"}, "Orders belongs to platform")
+    wait_for(lambda: daemon.status()["lastAppliedRevision"] == second, what="second revision applied")
+    assert tags_of(aws, "Orders")["team"] == "platform"
+    status = daemon.status()
+    assert status["lastAttemptedRevision"] == second
+    assert {"kind": "Table", "name": "Orders", "state": "in-sync"}.items() <= status["resources"][0].items()
+
+    arn = ddb.describe_table(TableName="Orders")["Table"]["TableArn"]
+    ddb.tag_resource(ResourceArn=arn, Tags=[{"Key": "team", "Value": "hijacked"}])
+    wait_for(lambda: tags_of(aws, "Orders")["team"] == "platform", timeout=20, what="drift corrected")
+
+    broken = repo.commit({"specs/tables.yaml": (TABLE % "platform").replace("type: S", "type: Q")}, "oops")
+    wait_for(lambda: (daemon.status()["specError"] or {}).get("revision") == broken, what="broken commit reported")
+    status = daemon.status()
+    [problem] = status["specError"]["problems"]
+    assert problem["file"] == "specs/tables.yaml" and problem["line"] == 5
+    assert problem["field"] == "spec.partitionKey.type"
+    assert status["lastAttemptedRevision"] == broken and status["lastAppliedRevision"] == second
+    assert daemon.proc.poll() is None and daemon.get("/healthz")[0] == 200
+    # drift correction goes on at the last good revision; nothing is deleted
+    ddb.tag_resource(ResourceArn=arn, Tags=[{"Key": "team", "Value": "again"}])
+    wait_for(lambda: tags_of(aws, "Orders")["team"] == "platform", timeout=20, what="drift corrected on last good")
+    assert "Orders" in ddb.list_tables()["TableNames"]
+
+    code, text = daemon.get("/metrics")
+    assert code == 200
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    for name in ("reconciler_cycles", "reconciler_cycle_duration_seconds", "reconciler_changes_applied",
+                 "reconciler_drift_detected", "reconciler_aws_api_calls", "reconciler_applied_revision_info",
+                 "reconciler_spec_errors"):
+        assert name in families, name
+    applied = {s.labels["revision"] for s in families["reconciler_applied_revision_info"].samples}
+    assert applied == {second}
+    assert any(s.labels.get("operation") == "DescribeTable" and s.value > 0
+               for s in families["reconciler_aws_api_calls"].samples)
+
+    started = time.monotonic()
+    daemon.proc.send_signal(signal.SIGTERM)
+    assert daemon.proc.wait(timeout=15) == 0
+    assert time.monotonic() - started < 15
+    events = daemon.events()  # every line is JSON
+    assert {"agent.started", "cycle.done", "specs.invalid", "specs.fallback", "agent.stopped"} <= {
+        e["event"] for e in events}
+    assert all("revision" in e for e in events if e["event"] == "cycle.done")
+
+
+def test_sighup_runs_a_cycle_now(aws, repo, start_daemon):
+    repo.commit({"specs/tables.yaml": TABLE % "web"}, "Orders table")
+    daemon = start_daemon(repo, interval="1h")
+    wait_for(lambda: daemon.status()["lastCycle"], what="the first cycle")
+    aws.client("dynamodb").delete_table(TableName="Orders")
+    daemon.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "Orders" in aws.client("dynamodb").list_tables()["TableNames"], timeout=20,
+             what="the cycle SIGHUP triggered")
+    daemon.proc.send_signal(signal.SIGINT)
+    assert daemon.proc.wait(timeout=15) == 0
+
+
+def test_once_exit_codes_and_require_healthy(aws, tmp_path):
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "cache.yaml").write_text("""\
+apiVersion: reconciler/v1
+kind: CacheCluster
+metadata: {name: app-cache}
+spec:
+  allowFrom: [{securityGroupName: bastion}]
+  authToken: {fromEnv: REDIS_AUTH_TOKEN}
+  healthCheck: {timeoutSeconds: 1, tls: false, endpoint: "127.0.0.1:%d"}
+""" % free_port())
+    env = {**aws.env, "REDIS_AUTH_TOKEN": "some-token-12345"}
+    lenient = subprocess.run([*reconciler_command(), "run", "--once", str(specs)], env=env, capture_output=True,
+                             text=True, timeout=120)
+    assert lenient.returncode == 0, lenient.stderr
+    assert any(json.loads(line)["event"] == "health.failed" for line in lenient.stderr.splitlines())
+    strict = subprocess.run([*reconciler_command(), "run", "--once", "--require-healthy", str(specs)], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert strict.returncode == 1
+    assert "some-token-12345" not in lenient.stderr + strict.stderr
+    assert os.environ.get("REDIS_AUTH_TOKEN") != "some-token-12345"
