@@ -25,7 +25,7 @@ kind: Table
 metadata: {name: Orders}
 spec:
   partitionKey: {name: OrderId, type: S}
-  tags: {team: %s}
+  tags: {team: TEAM}
 """
 
 
@@ -122,13 +122,13 @@ def tags_of(aws, table: str) -> dict[str, str]:
 
 
 def test_daemon_follows_git_corrects_drift_and_survives_a_broken_commit(aws, repo, start_daemon):
-    first = repo.commit({"specs/tables.yaml": TABLE % "web"}, "Orders table")
+    first = repo.commit({"specs/tables.yaml": TABLE.replace("TEAM", "web")}, "Orders table")
     daemon = start_daemon(repo)
     ddb = aws.client("dynamodb")
     wait_for(lambda: "Orders" in ddb.list_tables()["TableNames"], what="the committed table")
     wait_for(lambda: daemon.status()["lastAppliedRevision"] == first, what="first revision applied")
 
-    second = repo.commit({"specs/tables.yaml": TABLE % "platform"}, "Orders belongs to platform")
+    second = repo.commit({"specs/tables.yaml": TABLE.replace("TEAM", "platform")}, "Orders belongs to platform")
     wait_for(lambda: daemon.status()["lastAppliedRevision"] == second, what="second revision applied")
     assert tags_of(aws, "Orders")["team"] == "platform"
     status = daemon.status()
@@ -139,7 +139,8 @@ def test_daemon_follows_git_corrects_drift_and_survives_a_broken_commit(aws, rep
     ddb.tag_resource(ResourceArn=arn, Tags=[{"Key": "team", "Value": "hijacked"}])
     wait_for(lambda: tags_of(aws, "Orders")["team"] == "platform", timeout=20, what="drift corrected")
 
-    broken = repo.commit({"specs/tables.yaml": (TABLE % "platform").replace("type: S", "type: Q")}, "oops")
+    broken_text = TABLE.replace("TEAM", "platform").replace("type: S", "type: Q")
+    broken = repo.commit({"specs/tables.yaml": broken_text}, "oops")
     wait_for(lambda: (daemon.status()["specError"] or {}).get("revision") == broken, what="broken commit reported")
     status = daemon.status()
     [problem] = status["specError"]["problems"]
@@ -175,7 +176,7 @@ def test_daemon_follows_git_corrects_drift_and_survives_a_broken_commit(aws, rep
 
 
 def test_sighup_runs_a_cycle_now(aws, repo, start_daemon):
-    repo.commit({"specs/tables.yaml": TABLE % "web"}, "Orders table")
+    repo.commit({"specs/tables.yaml": TABLE.replace("TEAM", "web")}, "Orders table")
     daemon = start_daemon(repo, interval="1h")
     wait_for(lambda: daemon.status()["lastCycle"], what="the first cycle")
     aws.client("dynamodb").delete_table(TableName="Orders")
@@ -196,8 +197,8 @@ metadata: {name: app-cache}
 spec:
   allowFrom: [{securityGroupName: bastion}]
   authToken: {fromEnv: REDIS_AUTH_TOKEN}
-  healthCheck: {timeoutSeconds: 1, tls: false, endpoint: "127.0.0.1:%d"}
-""" % free_port())
+  healthCheck: {timeoutSeconds: 1, tls: false, endpoint: "127.0.0.1:PORT"}
+""".replace("PORT", str(free_port())))
     env = {**aws.env, "REDIS_AUTH_TOKEN": "some-token-12345"}
     lenient = subprocess.run([*reconciler_command(), "run", "--once", str(specs)], env=env, capture_output=True,
                              text=True, timeout=120)
