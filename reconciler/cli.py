@@ -291,6 +291,18 @@ def _needs_aws(spec: Any, endpoint: str | None) -> bool:
     return not has_endpoint or any(k != "fromEnv" for k in token)
 
 
+@cli.command("iam-policy")
+@_guarded
+def iam_policy() -> int:
+    """Print a least-privilege IAM policy for exactly the calls the agent makes."""
+    import json
+
+    from .iam import policy
+
+    click.echo(json.dumps(policy(), indent=2))
+    return EXIT_OK
+
+
 @cli.command("sandbox")
 @click.option("--port", type=click.IntRange(0, 65535), default=4566, show_default=True,
               help="Port on 127.0.0.1 (0 = any free port).")

@@ -145,7 +145,7 @@ class Distribution(Resource):
     iam_actions = (
         "cloudfront:ListDistributions", "cloudfront:GetDistribution", "cloudfront:GetDistributionConfig",
         "cloudfront:ListTagsForResource", "cloudfront:ListOriginAccessControls",
-        "cloudfront:CreateDistribution", "cloudfront:CreateDistributionWithTags", "cloudfront:UpdateDistribution",
+        "cloudfront:CreateDistribution", "cloudfront:UpdateDistribution",
         "cloudfront:DeleteDistribution", "cloudfront:TagResource", "cloudfront:UntagResource",
         "cloudfront:CreateOriginAccessControl", "cloudfront:DeleteOriginAccessControl",
         "cloudfront:GetOriginAccessControl", "cloudfront:CreateInvalidation",

@@ -43,6 +43,7 @@ class Bucket(Resource):
     )
     iam_actions = (
         "s3:ListBucket", "s3:GetBucketTagging", "s3:GetBucketPublicAccessBlock", "s3:CreateBucket",
+        "s3:DeleteBucketPublicAccessBlock",
         "s3:PutBucketTagging", "s3:PutBucketPublicAccessBlock", "s3:DeleteBucket",
     )
 
