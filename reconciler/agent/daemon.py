@@ -84,6 +84,7 @@ class Agent:
         self.started_at = time.monotonic()
         self.last_finished: float | None = None
         self.last_good: str | None = None
+        self.scheduler: Any = None
         self.status: dict[str, Any] = {"lastAppliedRevision": None, "lastAttemptedRevision": None,
                                        "specError": None, "lastCycle": None, "resources": [], "health": []}
 
@@ -215,7 +216,10 @@ class Agent:
             return {**self.status, "intervalSeconds": self.interval_s}
 
     def alive(self) -> bool:
-        """/healthz: the last cycle finished within three intervals (or we just started)."""
+        """/healthz: the scheduler runs and the last cycle finished within three intervals
+        (plus 30 s of grace for a slow cycle), or the agent has just started."""
+        if self.scheduler is not None and not self.scheduler.running:
+            return False
         reference = self.last_finished or self.started_at
         return time.monotonic() - reference <= 3 * self.interval_s + 30
 
@@ -229,7 +233,7 @@ class Agent:
         from .http import serve
 
         server = serve(self, http_host, http_port) if http_port is not None else None
-        scheduler = BackgroundScheduler(timezone=UTC)
+        scheduler = self.scheduler = BackgroundScheduler(timezone=UTC)
         scheduler.add_job(self.cycle, IntervalTrigger(seconds=self.interval_s, jitter=jitter_s), id="cycle",
                           max_instances=1, coalesce=True, misfire_grace_time=None,
                           next_run_time=datetime.now(UTC))
