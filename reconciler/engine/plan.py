@@ -110,7 +110,7 @@ class Plan:
 
 
 def build_resources(specs: SpecSet) -> list[Resource]:
-    return [registry.get(s.kind)(s) for s in specs.specs]
+    return [registry.get(s.kind)(s, specs.specs) for s in specs.specs]
 
 
 @dataclass

@@ -27,8 +27,9 @@ class Resource:
     data_bearing: ClassVar[bool] = False   # deleting/replacing it loses data
     iam_actions: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, spec: Spec):
+    def __init__(self, spec: Spec, specs: Sequence[Spec] = ()):
         self.spec = spec
+        self.specs = specs  # the spec set this one belongs to (for references to other specs)
 
     @property
     def name(self) -> str:

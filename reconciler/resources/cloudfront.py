@@ -96,6 +96,12 @@ def bucket_policy(bucket: str, distribution_arn: str) -> dict[str, Any]:
             "Action": "s3:GetObject",
             "Resource": f"arn:{partition}:s3:::{bucket}/*",
             "Condition": {"StringEquals": {"AWS:SourceArn": distribution_arn}},
+        }, {
+            "Sid": "DenyAgentState",  # the publisher's manifest is not part of the site
+            "Effect": "Deny",
+            "Principal": {"Service": "cloudfront.amazonaws.com"},
+            "Action": "s3:GetObject",
+            "Resource": f"arn:{partition}:s3:::{bucket}/.reconciler/*",
         }],
     }
 
@@ -238,26 +244,8 @@ class Distribution(Resource):
 
     def _find(self, aws: Aws) -> tuple[dict[str, Any], dict[str, str]] | None:
         """This spec's distribution: by externalId, else by its ownership tags; never by guessing."""
-        cf = aws.client("cloudfront")
-        external = self.spec.metadata.external_id
-        if external:
-            try:
-                dist = cf.get_distribution(Id=external)["Distribution"]
-            except cf.exceptions.NoSuchDistribution as exc:
-                raise ReconcilerError(f"GetDistribution failed: metadata.externalId {external!r} "
-                                      "is not a distribution of this account") from exc
-            return dist, _tags(aws, dist["ARN"])
-        summaries = aws.cached("cloudfront:distributions", lambda: _list_distributions(cf))
-        mine = []
-        for summary in summaries:
-            tags = _tags(aws, summary["ARN"])
-            if tags.get(OWNER_TAG) == OWNER_VALUE and tags.get(NAME_TAG) == self.name:
-                mine.append((summary, tags))
-        if len(mine) > 1:
-            ids = ", ".join(s["Id"] for s, _ in mine)
-            raise ReconcilerError(f"ListDistributions: {len(mine)} distributions are tagged reconciler:name="
-                                  f"{self.name} ({ids}); keep one (set metadata.externalId to it) and delete the rest")
-        return mine[0] if mine else None
+        return find_distribution(aws, self.name, self.spec.metadata.external_id)
+
 
     # ------------------------------------------------------------------ create / update / delete
 
@@ -468,6 +456,31 @@ def _cache_behavior(base: dict[str, Any], target: str, viewer: str, policy: str 
 
 
 # ---------------------------------------------------------------------- calls
+
+
+def find_distribution(aws: Aws, name: str, external: str | None = None
+                      ) -> tuple[dict[str, Any], dict[str, str]] | None:
+    """The distribution of spec `name`: by externalId, else by its ownership tags."""
+    cf = aws.client("cloudfront")
+    if external:
+        try:
+            dist = cf.get_distribution(Id=external)["Distribution"]
+        except cf.exceptions.NoSuchDistribution as exc:
+            raise ReconcilerError(f"GetDistribution failed: metadata.externalId {external!r} "
+                                  "is not a distribution of this account") from exc
+        return dist, _tags(aws, dist["ARN"])
+    summaries = aws.cached("cloudfront:distributions", lambda: _list_distributions(cf))
+    mine = []
+    for summary in summaries:
+        tags = _tags(aws, summary["ARN"])
+        if tags.get(OWNER_TAG) == OWNER_VALUE and tags.get(NAME_TAG) == name:
+            mine.append((summary, tags))
+    if len(mine) > 1:
+        ids = ", ".join(s["Id"] for s, _ in mine)
+        raise ReconcilerError(f"ListDistributions: {len(mine)} distributions are tagged reconciler:name="
+                              f"{name} ({ids}); keep one (set metadata.externalId to it) and delete the rest")
+    return mine[0] if mine else None
+
 
 
 def _list_distributions(cf: Any) -> list[dict[str, Any]]:

@@ -82,9 +82,10 @@ def test_create_everything_then_clean(cli, specs, aws):
     assert config["ViewerCertificate"]["CloudFrontDefaultCertificate"] is True
     assert config["CallerReference"] == "reconciler-website"
     policy = json.loads(s3.get_bucket_policy(Bucket="example-site-bucket")["Policy"])
-    [statement] = policy["Statement"]
-    assert statement["Principal"] == {"Service": "cloudfront.amazonaws.com"}
-    assert statement["Condition"] == {"StringEquals": {"AWS:SourceArn": config["ARN"]}}
+    allow, deny = sorted(policy["Statement"], key=lambda st: st["Effect"])
+    assert allow["Principal"] == {"Service": "cloudfront.amazonaws.com"} and allow["Action"] == "s3:GetObject"
+    assert allow["Condition"] == {"StringEquals": {"AWS:SourceArn": config["ARN"]}}
+    assert deny["Effect"] == "Deny" and deny["Resource"].endswith("/.reconciler/*")
     block = s3.get_public_access_block(Bucket="example-site-bucket")["PublicAccessBlockConfiguration"]
     assert all(block.values())
     tags = {t["Key"]: t["Value"] for t in cf.list_tags_for_resource(Resource=config["ARN"])["Tags"]["Items"]}
@@ -129,8 +130,8 @@ def test_drift_is_planned_field_by_field_and_corrected(cli, specs, aws):
     config, _ = the_distribution(aws)
     assert config["DefaultRootObject"] == "index.html"
     assert config["CacheBehaviors"]["Items"][0]["ViewerProtocolPolicy"] == "https-only"
-    [statement] = json.loads(aws.client("s3").get_bucket_policy(Bucket="example-site-bucket")["Policy"])["Statement"]
-    assert statement["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+    statements = json.loads(aws.client("s3").get_bucket_policy(Bucket="example-site-bucket")["Policy"])["Statement"]
+    assert all(st["Principal"] == {"Service": "cloudfront.amazonaws.com"} for st in statements)
 
 
 def test_invalidations_are_issued_once_per_revision(cli, specs, aws):
