@@ -96,12 +96,6 @@ def bucket_policy(bucket: str, distribution_arn: str) -> dict[str, Any]:
             "Action": "s3:GetObject",
             "Resource": f"arn:{partition}:s3:::{bucket}/*",
             "Condition": {"StringEquals": {"AWS:SourceArn": distribution_arn}},
-        }, {
-            "Sid": "DenyAgentState",  # the publisher's manifest is not part of the site
-            "Effect": "Deny",
-            "Principal": {"Service": "cloudfront.amazonaws.com"},
-            "Action": "s3:GetObject",
-            "Resource": f"arn:{partition}:s3:::{bucket}/.reconciler/*",
         }],
     }
 

@@ -9,12 +9,16 @@ managed by the Distribution that uses the bucket (it knows the distribution's AR
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+
+import click
 
 from ..engine.diff import Field
 from ..model import FieldChange, Live
 from . import register
+from . import s3_content as site
 from .base import Resource
 
 if TYPE_CHECKING:
@@ -43,17 +47,75 @@ class Bucket(Resource):
     )
     iam_actions = (
         "s3:ListBucket", "s3:GetBucketTagging", "s3:GetBucketPublicAccessBlock", "s3:CreateBucket",
-        "s3:DeleteBucketPublicAccessBlock",
+        "s3:DeleteBucketPublicAccessBlock", "s3:GetObject", "s3:PutObject", "s3:DeleteObject",
+        "cloudfront:CreateInvalidation",
         "s3:PutBucketTagging", "s3:PutBucketPublicAccessBlock", "s3:DeleteBucket",
     )
 
     @classmethod
     def check_spec(cls, spec: Spec, specs: Sequence[Spec]) -> list[tuple[Path_, str]]:
+        problems: list[tuple[Path_, str]] = []
         if spec.spec.get("blockPublicAccess") is False and "public-bucket" not in spec.metadata.security_exceptions:
-            return [(("spec", "blockPublicAccess"),
-                     "a public bucket is refused: the site is served through CloudFront; to allow it anyway "
-                     "add 'public-bucket' to metadata.securityExceptions")]
+            problems.append((("spec", "blockPublicAccess"),
+                             "a public bucket is refused: the site is served through CloudFront; to allow it "
+                             "anyway add 'public-bucket' to metadata.securityExceptions"))
+        target = (spec.spec.get("content") or {}).get("invalidate")
+        if target and not any(s.kind == "Distribution" and s.name == target for s in specs):
+            problems.append((("spec", "content", "invalidate"), f"no Distribution spec named {target!r}"))
+        return problems
+
+    # ------------------------------------------------------------------ content
+
+    @property
+    def content(self) -> dict[str, Any] | None:
+        return self.spec.spec.get("content")
+
+    def prepare(self, aws: Aws) -> None:
+        if self.content:
+            self._local = site.scan(self.spec.source_dir / self.content["directory"], self.content)
+
+    def _root_object(self) -> str | None:
+        target = (self.content or {}).get("invalidate")
+        dist = next((s for s in self.specs if s.kind == "Distribution" and s.name == target), None)
+        return dist.spec.get("defaultRootObject") if dist else None
+
+    def _publish_plan(self, live: Live | None) -> site.Publish:
+        remote = live.extra["remote"] if live else site.Remote({}, {})
+        return site.compute(self._local, remote, self.content or {}, self._root_object())
+
+    def diff(self, live: Live | None) -> list[FieldChange]:
+        changes = super().diff(live)
+        if not self.content:
+            return changes
+        plan = self._publish_plan(live)
+        for name, keys in (("upload", plan.new), ("update", plan.changed)):
+            if keys:
+                changes.append(FieldChange(f"spec.content.{name}", None, site.summary(keys)))
+        if plan.deleted:
+            changes.append(FieldChange("spec.content.delete", site.summary(plan.deleted), None))
+        if plan.invalidate:
+            changes.append(FieldChange("spec.content.invalidate", None,
+                                       {"distribution": self.content.get("invalidate"), "paths": plan.invalidate}))
+        return changes
+
+    def plan_notes(self, action: str, live: Live | None) -> list[str]:
+        if self.content and live is not None and self._publish_plan(live).invalidate == ["/*"]:
+            threshold = self.content.get("invalidationThreshold", site.DEFAULT_THRESHOLD)
+            return [f"more than {threshold} paths changed: one /* invalidation instead of each path"]
         return []
+
+    def _publish(self, aws: Aws, live: Live | None) -> None:
+        plan = self._publish_plan(live)
+        if plan.empty:
+            return
+        found = site_distribution(aws, self.content.get("invalidate")) if plan.invalidate else None
+        uploads = len(plan.new) + len(plan.changed)
+        show = sys.stdout.isatty() and uploads >= 50
+        with click.progressbar(length=uploads, label=f"Publishing to {self.name}", file=sys.stdout) if show \
+                else contextlib.nullcontext() as bar:
+            site.publish(aws.client("s3"), aws.client("cloudfront"), self.name, self._local,
+                         live.extra["remote"] if live else site.Remote({}, {}), plan, found,
+                         on_progress=(lambda _: bar.update(1)) if show else None)
 
     def observe(self, aws: Aws) -> Live | None:
         s3 = aws.client("s3")
@@ -73,7 +135,8 @@ class Bucket(Resource):
                 raise
             block = {}
         state = {"blockPublicAccess": all(block.get(k) for k in BLOCK_ALL), "tags": tags}
-        return Live(id=f"arn:aws:s3:::{self.name}", state=state, tags=tags)
+        remote = site.read_remote(s3, self.name) if self.content else None
+        return Live(id=f"arn:aws:s3:::{self.name}", state=state, tags=tags, extra={"remote": remote})
 
     def create(self, aws: Aws) -> None:
         s3 = aws.client("s3")
@@ -85,6 +148,8 @@ class Bucket(Resource):
         want = self.desired()
         _put_block(s3, self.name, want["blockPublicAccess"])
         _put_tags(s3, self.name, want["tags"])
+        if self.content:
+            self._publish(aws, None)
 
     def update(self, aws: Aws, live: Live, changes: Sequence[FieldChange]) -> None:
         s3 = aws.client("s3")
@@ -101,9 +166,19 @@ class Bucket(Resource):
                 else:
                     tags[key] = c.after
             _put_tags(s3, self.name, tags)
+        if self.content and any(c.path.startswith("spec.content.") for c in changes):
+            self._publish(aws, live)
 
     def delete(self, aws: Aws, live: Live) -> None:
         aws.client("s3").delete_bucket(Bucket=self.name)
+
+
+def site_distribution(aws: Aws, name: str | None) -> str | None:
+    """The id of the distribution to invalidate (None while it does not exist)."""
+    from .cloudfront import find_distribution
+
+    found = find_distribution(aws, name) if name else None
+    return found[0]["Id"] if found else None
 
 
 def _taken(name: str) -> Exception:

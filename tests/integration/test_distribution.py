@@ -82,10 +82,9 @@ def test_create_everything_then_clean(cli, specs, aws):
     assert config["ViewerCertificate"]["CloudFrontDefaultCertificate"] is True
     assert config["CallerReference"] == "reconciler-website"
     policy = json.loads(s3.get_bucket_policy(Bucket="example-site-bucket")["Policy"])
-    allow, deny = sorted(policy["Statement"], key=lambda st: st["Effect"])
+    [allow] = policy["Statement"]
     assert allow["Principal"] == {"Service": "cloudfront.amazonaws.com"} and allow["Action"] == "s3:GetObject"
     assert allow["Condition"] == {"StringEquals": {"AWS:SourceArn": config["ARN"]}}
-    assert deny["Effect"] == "Deny" and deny["Resource"].endswith("/.reconciler/*")
     block = s3.get_public_access_block(Bucket="example-site-bucket")["PublicAccessBlockConfiguration"]
     assert all(block.values())
     tags = {t["Key"]: t["Value"] for t in cf.list_tags_for_resource(Resource=config["ARN"])["Tags"]["Items"]}

@@ -1,0 +1,235 @@
+"""Publishing a directory to the site bucket, and invalidating exactly what changed.
+
+Change detection is by content: each local file's S3 ETag is computed the way S3 computes
+it for the agent's own uploads (MD5 below the multipart threshold; above it, the MD5 of the
+parts' MD5s plus "-N" with the agent's fixed part size), and compared with the ETags of one
+paginated listing. Headers (Content-Type, Cache-Control) are not in a listing: they are kept
+in a manifest object, `.reconciler/manifest.json`, read once per cycle. The manifest also
+holds the paths still to be invalidated, written *before* uploading, so a crash between
+upload and invalidation still invalidates on the next cycle. The manifest is readable
+through the site like any object: it holds only the names, ETags and headers of files the
+site already serves, and paths awaiting invalidation.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import mimetypes
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from boto3.s3.transfer import TransferConfig
+
+from ..errors import ReconcilerError
+
+MANIFEST_KEY = ".reconciler/manifest.json"
+PART_SIZE = 8 * 1024 * 1024
+TRANSFER = TransferConfig(multipart_threshold=PART_SIZE, multipart_chunksize=PART_SIZE, max_concurrency=8)
+DEFAULT_THRESHOLD = 15
+SHOWN_PATHS = 20
+
+# Web types the standard library's table misses or gets wrong on some systems.
+_WEB_TYPES = {
+    ".html": "text/html", ".htm": "text/html", ".css": "text/css", ".js": "text/javascript",
+    ".mjs": "text/javascript", ".json": "application/json", ".map": "application/json",
+    ".webmanifest": "application/manifest+json", ".svg": "image/svg+xml", ".webp": "image/webp",
+    ".avif": "image/avif", ".ico": "image/vnd.microsoft.icon", ".woff": "font/woff", ".woff2": "font/woff2",
+    ".ttf": "font/ttf", ".otf": "font/otf", ".wasm": "application/wasm", ".txt": "text/plain",
+    ".xml": "application/xml", ".md": "text/markdown",
+}
+
+
+def content_type(key: str) -> str:
+    """The Content-Type for a key: the web table first, then mimetypes; text gets utf-8."""
+    suffix = Path(key).suffix.lower()
+    kind = _WEB_TYPES.get(suffix) or mimetypes.guess_type(key)[0] or "application/octet-stream"
+    if kind.startswith("text/") or kind in ("application/json", "application/xml", "image/svg+xml",
+                                            "application/manifest+json"):
+        kind += "; charset=utf-8"
+    return kind
+
+
+def cache_control(key: str, rules: dict[str, str]) -> str | None:
+    """The first rule (in spec order) whose glob matches the key."""
+    return next((value for glob, value in rules.items() if fnmatch.fnmatchcase(key, glob)), None)
+
+
+def s3_etag(path: Path) -> str:
+    """The ETag S3 gives this file when the agent uploads it (see the module docstring)."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        if size < PART_SIZE:
+            return hashlib.md5(f.read(), usedforsecurity=False).hexdigest()
+        digests = [hashlib.md5(chunk, usedforsecurity=False).digest() for chunk in iter(lambda: f.read(PART_SIZE), b"")]
+    return f"{hashlib.md5(b''.join(digests), usedforsecurity=False).hexdigest()}-{len(digests)}"
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    key: str
+    path: Path
+    etag: str
+    content_type: str
+    cache_control: str | None
+
+    def headers(self) -> dict[str, str | None]:
+        return {"contentType": self.content_type, "cacheControl": self.cache_control}
+
+
+def _excluded(key: str, globs: list[str]) -> bool:
+    return key.startswith(".reconciler/") or any(fnmatch.fnmatchcase(key, g) for g in globs)
+
+
+def scan(directory: Path, content: dict[str, Any]) -> dict[str, LocalFile]:
+    """Every file to publish, by key. A directory or file that cannot be read is an error
+    (so that nothing is pruned because of it)."""
+    if not directory.is_dir():
+        raise ReconcilerError(f"spec.content.directory: {directory} is not a readable directory")
+    rules, excludes = content.get("cacheControl") or {}, content.get("exclude") or []
+    files: dict[str, LocalFile] = {}
+    try:
+        for path in sorted(directory.rglob("*")):
+            if path.is_dir():
+                continue
+            key = path.relative_to(directory).as_posix()
+            if _excluded(key, excludes):
+                continue
+            try:
+                etag = s3_etag(path)
+            except OSError as exc:
+                raise ReconcilerError(f"spec.content: cannot read {path}: {exc.strerror or exc}") from None
+            files[key] = LocalFile(key, path, etag, content_type(key), cache_control(key, rules))
+    except OSError as exc:
+        raise ReconcilerError(f"spec.content: cannot list {directory}: {exc.strerror or exc}") from None
+    if not files and content.get("prune"):
+        raise ReconcilerError(f"spec.content: {directory} has no files to publish; refusing to prune the "
+                              "whole bucket (is the directory right?)")
+    return files
+
+
+@dataclass
+class Remote:
+    """What the bucket holds: ETags from one listing, headers and pending paths from the manifest."""
+
+    etags: dict[str, str]
+    manifest: dict[str, Any]
+
+    @property
+    def pending(self) -> list[str]:
+        return list(self.manifest.get("pendingInvalidation") or [])
+
+
+def read_remote(s3: Any, bucket: str) -> Remote:
+    etags: dict[str, str] = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for obj in page.get("Contents", []):
+            etags[obj["Key"]] = obj["ETag"].strip('"')
+    manifest: dict[str, Any] = {}
+    if MANIFEST_KEY in etags:
+        manifest = json.loads(s3.get_object(Bucket=bucket, Key=MANIFEST_KEY)["Body"].read())
+        del etags[MANIFEST_KEY]
+    return Remote(etags, manifest)
+
+
+@dataclass
+class Publish:
+    """What publishing would do: keys to upload (new / changed) and delete, paths to invalidate."""
+
+    new: list[str]
+    changed: list[str]
+    deleted: list[str]
+    invalidate: list[str]
+
+    @property
+    def empty(self) -> bool:
+        return not (self.new or self.changed or self.deleted or self.invalidate)
+
+
+def url_path(key: str) -> str:
+    return "/" + quote(key, safe="/~-_.!*'()")
+
+
+def compute(local: dict[str, LocalFile], remote: Remote, content: dict[str, Any], root_object: str | None
+            ) -> Publish:
+    """Compare the directory with the bucket."""
+    known = remote.manifest.get("files") or {}
+    new = [k for k in local if k not in remote.etags]
+    changed = [k for k, f in local.items() if k in remote.etags
+               and (remote.etags[k] != f.etag or known.get(k) != f.headers())]
+    excludes = content.get("exclude") or []
+    deleted = sorted(k for k in remote.etags if k not in local and not _excluded(k, excludes)) \
+        if content.get("prune") else []
+    paths = set(remote.pending)
+    for key in changed + deleted:
+        paths.add(url_path(key))
+        if root_object and key == root_object:
+            paths.add("/")
+    threshold = int(content.get("invalidationThreshold", DEFAULT_THRESHOLD))
+    invalidate = ["/*"] if len(paths) > threshold or "/*" in paths else sorted(paths)
+    return Publish(new, changed, deleted, invalidate if content.get("invalidate") else [])
+
+
+def summary(keys: list[str]) -> dict[str, Any]:
+    """How a plan shows a list of files: the count and the first paths."""
+    shown = {"count": len(keys), "paths": keys[:SHOWN_PATHS]}
+    if len(keys) > SHOWN_PATHS:
+        shown["more"] = len(keys) - SHOWN_PATHS
+    return shown
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def publish(s3: Any, cf: Any, bucket: str, local: dict[str, LocalFile], remote: Remote, plan: Publish,
+            distribution_id: str | None, on_progress: Any = None) -> None:
+    """Upload, delete, invalidate; the manifest records the intent first, the result last."""
+    files = dict(remote.manifest.get("files") or {})
+    pending = plan.invalidate
+    since = remote.manifest.get("pendingSince") or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    if pending:
+        _write_manifest(s3, bucket, files, pending, since)
+    uploads = plan.new + plan.changed
+
+    def upload(key: str) -> str:
+        f = local[key]
+        extra = {"ContentType": f.content_type, **({"CacheControl": f.cache_control} if f.cache_control else {})}
+        s3.upload_file(str(f.path), bucket, key, ExtraArgs=extra, Config=TRANSFER)
+        return key
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for key in pool.map(upload, uploads):
+            files[key] = local[key].headers()
+            if on_progress:
+                on_progress(key)
+    for chunk in _chunks(plan.deleted, 1000):
+        answer = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True})
+        if answer.get("Errors"):
+            first = answer["Errors"][0]
+            raise ReconcilerError(f"DeleteObjects failed for {first['Key']}: {first.get('Code')}")
+        for key in chunk:
+            files.pop(key, None)
+    if pending:
+        if distribution_id is None:
+            raise ReconcilerError("the distribution to invalidate does not exist yet; the paths stay pending")
+        reference = hashlib.sha256(json.dumps([pending, since]).encode()).hexdigest()[:24]
+        cf.create_invalidation(DistributionId=distribution_id, InvalidationBatch={
+            "Paths": {"Quantity": len(pending), "Items": pending},
+            "CallerReference": f"reconciler-{bucket}-{reference}"})
+    _write_manifest(s3, bucket, {k: v for k, v in files.items() if k in local}, [], None)
+
+
+def _write_manifest(s3: Any, bucket: str, files: dict[str, Any], pending: list[str], since: str | None) -> None:
+    body = {"format": "reconciler.site/v1", "files": files, "pendingInvalidation": pending}
+    if pending:
+        body["pendingSince"] = since
+    s3.put_object(Bucket=bucket, Key=MANIFEST_KEY, Body=json.dumps(body, sort_keys=True).encode(),
+                  ContentType="application/json")
