@@ -291,6 +291,49 @@ def _needs_aws(spec: Any, endpoint: str | None) -> bool:
     return not has_endpoint or any(k != "fromEnv" for k in token)
 
 
+@cli.command()
+@click.option("--kind", "kinds", multiple=True, help="Only this kind (repeatable): Table, Bucket, Distribution, "
+              "CacheCluster.")
+@click.option("--name", "names", multiple=True, help="Only resources of this name (repeatable); a distribution "
+              "by its id too.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("exported"), show_default=True,
+              help="Directory to write one YAML file per resource into.")
+@click.option("--with-items", is_flag=True, help="Also export table items (reference data, not a backup).")
+@click.option("--item-limit", type=click.IntRange(1), default=100, show_default=True,
+              help="At most this many items per table, with a warning when there are more.")
+@_aws_options
+@_guarded
+def export(kinds: tuple[str, ...], names: tuple[str, ...], output: Path, with_items: bool, item_limit: int,
+           sandbox: bool, profile: str | None, region: str | None, retry_mode: str | None, workers: int,
+           log_level: str) -> int:
+    """Write specs for live resources (to adopt a stack built by hand). Makes no change in AWS."""
+    from .engine.export import export_stack, write
+    from .log import configure_logging
+    from .resources import registry
+    from .specs import load_specs
+
+    configure_logging(log_level)
+    unknown = [k for k in kinds if k not in registry.kinds()]
+    if unknown:
+        raise ReconcilerError(f"--kind {unknown[0]!r} is not one of {', '.join(registry.kinds())}")
+    aws = _connect(sandbox, profile, region, retry_mode, workers)
+    items = export_stack(aws, list(kinds), list(names), {"with_items": with_items, "item_limit": item_limit})
+    for item in items:
+        for warning in item.warnings:
+            click.echo(f"warning: {item.kind}/{item.name}: {warning}", err=True)
+    paths = write(items, output)
+    if not paths:
+        click.echo("Nothing to export.", err=True)
+        return EXIT_OK
+    spec_set = load_specs(output)  # what was written must validate; a failure here is a bug, said plainly
+    for path in paths:
+        click.echo(f"wrote {path}")
+    adopt = sum(1 for i in items if not i.owned and not i.skipped)
+    click.echo(f"{len(spec_set.specs)} spec(s) written to {output}/; {adopt} to adopt. Review them, commit, then "
+               f"`reconciler plan {output}` should show only adopt.")
+    return EXIT_OK
+
+
 @cli.command("iam-policy")
 @_guarded
 def iam_policy() -> int:

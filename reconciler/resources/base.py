@@ -11,6 +11,7 @@ from ..model import FieldChange, Live, ownership_tags
 
 if TYPE_CHECKING:
     from ..aws import Aws
+    from ..engine.export import Exported
     from ..specs import Path_, Spec
 
 
@@ -99,4 +100,9 @@ class Resource:
 
     def plan_notes(self, action: str, live: Live | None) -> list[str]:
         """Extra lines the plan should show for this resource (e.g. pending work)."""
+        return []
+
+    @classmethod
+    def export(cls, aws: Aws, options: dict[str, Any]) -> list[Exported]:
+        """Every live resource of this kind as a spec a person would write (read-only)."""
         return []

@@ -36,6 +36,7 @@ from .s3 import error_code
 
 if TYPE_CHECKING:
     from ..aws import Aws
+    from ..engine.export import Exported
     from ..specs import Path_, Spec
 
 # The managed cache policies' ids, from the CloudFront Developer Guide, "Use managed cache
@@ -101,7 +102,8 @@ def bucket_policy(bucket: str, distribution_arn: str) -> dict[str, Any]:
 
 
 def normalise_policy(document: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A policy in comparable form: one-element lists unwrapped, statements as a list."""
+    """A policy in comparable form: what it allows or denies, not how it is labelled (Sid, Id
+    and the Version date are dropped; one-element lists unwrapped; statements sorted)."""
     if document is None:
         return None
 
@@ -116,8 +118,8 @@ def normalise_policy(document: dict[str, Any] | None) -> dict[str, Any] | None:
     statements = document.get("Statement", [])
     if isinstance(statements, dict):
         statements = [statements]
-    return {"Version": document.get("Version"),
-            "Statement": sorted((unwrap(s) for s in statements), key=json.dumps)}
+    labelled = ({k: v for k, v in s.items() if k != "Sid"} for s in statements)
+    return {"Statement": sorted((unwrap(s) for s in labelled), key=json.dumps)}
 
 
 @register
@@ -157,6 +159,11 @@ class Distribution(Resource):
     @property
     def bucket(self) -> str:
         return str(self.spec.spec["origin"]["bucket"])
+
+    @property
+    def oac(self) -> str:
+        """The Origin Access Control's name: an existing one the spec names, or the agent's own."""
+        return str(self.spec.spec["origin"].get("originAccessControl") or oac_name(self.name))
 
     def dependencies(self) -> list[str]:
         return [f"Bucket/{self.bucket}"]
@@ -201,7 +208,7 @@ class Distribution(Resource):
     def desired(self, arn: str | None = None) -> dict[str, Any]:
         spec = self.spec.spec
         state = super().desired()
-        state["origin"] = {"bucket": self.bucket, "accessControl": oac_name(self.name)}
+        state["origin"] = {"bucket": self.bucket, "accessControl": self.oac}
         state["bucketPolicy"] = (normalise_policy(bucket_policy(self.bucket, arn)) if arn
                                  else "(allows only this distribution; its ARN is known after apply)")
         state["cachePolicy"] = cache_policy_name(spec.get("cachePolicy", DEFAULT_CACHE_POLICY))
@@ -300,11 +307,14 @@ class Distribution(Resource):
         cf.tag_resource(Resource=live.extra["arn"], Tags={"Items": [{"Key": INVALIDATIONS_TAG, "Value": record}]})
 
     def _ensure_oac(self, cf: Any) -> str:
-        """The agent's OAC for this distribution, created if missing (found by its name)."""
-        name = oac_name(self.name)
+        """The OAC for this distribution: the one the spec names, or the agent's own (created)."""
+        name = self.oac
         for oac_id, existing in _list_oacs(cf).items():
             if existing == name:
                 return oac_id
+        if name != oac_name(self.name):
+            raise ReconcilerError(f"ListOriginAccessControls: no Origin Access Control named {name!r} "
+                                  "(spec.origin.originAccessControl)")
         return str(cf.create_origin_access_control(OriginAccessControlConfig={
             "Name": name, "Description": f"Managed by reconciler for Distribution/{self.name}",
             "SigningProtocol": "sigv4", "SigningBehavior": "always",
@@ -330,6 +340,38 @@ class Distribution(Resource):
             if name == oac_name(self.name):
                 cf.delete_origin_access_control(Id=oac_id, IfMatch=cf.get_origin_access_control(Id=oac_id)["ETag"])
 
+    @classmethod
+    def export(cls, aws: Aws, options: dict[str, Any]) -> list[Exported]:
+        from ..engine.export import Exported, spec_name, user_tags
+
+        cf = aws.client("cloudfront")
+        oacs = _list_oacs(cf)
+        out = []
+        for summary in _list_distributions(cf):
+            config = cf.get_distribution_config(Id=summary["Id"])["DistributionConfig"]
+            tags = {t["Key"]: t["Value"] for t in
+                    cf.list_tags_for_resource(Resource=summary["ARN"])["Tags"].get("Items") or []}
+            fallback = f"dist-{summary['Id'].lower()}"
+            name = tags.get(NAME_TAG) or spec_name(config.get("Comment") or "", fallback)
+            item = Exported("Distribution", name, {}, tags, external_id=summary["Id"])
+            where = f"Distribution {name} ({summary['Id']})"
+            origins = config.get("Origins", {}).get("Items") or []
+            s3_origins = [o for o in origins if ".s3." in o["DomainName"] or ".s3-" in o["DomainName"]]
+            if len(origins) != 1 or not s3_origins:
+                item.warnings.append(f"{where}: spec.origin: only a single S3 origin can be expressed; this one has "
+                                     f"{len(origins)} origin(s) ({', '.join(o['DomainName'] for o in origins)}): "
+                                     "not exported")
+                item.skipped = True
+                out.append(item)
+                continue
+            state = _config_state(config, oacs)
+            item.spec = _export_spec(state, config, item, where, name)
+            item.requires.append(("Bucket", state["origin"]["bucket"]))
+            if user_tags(tags):
+                item.spec["tags"] = user_tags(tags)
+            out.append(item)
+        return out
+
     def plan_notes(self, action: str, live: Live | None) -> list[str]:
         if action == "create" and self.spec.spec.get("invalidations"):
             return ["a new distribution has nothing cached: its invalidations are recorded, not issued"]
@@ -339,6 +381,61 @@ class Distribution(Resource):
 
 
 # ---------------------------------------------------------------------- spec <-> config
+
+
+def _export_spec(state: dict[str, Any], config: dict[str, Any], item: Exported, where: str,
+                 name: str) -> dict[str, Any]:
+    """A distribution's live state as the spec a person would write (defaults left out)."""
+    spec: dict[str, Any] = {}
+    if not state["enabled"]:
+        spec["enabled"] = False
+    if state["comment"]:
+        spec["comment"] = state["comment"]
+    origin: dict[str, Any] = {"bucket": state["origin"]["bucket"]}
+    access = state["origin"]["accessControl"]
+    if access and access != oac_name(name):
+        origin["originAccessControl"] = access
+    if not access:
+        item.warnings.append(f"{where}: spec.origin: the origin uses no Origin Access Control (public bucket or "
+                             "legacy OAI); adopting it switches it to an OAC the agent creates")
+    spec["origin"] = origin
+    for key, default in (("defaultRootObject", ""), ("priceClass", "PriceClass_All"),
+                         ("viewerProtocolPolicy", DEFAULT_VIEWER_POLICY), ("cachePolicy", DEFAULT_CACHE_POLICY)):
+        if state[key] not in (default, None):
+            spec[key] = state[key]
+    if state["aliases"]:
+        spec["aliases"] = state["aliases"]
+    if state["certificateArn"]:
+        spec["certificateArn"] = state["certificateArn"]
+    behaviors = [{k: v for k, v in b.items() if (k, v) not in (("cachePolicy", DEFAULT_CACHE_POLICY),
+                                                                ("viewerProtocolPolicy", DEFAULT_VIEWER_POLICY))}
+                 for b in state["behaviors"]]
+    if behaviors:
+        spec["behaviors"] = behaviors
+    viewer = [state["viewerProtocolPolicy"], *(b["viewerProtocolPolicy"] for b in state["behaviors"])]
+    if "allow-all" in viewer:
+        item.exceptions.append("plain-http")
+        item.warnings.append(f"{where}: spec.viewerProtocolPolicy: serves plain HTTP; exported as is with "
+                             "securityExceptions: [plain-http]")
+    if state["cachePolicy"] is None or any(b["cachePolicy"] is None for b in state["behaviors"]):
+        item.warnings.append(f"{where}: spec.cachePolicy: a behavior uses legacy cache settings (no cache policy); "
+                             f"adopting it switches it to {DEFAULT_CACHE_POLICY}")
+        spec.pop("cachePolicy", None)
+        for b in spec.get("behaviors", []):
+            if b.get("cachePolicy") is None:
+                b.pop("cachePolicy", None)
+    unmanaged = {"CustomErrorResponses": "custom error responses", "Logging": "access logging",
+                 "WebACLId": "a WAF web ACL", "Restrictions": "geo restrictions", "OriginGroups": "origin groups"}
+    for key, what in unmanaged.items():
+        value = config.get(key)
+        present = (value.get("Quantity", 0) if isinstance(value, dict) and "Quantity" in value
+                   else value.get("Enabled") if key == "Logging" and isinstance(value, dict)
+                   else value.get("GeoRestriction", {}).get("RestrictionType", "none") != "none"
+                   if key == "Restrictions" and isinstance(value, dict) else value)
+        if present:
+            item.warnings.append(f"{where}: {key}: {what} cannot be expressed in a spec yet; kept as is, "
+                                 "not managed")
+    return spec
 
 _ALL_CONFIG_FIELDS = {"enabled", "comment", "origin", "defaultRootObject", "aliases", "certificateArn",
                       "priceClass", "viewerProtocolPolicy", "cachePolicy", "behaviors"}

@@ -27,6 +27,7 @@ from .base import Resource
 
 if TYPE_CHECKING:
     from ..aws import Aws
+    from ..engine.export import Exported
     from ..specs import Path_, Spec
 
 _serializer = TypeSerializer()
@@ -290,6 +291,46 @@ class Table(Resource):
             return ["deleting a table deletes all of its items"]
         return []
 
+    @classmethod
+    def export(cls, aws: Aws, options: dict[str, Any]) -> list[Exported]:
+        from ..engine.export import Exported, user_tags
+
+        ddb = aws.client("dynamodb")
+        out = []
+        for page in ddb.get_paginator("list_tables").paginate():
+            for name in page.get("TableNames", []):
+                table = ddb.describe_table(TableName=name)["Table"]
+                state, tags = _table_state(table), _read_tags(ddb, table["TableArn"])
+                spec: dict[str, Any] = {"partitionKey": state["partitionKey"]}
+                if state["sortKey"]:
+                    spec["sortKey"] = state["sortKey"]
+                if state["billingMode"] == "PROVISIONED":
+                    spec["billingMode"] = "PROVISIONED"
+                    spec["capacity"] = state["capacity"]
+                gsis = []
+                for g in state["globalSecondaryIndexes"]:
+                    entry = {k: v for k, v in g.items() if not (k == "projection" and v == "ALL")}
+                    if entry.get("capacity") == state.get("capacity"):
+                        entry.pop("capacity", None)
+                    gsis.append(entry)
+                if gsis:
+                    spec["globalSecondaryIndexes"] = gsis
+                backups = ddb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
+                if backups.get("PointInTimeRecoveryDescription", {}).get("PointInTimeRecoveryStatus") == "ENABLED":
+                    spec["pointInTimeRecovery"] = True
+                if state["deletionProtection"]:
+                    spec["deletionProtection"] = True
+                ttl = _ttl_live(ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"])
+                if ttl and ttl["enabled"]:
+                    spec["ttl"] = {"attribute": ttl["attribute"]}
+                if user_tags(tags):
+                    spec["tags"] = user_tags(tags)
+                item = Exported("Table", name, spec, tags)
+                if options.get("with_items"):
+                    item.spec["items"] = _export_items(ddb, name, options.get("item_limit", 100), item.warnings)
+                out.append(item)
+        return out
+
 
 # ---------------------------------------------------------------------- shapes
 
@@ -459,6 +500,22 @@ def _check_items(spec: dict[str, Any], types: dict[str, str], keys: list[str]) -
 
 
 # ---------------------------------------------------------------------- calls
+
+
+def _export_items(ddb: Any, name: str, limit: int, warnings: list[str]) -> list[dict[str, Any]]:
+    """Up to `limit` items, as plain values; a larger table is said, not silently cut."""
+    items: list[dict[str, Any]] = []
+    args: dict[str, Any] = {"TableName": name, "Limit": min(limit + 1, 1000)}
+    while len(items) <= limit:
+        page = ddb.scan(**args)
+        items += [_from_dynamo(raw) for raw in page.get("Items", [])]
+        if "LastEvaluatedKey" not in page:
+            break
+        args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    if len(items) > limit:
+        warnings.append(f"spec.items: the table has more than {limit} items; only {limit} were exported "
+                        "(items in a spec are reference data, not a backup; raise --item-limit if you mean it)")
+    return items[:limit]
 
 
 def _read_tags(ddb: Any, arn: str) -> dict[str, str]:

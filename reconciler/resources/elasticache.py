@@ -33,6 +33,7 @@ from .s3 import error_code
 
 if TYPE_CHECKING:
     from ..aws import Aws
+    from ..engine.export import Exported
     from ..specs import Path_, Spec
 
 FINGERPRINT_TAG = "reconciler:auth-fingerprint"
@@ -116,6 +117,11 @@ class CacheCluster(Resource):
 
     # ------------------------------------------------------------------ desired state
 
+    @property
+    def security_group(self) -> str:
+        """The security group whose ingress the agent manages: the spec's, or its own."""
+        return str(self.spec.spec.get("securityGroup") or resource_name(self.name))
+
     def _network(self, aws: Aws) -> dict[str, Any]:
         """The VPC, subnets and allowFrom group ids this spec resolves to (cached per cycle)."""
         return aws.cached(f"elasticache:network:{self.name}", lambda: self._resolve_network(aws))
@@ -146,7 +152,7 @@ class CacheCluster(Resource):
         port = state["port"]
         state["subnetIds"] = net["subnets"]
         state["allowFrom"] = sorted(f"{src} tcp/{port}" for src in net["sources"])
-        state["securityGroups"] = [resource_name(self.name)]
+        state["securityGroups"] = [self.security_group]
         state["engineVersion"] = spec.get("engineVersion", MISSING)
         if spec.get("authToken"):
             token = resolve(spec["authToken"], aws).reveal()
@@ -174,7 +180,7 @@ class CacheCluster(Resource):
         members = [clusters[m] for m in group.get("MemberClusters", []) if m in clusters]
         primary = (group.get("NodeGroups") or [{}])[0].get("PrimaryEndpoint") or {}
         tags = {t["Key"]: t["Value"] for t in ec.list_tags_for_resource(ResourceName=group["ARN"])["TagList"]}
-        sg = _find_security_group(aws, resource_name(self.name), self._network(aws)["vpc"])
+        sg = _find_security_group(aws, self.security_group, self._network(aws)["vpc"])
         sg_names = _group_names(aws, [s["SecurityGroupId"] for m in members[:1] for s in m.get("SecurityGroups", [])])
         state: dict[str, Any] = {
             "engine": group.get("Engine", "redis"),
@@ -184,7 +190,7 @@ class CacheCluster(Resource):
             "replicas": max(len(group.get("MemberClusters", [])) - 1, 0),
             "port": primary.get("Port"),
             "transitEncryption": bool(group.get("TransitEncryptionEnabled")),
-            "authToken": tags.get(FINGERPRINT_TAG) if group.get("AuthTokenEnabled") else None,
+            "authToken": self._live_token(group, tags),
             "subnetIds": _subnet_ids(aws, members[0].get("CacheSubnetGroupName") if members else None),
             "allowFrom": _ingress(sg) if sg else [],
             "securityGroups": sorted(sg_names),
@@ -193,7 +199,17 @@ class CacheCluster(Resource):
         status = group.get("Status", "available")
         return Live(id=group["ARN"], state=state, tags=tags,
                     pending=None if status == "available" else f"replication group {status}",
-                    extra={"endpoint": primary, "sg": sg, "members": [m["CacheClusterId"] for m in members]})
+                    extra={"endpoint": primary, "sg": sg, "members": [m["CacheClusterId"] for m in members],
+                           "subnetGroup": members[0].get("CacheSubnetGroupName") if members else None,
+                           "recordFingerprint": bool(group.get("AuthTokenEnabled"))
+                           and FINGERPRINT_TAG not in tags})
+
+    def _live_token(self, group: dict[str, Any], tags: dict[str, str]) -> str | None:
+        """The live token's fingerprint. A cluster built by hand has a token but no fingerprint:
+        the referenced token is taken to be it (the health check proves it) and recorded."""
+        if not group.get("AuthTokenEnabled"):
+            return None
+        return tags.get(FINGERPRINT_TAG) or self._want.get("authToken")
 
     # ------------------------------------------------------------------ create / update / delete
 
@@ -219,7 +235,10 @@ class CacheCluster(Resource):
 
     def _ensure_security_group(self, aws: Aws, want: dict[str, Any]) -> str:
         ec2, net = aws.client("ec2"), self._network(aws)
-        sg = _find_security_group(aws, resource_name(self.name), net["vpc"], fresh=True)
+        sg = _find_security_group(aws, self.security_group, net["vpc"], fresh=True)
+        if sg is None and self.spec.spec.get("securityGroup"):
+            raise ReconcilerError(f"DescribeSecurityGroups: no security group named {self.security_group!r} in "
+                                  f"{net['vpc']} (spec.securityGroup)")
         if sg is None:
             sg_id = ec2.create_security_group(
                 GroupName=resource_name(self.name), VpcId=net["vpc"],
@@ -238,7 +257,8 @@ class CacheCluster(Resource):
         if "allowFrom" in fields:
             _set_ingress(ec2, live.extra["sg"]["GroupId"], live.state["allowFrom"], want["allowFrom"])
         if "subnetIds" in fields:
-            ec.modify_cache_subnet_group(CacheSubnetGroupName=resource_name(self.name), SubnetIds=want["subnetIds"])
+            ec.modify_cache_subnet_group(CacheSubnetGroupName=live.extra["subnetGroup"] or resource_name(self.name),
+                                         SubnetIds=want["subnetIds"])
         modify: dict[str, Any] = {}
         if "nodeType" in fields:
             modify["CacheNodeType"] = want["nodeType"]
@@ -259,7 +279,7 @@ class CacheCluster(Resource):
             call(ReplicationGroupId=self.name, NewReplicaCount=count, ApplyImmediately=True)
         tag_changes = [c for c in changes if c.path.startswith("spec.tags.")]
         put = {c.path.split(".", 2)[2]: c.after for c in tag_changes if c.after is not None}
-        if "authToken" in fields and want["authToken"]:
+        if want["authToken"] and ("authToken" in fields or live.extra.get("recordFingerprint")):
             put[FINGERPRINT_TAG] = want["authToken"]
         if put:
             ec.add_tags_to_resource(ResourceName=live.id, Tags=[{"Key": k, "Value": v} for k, v in put.items()])
@@ -277,8 +297,87 @@ class CacheCluster(Resource):
             return ["deleting the cluster takes a final snapshot first, then its data is gone"]
         return []
 
+    @classmethod
+    def export(cls, aws: Aws, options: dict[str, Any]) -> list[Exported]:
+        from ..engine.export import Exported, user_tags
+
+        ec, ec2 = aws.client("elasticache"), aws.client("ec2")
+        clusters = {c["CacheClusterId"]: c for c in _list(ec, "describe_cache_clusters", "CacheClusters")}
+        subnet_groups = {g["CacheSubnetGroupName"]: g for g in
+                         _list(ec, "describe_cache_subnet_groups", "CacheSubnetGroups")}
+        out = []
+        for group in _list(ec, "describe_replication_groups", "ReplicationGroups"):
+            name = group["ReplicationGroupId"]
+            tags = {t["Key"]: t["Value"] for t in ec.list_tags_for_resource(ResourceName=group["ARN"])["TagList"]}
+            item = Exported("CacheCluster", name, {}, tags)
+            if group.get("ClusterEnabled"):
+                item.warnings.append(f"CacheCluster {name}: cluster mode (sharding) cannot be expressed yet: "
+                                     "not exported")
+                item.skipped = True
+                out.append(item)
+                continue
+            members = [clusters[m] for m in group.get("MemberClusters", []) if m in clusters]
+            first = members[0] if members else {}
+            port = ((group.get("NodeGroups") or [{}])[0].get("PrimaryEndpoint") or {}).get("Port", 6379)
+            spec: dict[str, Any] = {}
+            if group.get("Engine", "redis") != "redis":
+                spec["engine"] = group["Engine"]
+            if first.get("EngineVersion"):
+                spec["engineVersion"] = ".".join(first["EngineVersion"].split(".")[:2])
+            spec["nodeType"] = group.get("CacheNodeType")
+            if len(group.get("MemberClusters", [])) > 1:
+                spec["replicas"] = len(group["MemberClusters"]) - 1
+            if port != 6379:
+                spec["port"] = port
+            subnet_group = subnet_groups.get(first.get("CacheSubnetGroupName") or "")
+            if subnet_group:
+                spec["vpcId"] = subnet_group["VpcId"]
+                spec["subnetIds"] = sorted(s["SubnetIdentifier"] for s in subnet_group.get("Subnets", []))
+            sg_ids = [g["SecurityGroupId"] for g in first.get("SecurityGroups", [])]
+            groups = ec2.describe_security_groups(GroupIds=sg_ids)["SecurityGroups"] if sg_ids else []
+            if len(groups) > 1:
+                item.warnings.append(f"CacheCluster {name}: spec.securityGroup: {len(groups)} security groups are "
+                                     f"attached; only {groups[0]['GroupName']} is kept on adoption")
+            if groups:
+                sg = groups[0]
+                if sg["GroupName"] != resource_name(name):
+                    spec["securityGroup"] = sg["GroupName"]
+                spec["allowFrom"] = _export_allow(ec2, sg, port, item)
+            if not group.get("TransitEncryptionEnabled"):
+                spec["transitEncryption"] = False
+            if group.get("AuthTokenEnabled"):
+                spec["authToken"] = {"fromEnv": "REDIS_AUTH_TOKEN"}
+                item.comments["authToken:"] = ("the AUTH token is never exported: set REDIS_AUTH_TOKEN to the "
+                                               "cluster's token (or use fromSecretsManager / fromSsmParameter)")
+            if user_tags(tags):
+                spec["tags"] = user_tags(tags)
+            item.spec = spec
+            out.append(item)
+        return out
+
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _export_allow(ec2: Any, sg: dict[str, Any], port: int, item: Exported) -> list[dict[str, str]]:
+    """A security group's ingress as allowFrom entries (names where a group has one)."""
+    entries: list[dict[str, str]] = []
+    for rule in _ingress(sg):
+        source, where = rule.split(" ", 1)
+        if where != f"tcp/{port}":
+            item.warnings.append(f"CacheCluster {item.name}: spec.allowFrom: the rule {rule} is not on the cache "
+                                 "port and cannot be expressed; adoption revokes it")
+            continue
+        if source.startswith("sg-"):
+            found = ec2.describe_security_groups(GroupIds=[source])["SecurityGroups"]
+            entries.append({"securityGroupName": found[0]["GroupName"]} if found else {"securityGroupId": source})
+        else:
+            entries.append({"cidr": source})
+            if _open_to_world(source):
+                item.exceptions.append("open-to-world")
+                item.warnings.append(f"CacheCluster {item.name}: spec.allowFrom: {source} opens the cache to the "
+                                     "internet; exported as is with securityExceptions: [open-to-world]")
+    return entries
 
 
 def _list(client: Any, operation: str, key: str) -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ from .base import Resource
 
 if TYPE_CHECKING:
     from ..aws import Aws
+    from ..engine.export import Exported
     from ..specs import Path_, Spec
 
 BLOCK_ALL = {"BlockPublicAcls": True, "IgnorePublicAcls": True,
@@ -171,6 +172,33 @@ class Bucket(Resource):
 
     def delete(self, aws: Aws, live: Live) -> None:
         aws.client("s3").delete_bucket(Bucket=self.name)
+
+    @classmethod
+    def export(cls, aws: Aws, options: dict[str, Any]) -> list[Exported]:
+        from ..engine.export import Exported, user_tags
+
+        s3 = aws.client("s3")
+        out = []
+        for bucket in s3.list_buckets().get("Buckets", []):
+            name = bucket["Name"]
+            tags = _bucket_tags(s3, name)
+            try:
+                block = s3.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"]
+            except s3.exceptions.ClientError as exc:
+                if error_code(exc) != "NoSuchPublicAccessBlockConfiguration":
+                    raise
+                block = {}
+            spec: dict[str, Any] = {}
+            item = Exported("Bucket", name, spec, tags)
+            if not all(block.get(k) for k in BLOCK_ALL):
+                spec["blockPublicAccess"] = False
+                item.exceptions.append("public-bucket")
+                item.warnings.append("spec.blockPublicAccess: public access is not fully blocked; exported as is "
+                                     "with securityExceptions: [public-bucket]: remove both to block it")
+            if user_tags(tags):
+                spec["tags"] = user_tags(tags)
+            out.append(item)
+        return out
 
 
 def site_distribution(aws: Aws, name: str | None) -> str | None:

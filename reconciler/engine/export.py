@@ -1,0 +1,130 @@
+"""`reconciler export`: live resources -> specs a person would write, to adopt a stack built
+by hand. Read-only: it makes no write call of any kind.
+
+Each kind turns what it finds into a spec (`Resource.export`); this module filters, names,
+writes one file per resource (`<kind>-<name>.yaml`), and validates the result against the
+schemas. Settings a spec cannot express are reported on stderr, naming the resource and field.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from ..model import OWNER_TAG, OWNER_VALUE
+
+if TYPE_CHECKING:
+    from ..aws import Aws
+
+
+@dataclass
+class Exported:
+    """One live resource as a spec, with what could not be expressed."""
+
+    kind: str
+    name: str
+    spec: dict[str, Any]
+    tags: dict[str, str]
+    external_id: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    comments: dict[str, str] = field(default_factory=dict)  # a line's text -> a comment placed above it
+    exceptions: list[str] = field(default_factory=list)     # metadata.securityExceptions it needs
+    requires: list[tuple[str, str]] = field(default_factory=list)  # (kind, name) it refers to
+    skipped: bool = False  # cannot be expressed as a spec: only its warnings are reported
+
+    @property
+    def owned(self) -> bool:
+        return self.tags.get(OWNER_TAG) == OWNER_VALUE
+
+    def document(self) -> dict[str, Any]:
+        metadata: dict[str, Any] = {"name": self.name}
+        if not self.owned:
+            metadata["adopt"] = True
+        metadata["deletion"] = "retain"
+        if self.external_id:
+            metadata["externalId"] = self.external_id
+        if self.exceptions:
+            metadata["securityExceptions"] = sorted(self.exceptions)
+        return {"apiVersion": "reconciler/v1", "kind": self.kind, "metadata": metadata, "spec": self.spec}
+
+
+def user_tags(tags: dict[str, str]) -> dict[str, str]:
+    """Tags a spec states: without the agent's own (ownership, bookkeeping) and AWS's."""
+    return {k: v for k, v in tags.items() if k != OWNER_TAG and not k.startswith(("reconciler:", "aws:"))}
+
+
+def spec_name(text: str, fallback: str) -> str:
+    """A spec name made from free text (a distribution's comment): lower-case, dashes."""
+    name = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:64]
+    return name or fallback
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _decimal(dumper: yaml.SafeDumper, value: Decimal) -> yaml.Node:
+    if value == value.to_integral_value():
+        return dumper.represent_int(int(value))
+    return dumper.represent_scalar("tag:yaml.org,2002:float", str(value))
+
+
+_Dumper.add_representer(Decimal, _decimal)
+
+
+def to_yaml(item: Exported) -> str:
+    text = yaml.dump(item.document(), Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=110)
+    lines = []
+    for line in text.splitlines():
+        for needle, comment in item.comments.items():
+            if line.strip().startswith(needle):
+                indent = line[: len(line) - len(line.lstrip())]
+                lines.append(f"{indent}# {comment}")
+        lines.append(line)
+    header = (f"# {item.kind} {item.name}: exported by `reconciler export` from the live resource.\n"
+              + ("# Not created by reconciler: `adopt: true` takes it over in place (nothing is recreated).\n"
+                 if not item.owned else ""))
+    return header + "\n".join(lines) + "\n"
+
+
+def export_stack(aws: Aws, kinds: list[str], names: list[str], options: dict[str, Any]) -> list[Exported]:
+    """Every live resource of the given kinds (all kinds when empty), filtered by name; the
+    buckets that exported distributions serve from are included."""
+    from ..resources import registry
+
+    wanted_kinds = kinds or registry.kinds()
+    found: list[Exported] = []
+    for cls in registry.classes():
+        if cls.kind in wanted_kinds or (cls.kind == "Bucket" and "Distribution" in wanted_kinds):
+            found += cls.export(aws, options)
+    chosen = [e for e in found if e.kind in wanted_kinds and (not names or e.name in names or e.external_id in names)]
+    needed = {r for e in chosen for r in e.requires}
+    chosen += [e for e in found if (e.kind, e.name) in needed and e not in chosen]
+    return _unique_names(chosen)
+
+
+def _unique_names(items: list[Exported]) -> list[Exported]:
+    seen: dict[tuple[str, str], int] = {}
+    for item in items:
+        key = (item.kind, item.name)
+        seen[key] = seen.get(key, 0) + 1
+        if seen[key] > 1:
+            item.name = f"{item.name}-{seen[key]}"
+    return items
+
+
+def write(items: list[Exported], out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for item in items:
+        if item.skipped:
+            continue
+        path = out / f"{item.kind.lower()}-{item.name}.yaml"
+        path.write_text(to_yaml(item))
+        paths.append(path)
+    return paths
