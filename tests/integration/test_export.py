@@ -38,10 +38,11 @@ def build_by_hand(aws) -> dict[str, str]:
     oac = cf.create_origin_access_control(OriginAccessControlConfig={
         "Name": "handmade-site.s3.us-east-1.amazonaws.com", "SigningProtocol": "sigv4",
         "SigningBehavior": "always", "OriginAccessControlOriginType": "s3"})["OriginAccessControl"]["Id"]
+    origin = {"Id": "handmade-site", "DomainName": "handmade-site.s3.us-east-1.amazonaws.com",
+              "S3OriginConfig": {"OriginAccessIdentity": ""}, "OriginAccessControlId": oac}
     dist = cf.create_distribution(DistributionConfig={
-        "CallerReference": "console-1", "Comment": "Marketing site", "Enabled": True, "DefaultRootObject": "index.html",
-        "Origins": {"Quantity": 1, "Items": [{"Id": "handmade-site", "DomainName": "handmade-site.s3.us-east-1.amazonaws.com",
-                                              "S3OriginConfig": {"OriginAccessIdentity": ""}, "OriginAccessControlId": oac}]},
+        "CallerReference": "console-1", "Comment": "Marketing site", "Enabled": True,
+        "DefaultRootObject": "index.html", "Origins": {"Quantity": 1, "Items": [origin]},
         "DefaultCacheBehavior": {"TargetOriginId": "handmade-site", "ViewerProtocolPolicy": "redirect-to-https",
                                  "CachePolicyId": "658327ea-f89d-4fab-a63d-7e88639e58f6"}})["Distribution"]
     s3.put_bucket_policy(Bucket="handmade-site", Policy=json.dumps({
@@ -51,12 +52,14 @@ def build_by_hand(aws) -> dict[str, str]:
                        "Resource": "arn:aws:s3:::handmade-site/*",
                        "Condition": {"StringEquals": {"AWS:SourceArn": dist["ARN"]}}}]}))
     vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
-    subnets = [s["SubnetId"] for s in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"]][:2]
+    found = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"]
+    subnets = [s["SubnetId"] for s in found][:2]
     bastion = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["bastion"]}])["SecurityGroups"][0]
     sg = ec2.create_security_group(GroupName="redis-sg", Description="redis", VpcId=vpc)["GroupId"]
     ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=[{
         "IpProtocol": "tcp", "FromPort": 6379, "ToPort": 6379, "UserIdGroupPairs": [{"GroupId": bastion["GroupId"]}]}])
-    ec.create_cache_subnet_group(CacheSubnetGroupName="redis-subnets", CacheSubnetGroupDescription="d", SubnetIds=subnets)
+    ec.create_cache_subnet_group(CacheSubnetGroupName="redis-subnets", CacheSubnetGroupDescription="d",
+                                 SubnetIds=subnets)
     ec.create_replication_group(ReplicationGroupId="app-cache", ReplicationGroupDescription="cache", Engine="redis",
                                 EngineVersion="7.1", CacheNodeType="cache.t3.small", NumCacheClusters=2,
                                 CacheSubnetGroupName="redis-subnets", SecurityGroupIds=[sg],
