@@ -37,6 +37,8 @@ class Aws:
         connect_timeout: float = 5,
         read_timeout: float = 30,
     ):
+        # AWS_REGION is what the AWS SDKs and CLI read; botocore itself reads AWS_DEFAULT_REGION.
+        region = region or os.environ.get("AWS_REGION") or None
         try:
             self.session = boto3.session.Session(profile_name=profile, region_name=region)
         except botocore.exceptions.ProfileNotFound as exc:
@@ -68,7 +70,7 @@ class Aws:
             )
         if not self.region:
             raise ReconcilerError(
-                "no AWS region configured: set AWS_REGION (or a profile's region), "
+                "no AWS region configured: set AWS_REGION (or AWS_DEFAULT_REGION, or a profile's region), "
                 "or try it locally with --sandbox"
             )
 

@@ -12,12 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import click
-import structlog
 
 from .errors import ReconcilerError, SpecError
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
-log = structlog.get_logger()
 
 
 def _fail(message: str) -> None:

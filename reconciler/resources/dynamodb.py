@@ -12,13 +12,12 @@ AWS facts that shape this module:
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
-
-from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 
 from ..engine.diff import MISSING, Field
 from ..model import FieldChange, Live
@@ -30,8 +29,16 @@ if TYPE_CHECKING:
     from ..engine.export import Exported
     from ..specs import Path_, Spec
 
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
+
+
+
+@functools.cache
+def _codec() -> tuple[Any, Any]:
+    """boto3's AttributeValue serializer and deserializer (imported on first use: validate needs
+    neither boto3 nor its import time)."""
+    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+    return TypeSerializer(), TypeDeserializer()
 _BATCH_GET = 100
 _BATCH_WRITE = 25
 
@@ -162,7 +169,7 @@ class Table(Resource):
                     extra={"deletionProtection": bool(table.get("DeletionProtectionEnabled"))})
 
     def _read_items(self, ddb: Any) -> Iterator[dict[str, Any]]:
-        keys = [{k: _serializer.serialize(item[k]) for k in self.key_names}
+        keys = [{k: _codec()[0].serialize(item[k]) for k in self.key_names}
                 for item in self.spec.spec["items"]]
         for start in range(0, len(keys), _BATCH_GET):
             request = {self.name: {"Keys": keys[start:start + _BATCH_GET], "ConsistentRead": True}}
@@ -456,14 +463,16 @@ def _field_of(path: str) -> str:
 
 
 def _to_dynamo(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: _serializer.serialize(v) for k, v in item.items()}
+    return {k: _codec()[0].serialize(v) for k, v in item.items()}
 
 
 def _from_dynamo(raw: dict[str, Any]) -> dict[str, Any]:
-    return {k: _plain(_deserializer.deserialize(v)) for k, v in raw.items()}
+    return {k: _plain(_codec()[1].deserialize(v)) for k, v in raw.items()}
 
 
 def _plain(value: Any) -> Any:
+    from boto3.dynamodb.types import Binary
+
     if isinstance(value, Binary):
         return bytes(value.value)
     if isinstance(value, dict):

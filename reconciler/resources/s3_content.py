@@ -25,13 +25,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from boto3.s3.transfer import TransferConfig
-
 from ..errors import ReconcilerError
 
 MANIFEST_KEY = ".reconciler/manifest.json"
 PART_SIZE = 8 * 1024 * 1024
-TRANSFER = TransferConfig(multipart_threshold=PART_SIZE, multipart_chunksize=PART_SIZE, max_concurrency=8)
 DEFAULT_THRESHOLD = 15
 SHOWN_PATHS = 20
 
@@ -198,11 +195,14 @@ def publish(s3: Any, cf: Any, bucket: str, local: dict[str, LocalFile], remote: 
     if pending:
         _write_manifest(s3, bucket, files, pending, since)
     uploads = plan.new + plan.changed
+    from boto3.s3.transfer import TransferConfig  # boto3's transfer manager: multipart above PART_SIZE
+
+    transfer = TransferConfig(multipart_threshold=PART_SIZE, multipart_chunksize=PART_SIZE, max_concurrency=8)
 
     def upload(key: str) -> str:
         f = local[key]
         extra = {"ContentType": f.content_type, **({"CacheControl": f.cache_control} if f.cache_control else {})}
-        s3.upload_file(str(f.path), bucket, key, ExtraArgs=extra, Config=TRANSFER)
+        s3.upload_file(str(f.path), bucket, key, ExtraArgs=extra, Config=transfer)
         return key
 
     with ThreadPoolExecutor(max_workers=8) as pool:

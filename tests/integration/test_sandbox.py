@@ -182,3 +182,13 @@ def test_unknown_profile_is_a_clear_error(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert "nope" in result.stderr and "--profile" in result.stderr and "internal error" not in result.stderr
+
+
+def test_aws_region_alone_is_enough(aws, cli, specs):
+    """AWS_REGION is what the SDKs and the AWS CLI read; botocore alone would ignore it."""
+    root = specs("t.yaml", "apiVersion: reconciler/v1\nkind: Table\nmetadata: {name: Regional}\n"
+                           "spec:\n  partitionKey: {name: Id, type: S}\n")
+    env = {k: v for k, v in aws.env.items() if k != "AWS_DEFAULT_REGION"}
+    assert env["AWS_REGION"] == "us-east-1"
+    result = cli("plan", str(root), env=env)
+    assert result.code == 0, result.err
