@@ -349,7 +349,7 @@ def _validate_document(
         return None
     kind = doc.get("kind")
     validators = _validators()
-    if kind not in validators:
+    if not isinstance(kind, str) or kind not in validators:
         problems.add(file, line(("kind",)), "kind",
                      f"unknown kind {kind!r}; known kinds: {', '.join(known_kinds())}")
         return None

@@ -503,6 +503,9 @@ def _check_items(spec: dict[str, Any], types: dict[str, str], keys: list[str]) -
         seen.setdefault(ident, i)
         try:
             _to_dynamo(item)
+        except ArithmeticError:  # boto3's DynamoDB decimal context: Overflow, Underflow, Inexact...
+            problems.append((path, "a number cannot be stored in DynamoDB: at most 38 significant digits, "
+                                   "magnitude between 1E-130 and 9.99E+125"))
         except (TypeError, ValueError) as exc:
             problems.append((path, f"cannot be stored in DynamoDB: {exc}"))
     return problems

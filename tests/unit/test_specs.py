@@ -124,3 +124,14 @@ def test_good_specs_load_in_a_stable_order(tmp_path):
     assert [s.name for s in loaded.specs] == ["Accounts", "Users"]
     assert loaded.specs[1].metadata.policy == "enforce"
     assert loaded.specs[1].metadata.deletion == "retain"
+
+
+def test_numbers_dynamodb_cannot_store_are_a_clear_error(tmp_path):
+    write(tmp_path, "a.yaml", GOOD + "  items:\n    - {UserId: u1, Big: 1.0e+200, Precise: 0.1234567890123456789012345678901234567891}\n")
+    [problem] = problems(tmp_path)
+    assert "a.yaml:7 spec.items[0]: a number cannot be stored in DynamoDB" in problem
+
+
+def test_a_kind_that_is_not_a_string(tmp_path):
+    write(tmp_path, "a.yaml", GOOD.replace("kind: Table", "kind: [Table]"))
+    assert "unknown kind ['Table']" in problems(tmp_path)[0]
