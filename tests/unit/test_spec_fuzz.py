@@ -55,9 +55,9 @@ def mutate(doc: dict, path: tuple, value: object) -> dict:
             target = target[key]
         else:
             return doc
-    if isinstance(target, dict):
-        target[path[-1]] = value
-    elif isinstance(target, list) and isinstance(path[-1], int) and path[-1] < len(target):
+    settable = isinstance(target, dict) or (
+        isinstance(target, list) and isinstance(path[-1], int) and path[-1] < len(target))
+    if settable:
         target[path[-1]] = value
     return doc
 

@@ -127,7 +127,8 @@ def test_good_specs_load_in_a_stable_order(tmp_path):
 
 
 def test_numbers_dynamodb_cannot_store_are_a_clear_error(tmp_path):
-    write(tmp_path, "a.yaml", GOOD + "  items:\n    - {UserId: u1, Big: 1.0e+200, Precise: 0.1234567890123456789012345678901234567891}\n")
+    precise = "0.1234567890123456789012345678901234567891"  # 40 significant digits
+    write(tmp_path, "a.yaml", GOOD + f"  items:\n    - {{UserId: u1, Big: 1.0e+200, Precise: {precise}}}\n")
     [problem] = problems(tmp_path)
     assert "a.yaml:7 spec.items[0]: a number cannot be stored in DynamoDB" in problem
 
