@@ -34,8 +34,8 @@ class Aws:
         retry_mode: str | None = None,
         max_attempts: int | None = None,
         pool_size: int = 16,
-        connect_timeout: float = 5,
-        read_timeout: float = 30,
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
     ):
         # AWS_REGION is what the AWS SDKs and CLI read; botocore itself reads AWS_DEFAULT_REGION.
         region = region or os.environ.get("AWS_REGION") or None
@@ -49,8 +49,8 @@ class Aws:
                 "total_max_attempts": max_attempts or int(os.environ.get("AWS_MAX_ATTEMPTS") or 5),
             },
             max_pool_connections=pool_size,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
+            connect_timeout=connect_timeout or float(os.environ.get("RECONCILER_AWS_CONNECT_TIMEOUT") or 5),
+            read_timeout=read_timeout or float(os.environ.get("RECONCILER_AWS_READ_TIMEOUT") or 30),
         )
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()

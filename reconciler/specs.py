@@ -150,16 +150,15 @@ def format_path(path: Iterable[str | int]) -> str:
     return out
 
 
-_constructor = yaml.constructor.SafeConstructor()
 _FLOAT_TAG = "tag:yaml.org,2002:float"
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 
 
-def _scalar(node: yaml.ScalarNode) -> Any:
+def _scalar(node: yaml.ScalarNode, constructor: yaml.constructor.SafeConstructor) -> Any:
     """A YAML scalar as a plain value; floats become exact Decimals, dates stay text."""
     if node.tag == _TIMESTAMP_TAG:
         return node.value
-    value = _constructor.construct_object(node, deep=True)
+    value = constructor.construct_object(node, deep=True)
     if node.tag == _FLOAT_TAG and isinstance(value, float) and math.isfinite(value):
         try:
             return Decimal(node.value.replace("_", ""))
@@ -171,7 +170,8 @@ def _scalar(node: yaml.ScalarNode) -> Any:
 
 
 def _to_python(
-    node: yaml.Node, path: Path_, lines: dict[Path_, int], problems: _Problems, file: str
+    node: yaml.Node, path: Path_, lines: dict[Path_, int], problems: _Problems, file: str,
+    constructor: yaml.constructor.SafeConstructor,
 ) -> Any:
     lines.setdefault(path, node.start_mark.line + 1)
     if len(path) > _MAX_DEPTH:
@@ -182,17 +182,17 @@ def _to_python(
             if not isinstance(key_node, yaml.ScalarNode):
                 problems.add(file, key_node.start_mark.line + 1, path, "a key must be a plain value")
                 continue
-            key = str(_scalar(key_node))
+            key = str(_scalar(key_node, constructor))
             if key in out:
                 problems.add(file, key_node.start_mark.line + 1, (*path, key), "duplicate key")
             lines[(*path, key)] = key_node.start_mark.line + 1
-            out[key] = _to_python(value_node, (*path, key), lines, problems, file)
+            out[key] = _to_python(value_node, (*path, key), lines, problems, file, constructor)
         return out
     if isinstance(node, yaml.SequenceNode):
         return [
-            _to_python(item, (*path, i), lines, problems, file) for i, item in enumerate(node.value)
+            _to_python(item, (*path, i), lines, problems, file, constructor) for i, item in enumerate(node.value)
         ]
-    return _scalar(node)  # type: ignore[arg-type]
+    return _scalar(node, constructor)  # type: ignore[arg-type]
 
 
 class _TooDeep(Exception):
@@ -216,7 +216,8 @@ def _read_documents(
                 continue
             lines: dict[Path_, int] = {}
             first = node.start_mark.line + 1
-            value = _to_python(node, (), lines, problems, display)
+            # a constructor per document: PyYAML's caches every object it builds
+            value = _to_python(node, (), lines, problems, display, yaml.constructor.SafeConstructor())
             if value is None:
                 continue
             if not isinstance(value, dict):

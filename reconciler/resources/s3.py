@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -144,13 +145,35 @@ class Bucket(Resource):
         args: dict[str, Any] = {"Bucket": self.name}
         if aws.region and aws.region != "us-east-1":
             args["CreateBucketConfiguration"] = {"LocationConstraint": aws.region}
-        with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
-            s3.create_bucket(**args)  # already ours: an earlier apply was interrupted; carry on
         want = self.desired()
+        try:
+            s3.create_bucket(**args)
+        except s3.exceptions.BucketAlreadyOwnedByYou:
+            pass  # an earlier, interrupted apply created it
+        except Exception:
+            # The answer may be lost while the bucket was made. The plan saw no bucket of this
+            # name, so one that exists now is the one this call created.
+            if not _exists(s3, self.name):
+                raise
+        self._mark_owned(s3, want["tags"])
         _put_block(s3, self.name, want["blockPublicAccess"])
-        _put_tags(s3, self.name, want["tags"])
         if self.content:
             self._publish(aws, None)
+
+    def _mark_owned(self, s3: Any, tags: dict[str, str]) -> None:
+        """Tag a new bucket as the agent's before anything else. S3 cannot tag at creation, so
+        if tagging keeps failing the empty bucket is deleted again: otherwise the next cycle
+        would see an unowned bucket and refuse it for ever."""
+        for attempt in range(3):
+            try:
+                _put_tags(s3, self.name, tags)
+                return
+            except Exception:
+                if attempt == 2:
+                    with contextlib.suppress(Exception):
+                        s3.delete_bucket(Bucket=self.name)
+                    raise
+                time.sleep(0.5 * (attempt + 1))
 
     def update(self, aws: Aws, live: Live, changes: Sequence[FieldChange]) -> None:
         s3 = aws.client("s3")
@@ -214,6 +237,14 @@ def _taken(name: str) -> Exception:
 
     return ReconcilerError(f"HeadBucket failed: bucket {name!r} exists but is not readable with these "
                            "credentials (bucket names are global: it may belong to another account)")
+
+
+def _exists(s3: Any, name: str) -> bool:
+    try:
+        s3.head_bucket(Bucket=name)
+        return True
+    except Exception:
+        return False
 
 
 def _bucket_tags(s3: Any, name: str) -> dict[str, str]:
