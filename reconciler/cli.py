@@ -68,6 +68,9 @@ def _aws_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      envvar="RECONCILER_WORKERS", help="Concurrent AWS reads."),
         click.option("--log-level", default="warning", show_default=True, envvar="RECONCILER_LOG_LEVEL",
                      type=click.Choice(["debug", "info", "warning", "error"])),
+        click.option("--max-destroy", type=click.IntRange(0), default=3, show_default=True,
+                     envvar="RECONCILER_MAX_DESTROY",
+                     help="Refuse all deletes/replaces of a run that has more of them than this."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -118,10 +121,10 @@ def validate(specs: Path) -> int:
     return EXIT_OK
 
 
-def _plan(spec_set: Any, aws: Any, workers: int) -> Any:
-    from .engine.plan import make_plan
+def _plan(spec_set: Any, aws: Any, workers: int, max_destroy: int) -> Any:
+    from .engine.plan import enforce_budget, make_plan
 
-    return make_plan(spec_set, aws, workers=workers)
+    return enforce_budget(make_plan(spec_set, aws, workers=workers), max_destroy)
 
 
 @cli.command()
@@ -132,7 +135,7 @@ def _plan(spec_set: Any, aws: Any, workers: int) -> Any:
 @_aws_options
 @_guarded
 def plan(specs: Path, as_json: bool, detailed_exitcode: bool, sandbox: bool, profile: str | None,
-         region: str | None, retry_mode: str | None, workers: int, log_level: str) -> int:
+         region: str | None, retry_mode: str | None, workers: int, log_level: str, max_destroy: int) -> int:
     """Show what apply would change. Never writes anything."""
     from .engine.render import plan_json, render_plan
     from .log import configure_logging
@@ -142,7 +145,7 @@ def plan(specs: Path, as_json: bool, detailed_exitcode: bool, sandbox: bool, pro
 
     spec_set = load_specs(specs)  # a broken spec set stops here, before any AWS call
     aws = _connect(sandbox, profile, region, retry_mode, workers)
-    result = _plan(spec_set, aws, workers)
+    result = _plan(spec_set, aws, workers, max_destroy)
     click.echo(plan_json(result) if as_json else render_plan(result))
     if result.has_errors:
         return EXIT_ERROR
@@ -157,7 +160,7 @@ def plan(specs: Path, as_json: bool, detailed_exitcode: bool, sandbox: bool, pro
 @_aws_options
 @_guarded
 def apply(specs: Path, auto_approve: bool, wait_s: int | None, sandbox: bool, profile: str | None,
-          region: str | None, retry_mode: str | None, workers: int, log_level: str) -> int:
+          region: str | None, retry_mode: str | None, workers: int, log_level: str, max_destroy: int) -> int:
     """Plan, show the plan, ask, and apply it."""
     from .engine.apply import apply_plan, wait_until_settled
     from .engine.render import render_plan, render_report
@@ -167,7 +170,7 @@ def apply(specs: Path, auto_approve: bool, wait_s: int | None, sandbox: bool, pr
     configure_logging(log_level)
     spec_set = load_specs(specs)
     aws = _connect(sandbox, profile, region, retry_mode, workers)
-    result = _plan(spec_set, aws, workers)
+    result = _plan(spec_set, aws, workers, max_destroy)
     click.echo(render_plan(result))
     if not any(c.applicable or c.refused or c.action == "error" for c in result.changes):
         return EXIT_OK
@@ -230,7 +233,7 @@ def parse_duration(text: str) -> float:
 @_guarded
 def run(specs: Path, once: bool, interval: str, git_url: str | None, git_branch: str, http_port: int | None,
         http_host: str, state_dir: Path | None, require_healthy: bool, sandbox: bool, profile: str | None,
-        region: str | None, retry_mode: str | None, workers: int, log_level: str) -> int:
+        region: str | None, retry_mode: str | None, workers: int, log_level: str, max_destroy: int) -> int:
     """The agent: plan and apply the `enforce` resources, check Redis, cycle after cycle."""
     from .agent import Agent, DirectorySource, GitSource
     from .agent.daemon import state_dir_default
@@ -243,7 +246,7 @@ def run(specs: Path, once: bool, interval: str, git_url: str | None, git_branch:
     aws = _connect(sandbox, profile, region, retry_mode, workers)
     source = (GitSource(git_url, git_branch, state_dir or state_dir_default(), str(specs)) if git_url
               else DirectorySource(specs))
-    agent = Agent(source, aws, interval_s=seconds, workers=workers)
+    agent = Agent(source, aws, interval_s=seconds, workers=workers, max_destroy=max_destroy)
     if once:
         result = agent.cycle()
         return EXIT_OK if result.ok and (result.healthy or not require_healthy) else EXIT_ERROR
@@ -259,7 +262,8 @@ def run(specs: Path, once: bool, interval: str, git_url: str | None, git_branch:
 @_aws_options
 @_guarded
 def health(specs: Path, endpoint: str | None, names: tuple[str, ...], as_json: bool, sandbox: bool,
-           profile: str | None, region: str | None, retry_mode: str | None, workers: int, log_level: str) -> int:
+           profile: str | None, region: str | None, retry_mode: str | None, workers: int, log_level: str,
+           max_destroy: int) -> int:
     """Check that each Redis cluster answers, step by step (DNS, TCP, TLS, AUTH, PING, SET/GET/DEL)."""
     import json
 
@@ -303,7 +307,7 @@ def _needs_aws(spec: Any, endpoint: str | None) -> bool:
 @_guarded
 def export(kinds: tuple[str, ...], names: tuple[str, ...], output: Path, with_items: bool, item_limit: int,
            sandbox: bool, profile: str | None, region: str | None, retry_mode: str | None, workers: int,
-           log_level: str) -> int:
+           log_level: str, max_destroy: int) -> int:
     """Write specs for live resources (to adopt a stack built by hand). Makes no change in AWS."""
     from .engine.export import export_stack, write
     from .log import configure_logging

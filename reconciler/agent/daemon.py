@@ -25,7 +25,7 @@ import structlog
 
 from ..aws import describe_error
 from ..engine.apply import ApplyReport, Outcome, apply_plan
-from ..engine.plan import Change, Plan, make_plan
+from ..engine.plan import DEFAULT_MAX_DESTROY, Change, Plan, enforce_budget, make_plan
 from ..errors import ReconcilerError, SpecError
 from ..health import HealthResult, check_cluster
 from ..specs import SpecSet, load_specs
@@ -75,8 +75,9 @@ class Agent:
     """Runs reconcile cycles and keeps what /status, /metrics and /healthz report."""
 
     def __init__(self, source: DirectorySource | GitSource, aws: Aws, *, interval_s: float = 300,
-                 workers: int = 16, backoff_cap_s: float | None = None):
+                 workers: int = 16, backoff_cap_s: float | None = None, max_destroy: int = DEFAULT_MAX_DESTROY):
         self.source, self.aws, self.interval_s, self.workers = source, aws, interval_s, workers
+        self.max_destroy = max_destroy
         self.metrics = Metrics()
         self.backoff = Backoff(base_s=interval_s, cap_s=backoff_cap_s or interval_s * 16)
         self.stop = threading.Event()
@@ -123,7 +124,7 @@ class Agent:
         if spec_set is None:
             return CycleResult(ok=False, error="specs failed to load; nothing applied")
         self.aws.reset_counts()
-        plan = make_plan(spec_set, self.aws, workers=self.workers)
+        plan = enforce_budget(make_plan(spec_set, self.aws, workers=self.workers), self.max_destroy)
         if self.stop.is_set():
             return CycleResult(ok=True, error="stopped")
         report = apply_plan(plan, self.aws, should_stop=self.stop.is_set, skip=self._deferred)

@@ -105,6 +105,10 @@ def _apply_one(change: Change, aws: Aws, failed: set[str]) -> Outcome | None:
 
 def _execute(change: Change, aws: Aws) -> None:
     resource, live = change.resource, change.live
+    if change.action in ("replace", "delete") and resource.data_bearing and live is not None:
+        backup = resource.backup(aws, live)  # a failed backup stops the delete: nothing is lost
+        if backup:
+            log.info("apply.backup", kind=change.kind, name=change.name, backup=backup)
     if change.action == "create":
         resource.create(aws)
     elif change.action in ("update", "adopt"):

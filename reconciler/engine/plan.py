@@ -190,6 +190,20 @@ def decide(resource: Resource, observed: Live | ObserveFailure | BaseException |
     return change
 
 
+DEFAULT_MAX_DESTROY = 3
+
+
+def enforce_budget(plan: Plan, max_destroy: int) -> Plan:
+    """Refuse every delete and replace of a cycle that has more of them than the budget: a
+    spec set that suddenly asks for many destructive changes is more likely a mistake."""
+    destructive = [c for c in plan.changes if c.action in ("delete", "replace") and c.applicable]
+    if len(destructive) > max_destroy:
+        for change in destructive:
+            change.refused = (f"{len(destructive)} deletes/replaces in one cycle exceed the budget of "
+                              f"{max_destroy}; raise --max-destroy to allow them")
+    return plan
+
+
 def _decide_absent(resource: Resource, live: Live | None) -> Change:
     meta = resource.spec.metadata
     if live is None:

@@ -98,6 +98,10 @@ class Resource:
     def delete(self, aws: Aws, live: Live) -> None:
         raise NotImplementedError
 
+    def backup(self, aws: Aws, live: Live) -> str | None:
+        """Take a backup before a delete or replace (data-bearing kinds); returns its name."""
+        return None
+
     def plan_notes(self, action: str, live: Live | None) -> list[str]:
         """Extra lines the plan should show for this resource (e.g. pending work)."""
         return []

@@ -72,7 +72,7 @@ class Table(Resource):
         "dynamodb:DescribeContinuousBackups", "dynamodb:BatchGetItem", "dynamodb:CreateTable",
         "dynamodb:UpdateTable", "dynamodb:DeleteTable", "dynamodb:UpdateTimeToLive",
         "dynamodb:UpdateContinuousBackups", "dynamodb:TagResource", "dynamodb:UntagResource",
-        "dynamodb:BatchWriteItem",
+        "dynamodb:BatchWriteItem", "dynamodb:CreateBackup", "dynamodb:Scan",
     )
 
     # ------------------------------------------------------------------ spec
@@ -293,9 +293,15 @@ class Table(Resource):
         ddb.delete_table(TableName=self.name)
         _wait_gone(ddb, self.name)
 
+    def backup(self, aws: Aws, live: Live) -> str | None:
+        name = f"reconciler-{self.name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+        aws.client("dynamodb").create_backup(TableName=self.name, BackupName=name)
+        return name
+
     def plan_notes(self, action: str, live: Live | None) -> list[str]:
         if action in ("replace", "delete"):
-            return ["deleting a table deletes all of its items"]
+            return ["an on-demand backup (reconciler-<name>-<time>) is taken first; then the table and its items "
+                    "are deleted"]
         return []
 
     @classmethod
