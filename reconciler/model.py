@@ -25,9 +25,12 @@ class Live:
     tags: dict[str, str] = field(default_factory=dict)
     pending: str | None = None          # e.g. "deployment InProgress": exists, still settling
     extra: dict[str, Any] = field(default_factory=dict)  # private to the resource module
+    claimed_by: str | None = None       # an interrupted create of this agent's, not yet tagged
 
     def owner(self) -> str | None:
         """The spec name that owns this resource, or None when the agent does not own it."""
+        if self.claimed_by is not None:
+            return self.claimed_by
         if self.tags.get(OWNER_TAG) != OWNER_VALUE:
             return None
         return self.tags.get(NAME_TAG, "")

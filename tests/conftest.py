@@ -61,7 +61,7 @@ def sandbox() -> Iterator[Sandbox]:
 
 
 @pytest.fixture
-def aws(sandbox: Sandbox) -> Aws:
+def aws(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Aws:
     """A clean sandbox for each test (moto state reset, request counts cleared)."""
     reset = urllib.request.Request(sandbox.endpoint + "/moto-api/reset", method="POST")
     urllib.request.urlopen(reset).close()
@@ -70,6 +70,7 @@ def aws(sandbox: Sandbox) -> Aws:
            if k not in ISOLATE and not k.startswith("AWS_ENDPOINT_URL")}
     env.update(sandbox.environment())
     env["AWS_CONFIG_FILE"] = env["AWS_SHARED_CREDENTIALS_FILE"] = "/dev/null"
+    env["RECONCILER_STATE_DIR"] = str(tmp_path_factory.mktemp("state"))  # the agent's journal, per test
     handle = Aws(sandbox, env)
     handle.reset_requests()
     return handle

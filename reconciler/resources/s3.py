@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from .. import intents
 from ..engine.diff import Field
-from ..model import FieldChange, Live
+from ..model import OWNER_TAG, FieldChange, Live
 from . import register
 from . import s3_content as site
 from .base import Resource
@@ -138,7 +139,9 @@ class Bucket(Resource):
             block = {}
         state = {"blockPublicAccess": all(block.get(k) for k in BLOCK_ALL), "tags": tags}
         remote = site.read_remote(s3, self.name) if self.content else None
-        return Live(id=f"arn:aws:s3:::{self.name}", state=state, tags=tags, extra={"remote": remote})
+        claimed = self.name if OWNER_TAG not in tags and intents.pending(self.ref) else None
+        return Live(id=f"arn:aws:s3:::{self.name}", state=state, tags=tags, extra={"remote": remote},
+                    claimed_by=claimed)
 
     def create(self, aws: Aws) -> None:
         s3 = aws.client("s3")
@@ -146,6 +149,7 @@ class Bucket(Resource):
         if aws.region and aws.region != "us-east-1":
             args["CreateBucketConfiguration"] = {"LocationConstraint": aws.region}
         want = self.desired()
+        intents.record(self.ref)  # S3 cannot tag at creation: say first that this bucket is ours
         try:
             s3.create_bucket(**args)
         except s3.exceptions.BucketAlreadyOwnedByYou:
@@ -167,11 +171,13 @@ class Bucket(Resource):
         for attempt in range(3):
             try:
                 _put_tags(s3, self.name, tags)
+                intents.forget(self.ref)
                 return
             except Exception:
                 if attempt == 2:
                     with contextlib.suppress(Exception):
                         s3.delete_bucket(Bucket=self.name)
+                        intents.forget(self.ref)
                     raise
                 time.sleep(0.5 * (attempt + 1))
 
@@ -190,6 +196,8 @@ class Bucket(Resource):
                 else:
                     tags[key] = c.after
             _put_tags(s3, self.name, tags)
+            if live.claimed_by:
+                intents.forget(self.ref)
         if self.content and any(c.path.startswith("spec.content.") for c in changes):
             self._publish(aws, live)
 
