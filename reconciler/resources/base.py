@@ -15,6 +15,14 @@ if TYPE_CHECKING:
     from ..specs import Path_, Spec
 
 
+def tag_changes(changes: Sequence[FieldChange]) -> tuple[dict[str, str], list[str]]:
+    """The `spec.tags.*` changes as tags to put and tag keys to remove."""
+    tags = [c for c in changes if c.path.startswith("spec.tags.")]
+    put = {c.path.split(".", 2)[2]: c.after for c in tags if c.after is not None}
+    drop = [c.path.split(".", 2)[2] for c in tags if c.after is None]
+    return put, drop
+
+
 class Resource:
     """One spec's resource. Subclasses implement observe/create/update/delete for one kind.
 

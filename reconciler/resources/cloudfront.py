@@ -31,7 +31,7 @@ from ..engine.diff import Field, diff_fields
 from ..errors import ReconcilerError
 from ..model import NAME_TAG, OWNER_TAG, OWNER_VALUE, FieldChange, Live, Pending
 from . import register
-from .base import Resource
+from .base import Resource, tag_changes
 from .s3 import error_code
 
 if TYPE_CHECKING:
@@ -600,8 +600,7 @@ def _tags(aws: Aws, arn: str) -> dict[str, str]:
 
 
 def _update_tags(cf: Any, arn: str, changes: Sequence[FieldChange]) -> None:
-    put = {c.path.split(".", 2)[2]: c.after for c in changes if c.after is not None}
-    drop = [c.path.split(".", 2)[2] for c in changes if c.after is None]
+    put, drop = tag_changes(changes)
     if put:
         cf.tag_resource(Resource=arn, Tags={"Items": [{"Key": k, "Value": v} for k, v in put.items()]})
     if drop:

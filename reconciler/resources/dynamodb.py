@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ..engine.diff import MISSING, Field
 from ..model import FieldChange, Live
 from . import register
-from .base import Resource
+from .base import Resource, tag_changes
 
 if TYPE_CHECKING:
     from ..aws import Aws
@@ -548,8 +548,7 @@ def _read_tags(ddb: Any, arn: str) -> dict[str, str]:
 
 
 def _update_tags(ddb: Any, arn: str, changes: Sequence[FieldChange]) -> None:
-    put = {c.path.split(".", 2)[2]: c.after for c in changes if c.after is not None}
-    drop = [c.path.split(".", 2)[2] for c in changes if c.after is None]
+    put, drop = tag_changes(changes)
     if put:
         ddb.tag_resource(ResourceArn=arn, Tags=[{"Key": k, "Value": v} for k, v in put.items()])
     if drop:

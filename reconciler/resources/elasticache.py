@@ -28,7 +28,7 @@ from ..errors import ReconcilerError
 from ..model import FieldChange, Live, ownership_tags
 from ..secrets import resolve
 from . import register
-from .base import Resource
+from .base import Resource, tag_changes
 from .s3 import error_code
 
 if TYPE_CHECKING:
@@ -277,13 +277,11 @@ class CacheCluster(Resource):
             count = want["replicas"]
             call = ec.increase_replica_count if count > live.state["replicas"] else ec.decrease_replica_count
             call(ReplicationGroupId=self.name, NewReplicaCount=count, ApplyImmediately=True)
-        tag_changes = [c for c in changes if c.path.startswith("spec.tags.")]
-        put = {c.path.split(".", 2)[2]: c.after for c in tag_changes if c.after is not None}
+        put, drop = tag_changes(changes)
         if want["authToken"] and ("authToken" in fields or live.extra.get("recordFingerprint")):
             put[FINGERPRINT_TAG] = want["authToken"]
         if put:
             ec.add_tags_to_resource(ResourceName=live.id, Tags=[{"Key": k, "Value": v} for k, v in put.items()])
-        drop = [c.path.split(".", 2)[2] for c in tag_changes if c.after is None]
         if drop:
             ec.remove_tags_from_resource(ResourceName=live.id, TagKeys=drop)
 

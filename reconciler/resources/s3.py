@@ -21,7 +21,7 @@ from ..engine.diff import Field
 from ..model import OWNER_TAG, FieldChange, Live
 from . import register
 from . import s3_content as site
-from .base import Resource
+from .base import Resource, tag_changes
 
 if TYPE_CHECKING:
     from ..aws import Aws
@@ -186,15 +186,9 @@ class Bucket(Resource):
         want = self.desired()
         if any(c.path == "spec.blockPublicAccess" for c in changes):
             _put_block(s3, self.name, want["blockPublicAccess"])
-        tag_changes = [c for c in changes if c.path.startswith("spec.tags.")]
-        if tag_changes:
-            tags = dict(live.tags)
-            for c in tag_changes:
-                key = c.path.split(".", 2)[2]
-                if c.after is None:
-                    tags.pop(key, None)
-                else:
-                    tags[key] = c.after
+        put, drop = tag_changes(changes)
+        if put or drop:
+            tags = {k: v for k, v in {**live.tags, **put}.items() if k not in drop}
             _put_tags(s3, self.name, tags)
             if live.claimed_by:
                 intents.forget(self.ref)
