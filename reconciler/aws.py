@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections import Counter
@@ -11,11 +12,22 @@ from typing import Any, TypeVar
 import boto3
 import botocore.config
 import botocore.exceptions
+import structlog
 
 from .errors import ReconcilerError
+from .ratelimit import DEFAULT_LIMITS, RateLimiter
 
 _local = threading.local()
 T = TypeVar("T")
+log = structlog.get_logger()
+
+# The error codes AWS services answer when they throttle (as botocore's standard retry reads them).
+THROTTLING_CODES = frozenset({
+    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
+    "TooManyRequestsException", "ProvisionedThroughputExceededException", "TransactionInProgressException",
+    "RequestLimitExceeded", "BandwidthLimitExceeded", "LimitExceededException", "RequestThrottled",
+    "SlowDown", "PriorRequestNotComplete", "EC2ThrottledException",
+})
 
 
 class Aws:
@@ -23,7 +35,9 @@ class Aws:
     thread-safe; sessions are not, so clients are created under a lock).
 
     Configuration follows the AWS CLI: credentials chain, AWS_REGION/AWS_DEFAULT_REGION,
-    AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE>, AWS_RETRY_MODE, AWS_MAX_ATTEMPTS.
+    AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE>, AWS_RETRY_MODE (default: adaptive),
+    AWS_MAX_ATTEMPTS. Every request (retries included) first takes a token from its service's
+    bucket in `limiter`; throttled answers are counted per service in `throttles`.
     """
 
     def __init__(
@@ -36,6 +50,7 @@ class Aws:
         pool_size: int = 16,
         connect_timeout: float | None = None,
         read_timeout: float | None = None,
+        limiter: RateLimiter | None = None,
     ):
         # AWS_REGION is what the AWS SDKs and CLI read; botocore itself reads AWS_DEFAULT_REGION.
         region = region or os.environ.get("AWS_REGION") or None
@@ -45,7 +60,7 @@ class Aws:
             raise ReconcilerError(f"{exc} (check --profile / AWS_PROFILE and ~/.aws/config)") from None
         self._config = botocore.config.Config(
             retries={
-                "mode": retry_mode or os.environ.get("AWS_RETRY_MODE") or "standard",
+                "mode": retry_mode or os.environ.get("AWS_RETRY_MODE") or "adaptive",
                 "total_max_attempts": max_attempts or int(os.environ.get("AWS_MAX_ATTEMPTS") or 5),
             },
             max_pool_connections=pool_size,
@@ -56,6 +71,10 @@ class Aws:
         self._lock = threading.Lock()
         self.calls: Counter[tuple[str, str]] = Counter()
         self._cache: dict[str, _Once] = {}
+        self.limiter = limiter or RateLimiter(dict(DEFAULT_LIMITS))
+        self.throttles: Counter[str] = Counter()  # service -> throttled answers
+        self.rate_limited: Counter[str] = Counter()  # service -> requests that waited for a token
+        self.rate_limit_wait_s: Counter[str] = Counter()  # service -> seconds spent waiting
 
     @property
     def region(self) -> str | None:
@@ -83,6 +102,8 @@ class Aws:
                 if client is None:
                     client = self.session.client(service, config=self._config)
                     client.meta.events.register("before-call", self._before_call)
+                    client.meta.events.register("before-send", functools.partial(self._before_send, service))
+                    client.meta.events.register("needs-retry", functools.partial(self._count_throttle, service))
                     self._clients[service] = client
         return client
 
@@ -105,6 +126,33 @@ class Aws:
         _local.operation = f"{model.service_model.service_id}.{model.name}"
         with self._lock:
             self.calls[(service, model.name)] += 1
+
+    def _before_send(self, service: str, **_: Any) -> None:
+        waited = self.limiter.acquire(service)
+        if waited:
+            with self._lock:
+                self.rate_limited[service] += 1
+                self.rate_limit_wait_s[service] += waited
+
+    def _count_throttle(self, service: str, response: Any = None, attempts: int = 0, **kwargs: Any) -> None:
+        if response is None:
+            return
+        http_response, parsed = response
+        code = (parsed or {}).get("Error", {}).get("Code", "")
+        if code in THROTTLING_CODES or http_response.status_code == 429:
+            with self._lock:
+                self.throttles[service] += 1
+            log.debug("aws.throttled", service=service, operation=kwargs["operation"].name, code=code,
+                      attempt=attempts)
+
+    def take_limit_counts(self) -> dict[str, Counter[str]]:
+        """Throttled answers, rate-limited requests and seconds waited per service since the last
+        call (the agent adds them to its metrics)."""
+        with self._lock:
+            taken = {"throttles": self.throttles, "rate_limited": self.rate_limited,
+                     "rate_limit_wait_s": self.rate_limit_wait_s}
+            self.throttles, self.rate_limited, self.rate_limit_wait_s = Counter(), Counter(), Counter()
+        return taken
 
     def reset_counts(self) -> Counter[tuple[str, str]]:
         """Return the API calls counted so far and start a new count (one per cycle)."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -56,14 +58,76 @@ def _guarded(fn: Callable[..., int | None]) -> Callable[..., None]:
     return wrapper
 
 
+@dataclass
+class AwsOptions:
+    """The options every AWS-facing command shares."""
+
+    sandbox: bool
+    profile: str | None
+    region: str | None
+    retry_mode: str | None
+    workers: int
+    log_level: str
+    max_destroy: int
+    rate_limits: tuple[str, ...]
+
+
+@dataclass
+class LeaseOptions:
+    """The single-writer lease of `run` and `apply`."""
+
+    no_lease: bool
+    lease_table: str
+    lease_name: str
+    lease_duration: str
+
+    def make(self, aws: Any) -> Any:
+        """The Lease, or None when turned off."""
+        from .lease import Lease
+
+        if self.no_lease:
+            return None
+        return Lease(aws, table=self.lease_table, name=self.lease_name,
+                     duration_s=parse_duration(self.lease_duration, "--lease-duration"))
+
+
+def _option_group(cls: type, param: str, options: list[Callable[..., Any]]) -> Callable[..., Any]:
+    """A decorator adding `options` whose values the command receives as one `param: cls` object."""
+    names = [f.name for f in fields(cls)]
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return fn(*args, **{param: cls(**{name: kwargs.pop(name) for name in names})}, **kwargs)
+
+        for option in reversed(options):
+            wrapper = option(wrapper)
+        return wrapper
+
+    return decorate
+
+
+_lease_options = _option_group(LeaseOptions, "lease_opts", [
+    click.option("--no-lease", is_flag=True, envvar="RECONCILER_NO_LEASE",
+                 help="Apply without taking the single-writer lease (only when no agent runs on this stack)."),
+    click.option("--lease-table", default="reconciler-lease", show_default=True, envvar="RECONCILER_LEASE_TABLE",
+                 help="DynamoDB table holding the lease (the agent creates it when absent)."),
+    click.option("--lease-name", default="reconciler", show_default=True, envvar="RECONCILER_LEASE_NAME",
+                 help="The lease's key: agents sharing it never apply at the same time (one per stack)."),
+    click.option("--lease-duration", default="60s", show_default=True, envvar="RECONCILER_LEASE_DURATION",
+                 help="How long a lease outlives its holder's last renewal (renewed every third of it)."),
+])
+
+
 def _aws_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the shared AWS options; the command receives them as one `opts: AwsOptions`."""
     options = [
         click.option("--sandbox", is_flag=True,
                      help="Start an embedded local AWS (moto) instead of using a real account."),
         click.option("--profile", envvar="AWS_PROFILE", default=None, help="AWS profile."),
         click.option("--region", default=None, help="AWS region (default: AWS_REGION / profile)."),
         click.option("--retry-mode", type=click.Choice(["standard", "adaptive"]), default=None,
-                     help="botocore retry mode (default: AWS_RETRY_MODE or standard)."),
+                     help="botocore retry mode (default: AWS_RETRY_MODE or adaptive)."),
         click.option("--workers", type=click.IntRange(1, 128), default=16, show_default=True,
                      envvar="RECONCILER_WORKERS", help="Concurrent AWS reads."),
         click.option("--log-level", default="warning", show_default=True, envvar="RECONCILER_LOG_LEVEL",
@@ -71,22 +135,26 @@ def _aws_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--max-destroy", type=click.IntRange(0), default=3, show_default=True,
                      envvar="RECONCILER_MAX_DESTROY",
                      help="Refuse all deletes/replaces of a run that has more of them than this."),
+        click.option("--rate-limit", "rate_limits", multiple=True, metavar="SERVICE=RATE[:BURST]",
+                     envvar="RECONCILER_RATE_LIMITS",
+                     help="Requests per second (and burst) for one AWS service, e.g. cloudfront=2:4; 0 = no "
+                          "limit. Repeatable; defaults stay below AWS's documented limits (see README)."),
     ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+    return _option_group(AwsOptions, "opts", options)(fn)
 
 
 _specs_arg = click.argument("specs", default="specs", type=click.Path(path_type=Path),
                             envvar="RECONCILER_SPECS")
 
 
-def _connect(sandbox: bool, profile: str | None, region: str | None, retry_mode: str | None,
-             workers: int) -> Any:
+def _connect(opts: AwsOptions) -> Any:
     """The Aws handle; with --sandbox, start one first and say so loudly."""
     from .aws import Aws
+    from .ratelimit import RateLimiter, parse_limits
 
-    if sandbox:
+    limiter = RateLimiter(parse_limits(opts.rate_limits))
+    profile, region = opts.profile, opts.region
+    if opts.sandbox:
         try:
             from .sandbox import enter_sandbox
         except ImportError as exc:
@@ -98,7 +166,8 @@ def _connect(sandbox: bool, profile: str | None, region: str | None, retry_mode:
             "touched; everything in it is gone when this command exits.", fg="yellow", bold=True),
             err=True)
         profile, region = None, None
-    aws = Aws(profile=profile, region=region, retry_mode=retry_mode, pool_size=max(10, workers))
+    aws = Aws(profile=profile, region=region, retry_mode=opts.retry_mode, pool_size=max(10, opts.workers),
+              limiter=limiter)
     aws.check_configured()
     return aws
 
@@ -121,10 +190,10 @@ def validate(specs: Path) -> int:
     return EXIT_OK
 
 
-def _plan(spec_set: Any, aws: Any, workers: int, max_destroy: int) -> Any:
+def _plan(spec_set: Any, aws: Any, opts: AwsOptions) -> Any:
     from .engine.plan import enforce_budget, make_plan
 
-    return enforce_budget(make_plan(spec_set, aws, workers=workers), max_destroy)
+    return enforce_budget(make_plan(spec_set, aws, workers=opts.workers), opts.max_destroy)
 
 
 @cli.command()
@@ -134,18 +203,17 @@ def _plan(spec_set: Any, aws: Any, workers: int, max_destroy: int) -> Any:
               help="Exit 0 when there are no changes, 2 when there are, 1 on error.")
 @_aws_options
 @_guarded
-def plan(specs: Path, as_json: bool, detailed_exitcode: bool, sandbox: bool, profile: str | None,
-         region: str | None, retry_mode: str | None, workers: int, log_level: str, max_destroy: int) -> int:
+def plan(specs: Path, as_json: bool, detailed_exitcode: bool, opts: AwsOptions) -> int:
     """Show what apply would change. Never writes anything."""
     from .engine.render import plan_json, render_plan
     from .log import configure_logging
     from .specs import load_specs
 
-    configure_logging(log_level)
+    configure_logging(opts.log_level)
 
     spec_set = load_specs(specs)  # a broken spec set stops here, before any AWS call
-    aws = _connect(sandbox, profile, region, retry_mode, workers)
-    result = _plan(spec_set, aws, workers, max_destroy)
+    aws = _connect(opts)
+    result = _plan(spec_set, aws, opts)
     click.echo(plan_json(result) if as_json else render_plan(result))
     if result.has_errors:
         return EXIT_ERROR
@@ -157,20 +225,20 @@ def plan(specs: Path, as_json: bool, detailed_exitcode: bool, sandbox: bool, pro
 @click.option("--auto-approve", is_flag=True, help="Apply without asking (for scripts and CI).")
 @click.option("--wait", "wait_s", type=click.IntRange(1), default=None, is_flag=False, flag_value=1800,
               help="Wait (up to SECONDS, default 1800) until AWS has finished deploying the changes.")
+@_lease_options
 @_aws_options
 @_guarded
-def apply(specs: Path, auto_approve: bool, wait_s: int | None, sandbox: bool, profile: str | None,
-          region: str | None, retry_mode: str | None, workers: int, log_level: str, max_destroy: int) -> int:
+def apply(specs: Path, auto_approve: bool, wait_s: int | None, opts: AwsOptions, lease_opts: LeaseOptions) -> int:
     """Plan, show the plan, ask, and apply it."""
     from .engine.apply import apply_plan, wait_until_settled
     from .engine.render import render_plan, render_report
     from .log import configure_logging
     from .specs import load_specs
 
-    configure_logging(log_level)
+    configure_logging(opts.log_level)
     spec_set = load_specs(specs)
-    aws = _connect(sandbox, profile, region, retry_mode, workers)
-    result = _plan(spec_set, aws, workers, max_destroy)
+    aws = _connect(opts)
+    result = _plan(spec_set, aws, opts)
     click.echo(render_plan(result))
     if not any(c.applicable or c.refused or c.action == "error" for c in result.changes):
         return EXIT_OK
@@ -182,11 +250,16 @@ def apply(specs: Path, auto_approve: bool, wait_s: int | None, sandbox: bool, pr
                         default="", show_default=False) != "yes":
             click.echo("Apply cancelled.")
             return EXIT_ERROR
-    report = apply_plan(result, aws)
+    with _holding_lease(aws, lease_opts) as still_held:
+        report = apply_plan(result, aws, should_stop=lambda: not still_held())
+        lease_lost = not still_held()
     click.echo()
     click.echo(render_report(report))
+    if lease_lost:
+        _fail("the lease could not be renewed during apply: the changes not listed above were not applied")
+        return EXIT_ERROR
     if wait_s and report.outcomes:
-        waiting = wait_until_settled(report, aws, wait_s, _progress_line(), poll_s=2 if sandbox else 10)
+        waiting = wait_until_settled(report, aws, wait_s, _progress_line(), poll_s=2 if opts.sandbox else 10)
         if sys.stdout.isatty():
             click.echo()
         if waiting:
@@ -194,6 +267,29 @@ def apply(specs: Path, auto_approve: bool, wait_s: int | None, sandbox: bool, pr
             return EXIT_ERROR
         click.echo("All changes are deployed.")
     return EXIT_OK if report.ok else EXIT_ERROR
+
+
+@contextlib.contextmanager
+def _holding_lease(aws: Any, lease_opts: LeaseOptions) -> Iterator[Callable[[], bool]]:
+    """Hold the agents' lease while applying, when agents use one (its table exists); refuse to
+    write while a live agent holds it. Yields a check that the lease is still held."""
+    from .lease import Heartbeat
+
+    lease = lease_opts.make(aws)
+    if lease is None or not lease.table_exists():
+        yield lambda: True
+        return
+    if not lease.acquire_or_watch():
+        raise ReconcilerError(
+            f"the agent {lease.holder} holds the lease {lease.name!r} (DynamoDB table {lease.table}) and renews "
+            "it: it applies the specs it follows, and two writers would undo each other. Commit the change for "
+            "it to apply, or stop it first (or pass --no-lease if that agent manages a different stack).")
+    heartbeat = Heartbeat(lease).start()
+    try:
+        yield lambda: lease.held
+    finally:
+        heartbeat.stop()
+        lease.release()
 
 
 def _progress_line() -> Callable[[str], None]:
@@ -206,11 +302,11 @@ def _progress_line() -> Callable[[str], None]:
     return show
 
 
-def parse_duration(text: str) -> float:
+def parse_duration(text: str, option: str = "--interval") -> float:
     """`90`, `30s`, `5m`, `1h` -> seconds."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
     if not match or float(match.group(1)) <= 0:
-        raise ReconcilerError(f"--interval {text!r} is not a duration like 30s, 5m or 1h")
+        raise ReconcilerError(f"{option} {text!r} is not a duration like 30s, 5m or 1h")
     return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
 
 
@@ -229,26 +325,28 @@ def parse_duration(text: str) -> float:
               help="Where the git clone is kept (default ~/.cache/reconciler).")
 @click.option("--require-healthy", is_flag=True, envvar="RECONCILER_REQUIRE_HEALTHY",
               help="With --once: exit 1 when a Redis health check fails.")
+@_lease_options
 @_aws_options
 @_guarded
 def run(specs: Path, once: bool, interval: str, git_url: str | None, git_branch: str, http_port: int | None,
-        http_host: str, state_dir: Path | None, require_healthy: bool, sandbox: bool, profile: str | None,
-        region: str | None, retry_mode: str | None, workers: int, log_level: str, max_destroy: int) -> int:
+        http_host: str, state_dir: Path | None, require_healthy: bool, opts: AwsOptions,
+        lease_opts: LeaseOptions) -> int:
     """The agent: plan and apply the `enforce` resources, check Redis, cycle after cycle."""
     from .agent import Agent, DirectorySource, GitSource
     from .agent.daemon import state_dir_default
     from .log import configure_logging
 
-    configure_logging("info" if log_level == "warning" else log_level)
+    configure_logging("info" if opts.log_level == "warning" else opts.log_level)
     seconds = parse_duration(interval)
     if git_url and specs.is_absolute():
         raise ReconcilerError("with --git-url, SPECS is a path inside the repository (e.g. specs)")
-    aws = _connect(sandbox, profile, region, retry_mode, workers)
+    aws = _connect(opts)
     source = (GitSource(git_url, git_branch, state_dir or state_dir_default(), str(specs)) if git_url
               else DirectorySource(specs))
-    agent = Agent(source, aws, interval_s=seconds, workers=workers, max_destroy=max_destroy)
+    agent = Agent(source, aws, interval_s=seconds, workers=opts.workers, max_destroy=opts.max_destroy,
+                  lease=lease_opts.make(aws))
     if once:
-        result = agent.cycle()
+        result = agent.run_once()
         return EXIT_OK if result.ok and (result.healthy or not require_healthy) else EXIT_ERROR
     return agent.run_forever(http_host, 9090 if http_port is None else http_port, jitter_s=seconds * 0.1)
 
@@ -261,9 +359,7 @@ def run(specs: Path, once: bool, interval: str, git_url: str | None, git_branch:
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @_aws_options
 @_guarded
-def health(specs: Path, endpoint: str | None, names: tuple[str, ...], as_json: bool, sandbox: bool,
-           profile: str | None, region: str | None, retry_mode: str | None, workers: int, log_level: str,
-           max_destroy: int) -> int:
+def health(specs: Path, endpoint: str | None, names: tuple[str, ...], as_json: bool, opts: AwsOptions) -> int:
     """Check that each Redis cluster answers, step by step (DNS, TCP, TLS, AUTH, PING, SET/GET/DEL)."""
     import json
 
@@ -271,7 +367,7 @@ def health(specs: Path, endpoint: str | None, names: tuple[str, ...], as_json: b
     from .log import configure_logging
     from .specs import load_specs
 
-    configure_logging(log_level)
+    configure_logging(opts.log_level)
     clusters = [s for s in load_specs(specs).by_kind("CacheCluster") if not names or s.name in names]
     if not clusters:
         raise ReconcilerError("no CacheCluster spec to check" + (f" named {', '.join(names)}" if names else ""))
@@ -279,8 +375,8 @@ def health(specs: Path, endpoint: str | None, names: tuple[str, ...], as_json: b
         raise ReconcilerError("--endpoint applies to one cluster: select it with --name")
     if endpoint and not re.fullmatch(r"[^:\s]+:\d+", endpoint):
         raise ReconcilerError(f"--endpoint {endpoint!r} is not HOST:PORT")
-    needs_aws = sandbox or any(_needs_aws(s, endpoint) for s in clusters)
-    aws = _connect(sandbox, profile, region, retry_mode, workers) if needs_aws else None
+    needs_aws = opts.sandbox or any(_needs_aws(s, endpoint) for s in clusters)
+    aws = _connect(opts) if needs_aws else None
     results = [check_cluster(s, aws, endpoint) for s in clusters]
     click.echo(json.dumps({"clusters": [r.to_json() for r in results]}, indent=2) if as_json
                else render_results(results))
@@ -306,19 +402,18 @@ def _needs_aws(spec: Any, endpoint: str | None) -> bool:
 @_aws_options
 @_guarded
 def export(kinds: tuple[str, ...], names: tuple[str, ...], output: Path, with_items: bool, item_limit: int,
-           sandbox: bool, profile: str | None, region: str | None, retry_mode: str | None, workers: int,
-           log_level: str, max_destroy: int) -> int:
+           opts: AwsOptions) -> int:
     """Write specs for live resources (to adopt a stack built by hand). Makes no change in AWS."""
     from .engine.export import export_stack, write
     from .log import configure_logging
     from .resources import registry
     from .specs import load_specs
 
-    configure_logging(log_level)
+    configure_logging(opts.log_level)
     unknown = [k for k in kinds if k not in registry.kinds()]
     if unknown:
         raise ReconcilerError(f"--kind {unknown[0]!r} is not one of {', '.join(registry.kinds())}")
-    aws = _connect(sandbox, profile, region, retry_mode, workers)
+    aws = _connect(opts)
     items = export_stack(aws, list(kinds), list(names), {"with_items": with_items, "item_limit": item_limit})
     for item in items:
         for warning in item.warnings:
@@ -337,14 +432,16 @@ def export(kinds: tuple[str, ...], names: tuple[str, ...], output: Path, with_it
 
 
 @cli.command("iam-policy")
+@click.option("--lease-table", default="reconciler-lease", show_default=True, envvar="RECONCILER_LEASE_TABLE",
+              help="The lease table the agents use (its statement is scoped to it).")
 @_guarded
-def iam_policy() -> int:
+def iam_policy(lease_table: str) -> int:
     """Print a least-privilege IAM policy for exactly the calls the agent makes."""
     import json
 
     from .iam import policy
 
-    click.echo(json.dumps(policy(), indent=2))
+    click.echo(json.dumps(policy(lease_table), indent=2))
     return EXIT_OK
 
 

@@ -26,14 +26,21 @@ _ACTIONS = {
 }
 
 
+# The calls of reconciler/lease.py, on the lease table only.
+LEASE_ACTIONS = ("dynamodb:CreateTable", "dynamodb:DescribeTable", "dynamodb:TagResource", "dynamodb:GetItem",
+                 "dynamodb:PutItem", "dynamodb:UpdateItem")
+
+
 def iam_action(service: str, operation: str) -> str:
     return _ACTIONS.get((service, operation), f"{service}:{operation}")
 
 
-def policy() -> dict[str, Any]:
-    """One statement per kind, in registry order."""
+def policy(lease_table: str = "reconciler-lease") -> dict[str, Any]:
+    """One statement per kind, in registry order, and one for the single-writer lease table."""
     statements = [
         {"Sid": f"Reconcile{cls.kind}", "Effect": "Allow", "Action": sorted(set(cls.iam_actions)), "Resource": "*"}
         for cls in registry.classes() if cls.iam_actions
     ]
+    statements.append({"Sid": "AgentLease", "Effect": "Allow", "Action": sorted(LEASE_ACTIONS),
+                       "Resource": f"arn:aws:dynamodb:*:*:table/{lease_table}"})
     return {"Version": "2012-10-17", "Statement": statements}

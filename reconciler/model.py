@@ -7,6 +7,7 @@ from typing import Any
 
 OWNER_TAG = "managed-by"
 OWNER_VALUE = "reconciler"
+ROLE_TAG = "reconciler:role"  # the agent's own infrastructure (the lease table)
 NAME_TAG = "reconciler:name"
 OWNERSHIP_TAGS = (OWNER_TAG, NAME_TAG)
 

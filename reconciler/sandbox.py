@@ -274,6 +274,7 @@ class Sandbox(ThreadedMotoServer):
 
     def _server_entry(self) -> None:
         patch_moto_cloudfront()
+        patch_moto_dynamodb()
         patch_moto_elasticache()
         self.middleware = _Middleware(DomainDispatcherApplication(create_backend_app))
         self._server = make_server(self._ip_address, self._port, self.middleware, threaded=True)
@@ -356,6 +357,26 @@ class _MemberCluster:
         self.transit_encryption_enabled = group.transit_encryption_enabled
         self.auth_token_enabled = group.auth_token_enabled
         self.arn = group.arn.replace(":replicationgroup:", ":cluster:").rsplit(":", 1)[0] + f":{cluster_id}"
+
+
+def patch_moto_dynamodb() -> None:
+    """Fidelity fix inside moto's DynamoDB model (idempotent). In moto 5.2.5 TagResource appends
+    a tag whose key the table already has, so ListTagsOfResource lists the key twice (and pages
+    of it disagree); AWS overwrites the value."""
+    from moto.dynamodb import models
+
+    backend = models.DynamoDBBackend
+    if getattr(backend, "_reconciler_patched", False):
+        return
+    backend._reconciler_patched = True  # type: ignore[attr-defined]
+
+    def tag_resource_overwrites(self: Any, arn: str, tags: dict[str, str]) -> None:
+        for table in self.tables.values():
+            if table.table_arn == arn:
+                kept = [t for t in table.tags if t["Key"] not in tags]
+                table.tags = kept + [{"Key": k, "Value": v} for k, v in tags.items()]
+
+    backend.tag_resource = tag_resource_overwrites  # type: ignore[method-assign]
 
 
 def patch_moto_elasticache() -> None:

@@ -39,11 +39,13 @@ class _QuietServer(ThreadingHTTPServer):
 class FaultProxy:
     """`FaultProxy(target, rate)`: start(), then point AWS_ENDPOINT_URL at .endpoint."""
 
-    def __init__(self, target: str, rate: float, slow_s: float = 3.0, seed: int = 7):
-        self.target, self.rate, self.slow_s = target.rstrip("/"), rate, slow_s
+    def __init__(self, target: str, rate: float, slow_s: float = 3.0, seed: int = 7,
+                 faults: tuple[str, ...] = FAULTS):
+        self.target, self.rate, self.slow_s, self.faults = target.rstrip("/"), rate, slow_s, faults
         self.random = random.Random(seed)
         self.lock = threading.Lock()
         self.injected: Counter[str] = Counter()
+        self.throttled: Counter[str] = Counter()  # service -> throttles answered
         self.forwarded = 0
         self.server = _QuietServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -64,7 +66,7 @@ class FaultProxy:
             if self.random.random() >= self.rate:
                 self.forwarded += 1
                 return None
-            fault = self.random.choice(FAULTS)
+            fault = self.random.choice(self.faults)
             self.injected[fault] += 1
             return fault
 
@@ -100,6 +102,9 @@ class FaultProxy:
                 if fault in ("throttle", "500", "503"):
                     match = _SCOPE.search(self.headers.get("Authorization", ""))
                     service = match.group(1) if match else ""
+                    if fault == "throttle":
+                        with proxy.lock:
+                            proxy.throttled[service] += 1
                     status, kind, payload = THROTTLE.get(service, _QUERY) if fault == "throttle" else (
                         int(fault), "text/plain", b"internal error")
                     return self._reply(status, kind, payload)

@@ -9,6 +9,8 @@ Rules (also in the README):
   broken commit never deletes anything.
 - A resource that fails is retried with exponential backoff (capped) without holding back
   the others.
+- With a lease (the default), only the agent holding it applies; the others observe and report,
+  and take over when the holder stops renewing it (see lease.py).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +31,7 @@ from ..engine.apply import ApplyReport, Outcome, apply_plan
 from ..engine.plan import DEFAULT_MAX_DESTROY, Change, Plan, enforce_budget, make_plan
 from ..errors import ReconcilerError, SpecError
 from ..health import HealthResult, check_cluster
+from ..lease import Heartbeat, Lease
 from ..specs import SpecSet, load_specs
 from .metrics import Metrics
 
@@ -75,9 +79,13 @@ class Agent:
     """Runs reconcile cycles and keeps what /status, /metrics and /healthz report."""
 
     def __init__(self, source: DirectorySource | GitSource, aws: Aws, *, interval_s: float = 300,
-                 workers: int = 16, backoff_cap_s: float | None = None, max_destroy: int = DEFAULT_MAX_DESTROY):
+                 workers: int = 16, backoff_cap_s: float | None = None, max_destroy: int = DEFAULT_MAX_DESTROY,
+                 lease: Lease | None = None):
         self.source, self.aws, self.interval_s, self.workers = source, aws, interval_s, workers
-        self.max_destroy = max_destroy
+        self.max_destroy, self.lease = max_destroy, lease
+        self._role: str | None = None
+        self._lease_on_demand = False  # --once: take the lease only when there is something to apply
+        self._heartbeat: Heartbeat | None = None
         self.metrics = Metrics()
         self.backoff = Backoff(base_s=interval_s, cap_s=backoff_cap_s or interval_s * 16)
         self.stop = threading.Event()
@@ -87,7 +95,8 @@ class Agent:
         self.last_good: str | None = None
         self.scheduler: Any = None
         self.status: dict[str, Any] = {"lastAppliedRevision": None, "lastAttemptedRevision": None,
-                                       "specError": None, "lastCycle": None, "resources": [], "health": []}
+                                       "specError": None, "lastCycle": None, "resources": [], "health": [],
+                                       "lease": {"role": "disabled"} if lease is None else lease.describe()}
 
     # ------------------------------------------------------------------ one cycle
 
@@ -127,11 +136,13 @@ class Agent:
         plan = enforce_budget(make_plan(spec_set, self.aws, workers=self.workers), self.max_destroy)
         if self.stop.is_set():
             return CycleResult(ok=True, error="stopped")
-        report = apply_plan(plan, self.aws, should_stop=self.stop.is_set, skip=self._deferred)
-        self._record(plan, report)
+        leader = self._may_apply(plan)
+        report = (apply_plan(plan, self.aws, should_stop=self._should_stop, skip=self._deferred) if leader
+                  else ApplyReport())
+        self._record(plan, report, leader)
         health = [] if self.stop.is_set() else self._check_health(spec_set)
         ok = report.ok and not any(c.action == "error" for c in plan.changes)
-        if ok and applied_revision == revision:
+        if ok and leader and applied_revision == revision:
             with self.lock:
                 self.status["lastAppliedRevision"] = revision
             self.metrics.revision.info({"revision": revision})
@@ -159,6 +170,64 @@ class Agent:
             self.status["specError"] = None
         return spec_set, revision
 
+    def _may_apply(self, plan: Plan) -> bool:
+        """True when this agent may write: no lease configured, or it holds the lease."""
+        if self.lease is None:
+            return True
+        if self._lease_on_demand and self._heartbeat is None and any(c.applicable for c in plan.changes):
+            self._heartbeat = self.take_lease(wait=True)
+        info = self.lease.describe()
+        leader = info["role"] == "leader"
+        with self.lock:
+            self.status["lease"] = info
+        self.metrics.lease_leader.set(int(leader))
+        if info["role"] != self._role:
+            if leader:
+                log.info("lease.leader", lease=self.lease.name, owner=self.lease.owner, effect="this agent applies")
+            else:
+                log.warning("lease.follower", lease=self.lease.name, holder=info["holder"],
+                            effect="observing only; the holder applies")
+            self._role = info["role"]
+        return leader
+
+    def _should_stop(self) -> bool:
+        """Stop applying between two resources on a signal, or when the lease ran out."""
+        if self.stop.is_set():
+            return True
+        if self.lease is not None and not self.lease.held:
+            log.error("apply.stopped", reason="the lease was lost or could not be renewed in time")
+            return True
+        return False
+
+    def take_lease(self, wait: bool, on_acquired: Callable[[], None] | None = None) -> Heartbeat | None:
+        """Create the lease table if needed, try to take the lease (with `wait`, watch the holder for
+        one lease duration), and keep it renewed (or keep trying) in the background."""
+        if self.lease is None:
+            return None
+        self.lease.ensure_table()
+        if wait:
+            self.lease.acquire_or_watch()
+        else:
+            self.lease.try_acquire()
+        return Heartbeat(self.lease, on_acquired).start()
+
+    def let_go(self, heartbeat: Heartbeat | None) -> None:
+        """Stop renewing and release the lease, so a follower takes over at once."""
+        if heartbeat is not None:
+            heartbeat.stop()
+        if self.lease is not None:
+            self.lease.release()
+
+    def run_once(self) -> CycleResult:
+        """One cycle; when it has changes to apply and a lease is configured, they are applied
+        only while holding the lease (waiting up to one lease duration for a silent holder)."""
+        self._lease_on_demand = True
+        try:
+            return self.cycle()
+        finally:
+            self.let_go(self._heartbeat)
+            self._heartbeat = None
+
     def _deferred(self, change: Change) -> bool:
         wait = self.backoff.waiting(change.ref)
         if wait and change.applicable:
@@ -166,14 +235,15 @@ class Agent:
             return True
         return False
 
-    def _record(self, plan: Plan, report: ApplyReport) -> None:
+    def _record(self, plan: Plan, report: ApplyReport, leader: bool = True) -> None:
         outcomes: dict[str, Outcome] = {o.change.ref: o for o in report.outcomes}
         resources, counts = [], {}
-        for (service, operation), n in self.aws.calls.items():
-            self.metrics.api_calls.labels(service=service, operation=operation).inc(n)
+        self._record_calls()
         for change in plan.changes:
             outcome = outcomes.get(change.ref)
             state, message = _state_of(change, outcome, self.backoff.waiting(change.ref))
+            if not leader and state == "drifted" and change.applicable:
+                message = f"left to the lease holder ({self.status['lease'].get('holder')})"
             if change.is_change:
                 self.metrics.drift.labels(kind=change.kind).inc()
             if outcome and outcome.status == "applied":
@@ -196,6 +266,17 @@ class Agent:
         with self.lock:
             self.status["resources"] = resources
             self.status["apiCalls"] = sum(self.aws.calls.values())
+
+    def _record_calls(self) -> None:
+        for (service, operation), n in self.aws.calls.items():
+            self.metrics.api_calls.labels(service=service, operation=operation).inc(n)
+        counts = self.aws.take_limit_counts()
+        for service, n in counts["throttles"].items():
+            self.metrics.throttles.labels(service=service).inc(n)
+        for service, n in counts["rate_limited"].items():
+            self.metrics.rate_limited.labels(service=service).inc(n)
+        for service, seconds in counts["rate_limit_wait_s"].items():
+            self.metrics.rate_limit_wait.labels(service=service).inc(seconds)
 
     def _check_health(self, spec_set: SpecSet) -> list[HealthResult]:
         results = [check_cluster(spec, self.aws) for spec in spec_set.by_kind("CacheCluster")]
@@ -226,6 +307,11 @@ class Agent:
 
     # ------------------------------------------------------------------ the daemon
 
+    def cycle_now(self) -> None:
+        """Start a cycle now (coalesced with a running one)."""
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.modify_job("cycle", next_run_time=datetime.now(UTC))
+
     def run_forever(self, http_host: str, http_port: int | None, jitter_s: float) -> int:
         """Cycles on a schedule until SIGTERM/SIGINT; SIGHUP triggers a cycle now."""
         from apscheduler.schedulers.background import BackgroundScheduler
@@ -233,6 +319,7 @@ class Agent:
 
         from .http import serve
 
+        heartbeat = self.take_lease(wait=False, on_acquired=self.cycle_now)
         server = serve(self, http_host, http_port) if http_port is not None else None
         scheduler = self.scheduler = BackgroundScheduler(timezone=UTC)
         scheduler.add_job(self.cycle, IntervalTrigger(seconds=self.interval_s, jitter=jitter_s), id="cycle",
@@ -247,7 +334,7 @@ class Agent:
 
         def on_hup(signum: int, _: Any) -> None:
             log.info("agent.sighup", action="cycle now")
-            scheduler.modify_job("cycle", next_run_time=datetime.now(UTC))
+            self.cycle_now()
 
         signal.signal(signal.SIGTERM, on_stop)
         signal.signal(signal.SIGINT, on_stop)
@@ -257,6 +344,7 @@ class Agent:
         while not wake.wait(1):
             pass
         scheduler.shutdown(wait=True)  # the running cycle stops between two resources
+        self.let_go(heartbeat)
         if server:
             server.shutdown()
         log.info("agent.stopped")

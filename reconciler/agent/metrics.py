@@ -30,5 +30,15 @@ class Metrics:
         self.revision = Info("reconciler_applied_revision", "The revision the last successful cycle applied",
                              registry=r)
         self.spec_errors = Counter("reconciler_spec_errors", "Cycles whose specs failed to load", registry=r)
+        self.throttles = Counter("reconciler_aws_throttles", "Throttled answers from AWS, by service",
+                                 ["service"], registry=r)
+        self.rate_limited = Counter("reconciler_rate_limited_requests",
+                                    "Requests that waited for the client-side rate limiter, by service",
+                                    ["service"], registry=r)
+        self.rate_limit_wait = Counter("reconciler_rate_limit_wait_seconds",
+                                       "Time spent waiting for the client-side rate limiter, by service",
+                                       ["service"], registry=r)
+        self.lease_leader = Gauge("reconciler_lease_leader", "1 while this agent holds the single-writer lease",
+                                  registry=r)
         self.last_cycle = Gauge("reconciler_last_cycle_timestamp_seconds", "When the last cycle finished",
                                 registry=r)

@@ -96,12 +96,13 @@ def wait_for(condition: Callable[[], Any], timeout: float = 40, what: str = "con
 def start_daemon(aws, tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
     daemons: list[Daemon] = []
 
-    def start(repo: Repo, interval: str = "2s") -> Daemon:
-        port, log = free_port(), tmp_path / f"daemon-{len(daemons)}.log"
+    def start(repo: Repo, interval: str = "2s", *extra: str) -> Daemon:
+        n = len(daemons)
+        port, log = free_port(), tmp_path / f"daemon-{n}.log"
         proc = subprocess.Popen(
             [*reconciler_command(), "run", "specs", "--git-url", f"file://{repo.bare}", "--git-branch", "main",
              "--interval", interval, "--http-port", str(port), "--http-host", "127.0.0.1",
-             "--state-dir", str(tmp_path / "state")],
+             "--state-dir", str(tmp_path / f"state-{n}"), *extra],
             env=aws.env, stdout=subprocess.DEVNULL, stderr=log.open("w"), text=True)
         daemon = Daemon(proc, port, log)
         daemons.append(daemon)
@@ -209,3 +210,80 @@ spec:
     assert strict.returncode == 1
     assert "some-token-12345" not in lenient.stderr + strict.stderr
     assert os.environ.get("REDIS_AUTH_TOKEN") != "some-token-12345"
+
+
+APPLIED = ("apply.create", "apply.update", "apply.replace", "apply.delete", "apply.adopt")
+
+
+def applied_by(daemon: Daemon) -> list[dict[str, Any]]:
+    return [e for e in daemon.events() if e["event"] in APPLIED]
+
+
+def lease_item(aws) -> dict[str, Any]:
+    got = aws.client("dynamodb").get_item(TableName="reconciler-lease", Key={"LeaseName": {"S": "reconciler"}})
+    return {k: next(iter(v.values())) for k, v in got["Item"].items()}
+
+
+def test_two_agents_on_one_stack_one_applies_the_other_observes_and_takes_over(aws, repo, start_daemon):
+    repo.commit({"specs/tables.yaml": TABLE.replace("TEAM", "web")}, "Orders table")
+    lease = ("--lease-duration", "3s")
+    first = start_daemon(repo, "1s", *lease)
+    wait_for(lambda: first.status()["lease"]["role"] == "leader", what="the first agent to lead")
+    second = start_daemon(repo, "1s", *lease)
+    wait_for(lambda: second.status()["lastCycle"], what="the second agent's first cycle")
+    ddb = aws.client("dynamodb")
+    wait_for(lambda: "Orders" in ddb.list_tables()["TableNames"], what="the table")
+    leader = first.status()["lease"]
+    assert second.status()["lease"]["role"] == "follower"
+    assert second.status()["lease"]["holder"] == leader["owner"] == lease_item(aws)["owner"]
+
+    # Drift: both agents see it, only the leader corrects it.
+    arn = ddb.describe_table(TableName="Orders")["Table"]["TableArn"]
+    for round_ in range(3):
+        ddb.tag_resource(ResourceArn=arn, Tags=[{"Key": "team", "Value": f"hijacked-{round_}"}])
+        wait_for(lambda: tags_of(aws, "Orders")["team"] == "web", timeout=20, what="drift corrected")
+    cycles = len([e for e in second.events() if e["event"] == "cycle.done"])
+    wait_for(lambda: len([e for e in second.events() if e["event"] == "cycle.done"]) >= cycles + 2,
+             what="the follower to observe two more cycles")
+    assert len(applied_by(first)) >= 4  # the create and three corrections
+    assert applied_by(second) == []
+    assert second.status()["lastAppliedRevision"] is None  # it never wrote
+    assert "lease.follower" in {e["event"] for e in second.events()}
+
+    # The leader dies without releasing; the follower takes over once the lease runs out.
+    first.proc.kill()
+    first.proc.wait()
+    wait_for(lambda: second.status()["lease"]["role"] == "leader", timeout=30, what="the follower to take over")
+    assert lease_item(aws)["owner"] == second.status()["lease"]["owner"]
+    assert "lease.takeover" in {e["event"] for e in second.events()}
+    ddb.tag_resource(ResourceArn=arn, Tags=[{"Key": "team", "Value": "after-handover"}])
+    wait_for(lambda: tags_of(aws, "Orders")["team"] == "web", timeout=20, what="the new leader's correction")
+    assert [e["event"] for e in applied_by(second)] == ["apply.update"]
+
+    # A clean stop releases the lease at once.
+    second.proc.send_signal(signal.SIGTERM)
+    assert second.proc.wait(timeout=15) == 0
+    assert lease_item(aws)["released"] is True
+
+
+def test_apply_by_hand_is_refused_while_an_agent_holds_the_lease(aws, repo, start_daemon, tmp_path):
+    repo.commit({"specs/tables.yaml": TABLE.replace("TEAM", "web")}, "Orders table")
+    daemon = start_daemon(repo, "1s", "--lease-duration", "3s")
+    wait_for(lambda: daemon.status()["lease"]["role"] == "leader", what="the agent to lead")
+    wait_for(lambda: "Orders" in aws.client("dynamodb").list_tables()["TableNames"], what="the table")
+    by_hand = tmp_path / "by-hand"
+    by_hand.mkdir()
+    (by_hand / "tables.yaml").write_text(TABLE.replace("TEAM", "manual"))
+    apply = [*reconciler_command(), "apply", "--auto-approve", str(by_hand)]
+
+    refused = subprocess.run(apply, env=aws.env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert f"the agent {daemon.status()['lease']['owner']} holds the lease 'reconciler'" in refused.stderr
+    assert tags_of(aws, "Orders")["team"] == "web"  # nothing was written by hand
+
+    daemon.proc.send_signal(signal.SIGTERM)  # a clean stop releases the lease: apply goes ahead at once
+    assert daemon.proc.wait(timeout=15) == 0
+    applied = subprocess.run(apply, env=aws.env, capture_output=True, text=True, timeout=120)
+    assert applied.returncode == 0, applied.stderr
+    assert tags_of(aws, "Orders")["team"] == "manual"
+    assert lease_item(aws)["released"] is True  # and it let go of the lease afterwards

@@ -3,10 +3,15 @@ repeated applies converge."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
+import time
+import urllib.request
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from tests.conftest import free_port, reconciler_command
 from tests.faults import FaultProxy
 
 STACK = """\
@@ -96,3 +101,51 @@ def test_applies_through_faults_converge(cli, specs, aws, faulty):
         pytest.fail("15 applies through faults did not converge")
     print(f"\nconverged after {applies} applies; faults injected: {dict(proxy.injected)}", file=sys.stderr)
     assert len(aws.client("cloudfront").list_distributions()["DistributionList"]["Items"]) == 1
+
+
+def metrics_of(port: int) -> dict[str, dict[str, float]]:
+    """/metrics as {family: {label value: sample}} for the per-service counters."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    out: dict[str, dict[str, float]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                out.setdefault(sample.name, {})[sample.labels.get("service", "")] = sample.value
+    return out
+
+
+def test_throttles_are_retried_counted_in_metrics_and_requests_rate_limited(aws, specs, tmp_path):
+    root = specs("stack.yaml", STACK.split("---")[0] + "---" + STACK.split("---")[1])  # the two tables
+    proxy = FaultProxy(aws.sandbox.endpoint, rate=0.2, faults=("throttle",)).start()
+    port = free_port()
+    env = {**aws.env, "AWS_ENDPOINT_URL": proxy.endpoint}
+    daemon = subprocess.Popen(
+        [*reconciler_command(), "run", str(root), "--interval", "1h", "--http-port", str(port),
+         "--http-host", "127.0.0.1", "--no-lease", "--rate-limit", "dynamodb=4:1"],
+        env=env, stdout=subprocess.DEVNULL, stderr=(tmp_path / "daemon.log").open("w"))
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:  # one cycle runs at start, the next in an hour
+            try:
+                if metrics_of(port).get("reconciler_cycles_total"):
+                    break
+            except OSError:
+                pass
+            time.sleep(0.3)
+        else:
+            pytest.fail("the daemon's first cycle did not finish")
+        metrics = metrics_of(port)
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=15)
+        proxy.stop()
+    print(f"\nthrottles injected {dict(proxy.throttled)}; counted {metrics['reconciler_aws_throttles_total']}; "
+          f"rate-limited {metrics['reconciler_rate_limited_requests_total']} "
+          f"({metrics['reconciler_rate_limit_wait_seconds_total']} s)", file=sys.stderr)
+    assert proxy.throttled["dynamodb"] > 0
+    assert metrics["reconciler_aws_throttles_total"] == {"dynamodb": proxy.throttled["dynamodb"]}  # every one
+    assert metrics["reconciler_rate_limited_requests_total"]["dynamodb"] > 0  # 4/s with no burst: they waited
+    assert metrics["reconciler_rate_limit_wait_seconds_total"]["dynamodb"] > 0
+    ddb = aws.client("dynamodb")  # and the cycle got through the throttling: both tables exist
+    assert sorted(ddb.list_tables()["TableNames"]) == ["Orders", "Users"]

@@ -23,8 +23,11 @@ def test_iam_policy_covers_every_call_the_agent_makes(cli, aws, example_specs):
     policy = cli("iam-policy").json
     allowed = {a for s in policy["Statement"] for a in s["Action"]}
     assert {s["Sid"] for s in policy["Statement"]} == {
-        "ReconcileBucket", "ReconcileTable", "ReconcileDistribution", "ReconcileCacheCluster"}
-    assert cli("apply", "--auto-approve", str(example_specs), env=env).code == 0
+        "ReconcileBucket", "ReconcileTable", "ReconcileDistribution", "ReconcileCacheCluster", "AgentLease"}
+    [lease] = [s for s in policy["Statement"] if s["Sid"] == "AgentLease"]
+    assert lease["Resource"] == "arn:aws:dynamodb:*:*:table/reconciler-lease"  # scoped to the lease table
+    # the agent's own cycle first (it creates the lease table), then applies that take the lease
+    assert cli("run", "--once", str(example_specs), env=env).code == 0
     stack = (example_specs / "site.yaml").read_text().replace("Static site", "Static site v2")
     (example_specs / "site.yaml").write_text(stack.replace('revision: "2025-09-23"', 'revision: "2025-09-24"'))
     assert cli("apply", "--auto-approve", str(example_specs), env=env).code == 0

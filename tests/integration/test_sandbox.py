@@ -32,6 +32,16 @@ def test_fidelity_one_online_index_change_per_update_table(aws):
     assert len(ddb.describe_table(TableName="T")["Table"]["GlobalSecondaryIndexes"]) == 1
 
 
+def test_fidelity_tagging_an_existing_key_overwrites_it(aws):
+    ddb = aws.client("dynamodb")
+    make_table(ddb)
+    arn = ddb.describe_table(TableName="T")["Table"]["TableArn"]
+    for value in ("web", "hijacked", "web"):
+        ddb.tag_resource(ResourceArn=arn, Tags=[{"Key": "team", "Value": value}, {"Key": "tier", "Value": value}])
+    assert sorted((t["Key"], t["Value"]) for t in ddb.list_tags_of_resource(ResourceArn=arn)["Tags"]) == [
+        ("team", "web"), ("tier", "web")]
+
+
 def test_request_log_counts_by_service_and_operation(aws):
     ddb = aws.client("dynamodb")
     make_table(ddb)
