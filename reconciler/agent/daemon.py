@@ -208,7 +208,10 @@ class Agent:
         if wait:
             self.lease.acquire_or_watch()
         else:
-            self.lease.try_acquire()
+            try:
+                self.lease.try_acquire()
+            except ReconcilerError as exc:  # the heartbeat tries again shortly
+                log.warning("lease.check_failed", error=str(exc))
         return Heartbeat(self.lease, on_acquired).start()
 
     def let_go(self, heartbeat: Heartbeat | None) -> None:
