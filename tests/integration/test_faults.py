@@ -122,7 +122,7 @@ def test_throttles_are_retried_counted_in_metrics_and_requests_rate_limited(aws,
     env = {**aws.env, "AWS_ENDPOINT_URL": proxy.endpoint}
     daemon = subprocess.Popen(
         [*reconciler_command(), "run", str(root), "--interval", "1h", "--http-port", str(port),
-         "--http-host", "127.0.0.1", "--no-lease", "--rate-limit", "dynamodb=4:1"],
+         "--http-host", "127.0.0.1", "--no-lease", "--rate-limit", "dynamodb=2:1"],
         env=env, stdout=subprocess.DEVNULL, stderr=(tmp_path / "daemon.log").open("w"))
     try:
         deadline = time.monotonic() + 90
@@ -145,7 +145,7 @@ def test_throttles_are_retried_counted_in_metrics_and_requests_rate_limited(aws,
           f"({metrics['reconciler_rate_limit_wait_seconds_total']} s)", file=sys.stderr)
     assert proxy.throttled["dynamodb"] > 0
     assert metrics["reconciler_aws_throttles_total"] == {"dynamodb": proxy.throttled["dynamodb"]}  # every one
-    assert metrics["reconciler_rate_limited_requests_total"]["dynamodb"] > 0  # 4/s with no burst: they waited
+    assert metrics["reconciler_rate_limited_requests_total"]["dynamodb"] > 0  # 2/s with no burst: they waited
     assert metrics["reconciler_rate_limit_wait_seconds_total"]["dynamodb"] > 0
     ddb = aws.client("dynamodb")  # and the cycle got through the throttling: both tables exist
     assert sorted(ddb.list_tables()["TableNames"]) == ["Orders", "Users"]
