@@ -175,13 +175,8 @@ class Lease:
             return False
         new, sent = uuid.uuid4().hex, self._clock()
         try:
-            self.aws.client("dynamodb").update_item(
-                TableName=self.table, Key={"LeaseName": {"S": self.name}},
-                UpdateExpression="SET #v = :new, renewedAt = :now, durationMs = :d",
-                ConditionExpression="#o = :me AND #v = :old",
-                ExpressionAttributeNames={"#v": "version", "#o": "owner"},
-                ExpressionAttributeValues={":new": {"S": new}, ":old": {"S": old}, ":me": {"S": self.owner},
-                                           ":now": {"S": _now()}, ":d": {"N": str(int(self.duration_s * 1000))}})
+            self._update_ours(old, "SET #v = :new, renewedAt = :now, durationMs = :d",
+                              {":new": {"S": new}, ":d": {"N": str(int(self.duration_s * 1000))}})
         except botocore.exceptions.ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
                 self._lost("another agent holds it now")
@@ -202,17 +197,19 @@ class Lease:
         if version is None:
             return
         try:
-            self.aws.client("dynamodb").update_item(
-                TableName=self.table, Key={"LeaseName": {"S": self.name}},
-                UpdateExpression="SET released = :t, renewedAt = :now",
-                ConditionExpression="#o = :me AND #v = :old",
-                ExpressionAttributeNames={"#v": "version", "#o": "owner"},
-                ExpressionAttributeValues={":t": {"BOOL": True}, ":me": {"S": self.owner}, ":old": {"S": version},
-                                           ":now": {"S": _now()}})
+            self._update_ours(version, "SET released = :t, renewedAt = :now", {":t": {"BOOL": True}})
             log.info("lease.released", lease=self.name)
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
             log.warning("lease.release_failed", lease=self.name, error=describe_error(exc),
                         effect=f"another agent takes over after {self.duration_s:g}s")
+
+    def _update_ours(self, version: str, update: str, values: dict[str, Any]) -> None:
+        """UpdateItem on the lease item, only while it is still ours at `version`."""
+        self.aws.client("dynamodb").update_item(
+            TableName=self.table, Key={"LeaseName": {"S": self.name}}, UpdateExpression=update,
+            ConditionExpression="#o = :me AND #v = :old", ExpressionAttributeNames={"#v": "version", "#o": "owner"},
+            ExpressionAttributeValues={**values, ":me": {"S": self.owner}, ":old": {"S": version},
+                                       ":now": {"S": _now()}})
 
     def _read(self) -> dict[str, Any] | None:
         try:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import textwrap
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,6 +125,23 @@ def example_specs(tmp_path: Path) -> Path:
 
 
 # --------------------------------------------------------------------------- real servers
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 40, what: str = "condition") -> Any:
+    """Poll `condition` until it returns something truthy (errors of a server still starting count
+    as not yet); fail the test after `timeout` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = condition()
+        except (OSError, ValueError, KeyError):
+            value = None
+        if value:
+            return value
+        time.sleep(0.3)
+    pytest.fail(f"timed out waiting for {what}")
 
 
 def free_port() -> int:

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import free_port, reconciler_command
+from tests.conftest import free_port, reconciler_command, wait_for
 from tests.faults import FaultProxy
 
 STACK = """\
@@ -124,17 +123,8 @@ def test_throttles_are_retried_counted_in_metrics_and_requests_rate_limited(aws,
         [*reconciler_command(), "run", str(root), "--interval", "1h", "--http-port", str(port),
          "--http-host", "127.0.0.1", "--no-lease", "--rate-limit", "dynamodb=2:1"],
         env=env, stdout=subprocess.DEVNULL, stderr=(tmp_path / "daemon.log").open("w"))
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:  # one cycle runs at start, the next in an hour
-            try:
-                if metrics_of(port).get("reconciler_cycles_total"):
-                    break
-            except OSError:
-                pass
-            time.sleep(0.3)
-        else:
-            pytest.fail("the daemon's first cycle did not finish")
+    try:  # one cycle runs at start, the next in an hour
+        wait_for(lambda: metrics_of(port).get("reconciler_cycles_total"), timeout=90, what="the daemon's first cycle")
         metrics = metrics_of(port)
     finally:
         daemon.terminate()

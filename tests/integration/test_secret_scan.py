@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 import urllib.request
 
-import pytest
-
-from tests.conftest import free_port, reconciler_command, start_redis
+from tests.conftest import free_port, reconciler_command, start_redis, wait_for
 
 SECRET, ROTATED = "Zq8-first-secret-token-4711", "Zq8-rotated-secret-token-0815"
 
@@ -78,16 +75,7 @@ def daemon_outputs(root, env: dict[str, str], tmp_path) -> dict[str, str]:
             return answer.read().decode()
 
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if json.loads(get("/status"))["health"]:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.3)
-        else:
-            pytest.fail("the daemon's first cycle did not finish")
+        wait_for(lambda: json.loads(get("/status"))["health"], timeout=60, what="the daemon's first cycle")
         pages = {path: get(path) for path in ("/status", "/metrics", "/healthz")}
     finally:
         proc.terminate()
