@@ -75,7 +75,9 @@ class Lease:
         self._valid_until = 0.0
         self._seen: Seen | None = None
         self._lock = threading.Lock()
+        self._table_ready = False
         self.holder: str | None = None  # who holds it, as last read
+        self.error: str | None = None  # why the last attempt failed, if it did (shown in /status)
 
     # ------------------------------------------------------------------ state
 
@@ -88,7 +90,8 @@ class Lease:
     def describe(self) -> dict[str, Any]:
         held = self.held
         return {"table": self.table, "name": self.name, "owner": self.owner,
-                "role": "leader" if held else "follower", "holder": self.owner if held else self.holder}
+                "role": "leader" if held else "follower", "holder": self.owner if held else self.holder,
+                **({"error": self.error} if self.error else {})}
 
     # ------------------------------------------------------------------ the table
 
@@ -96,13 +99,13 @@ class Lease:
         """Create the lease table when it does not exist (on-demand billing, tagged), and wait for it."""
         ddb = self.aws.client("dynamodb")
         try:
-            status = ddb.describe_table(TableName=self.table)["Table"]["TableStatus"]
-        except botocore.exceptions.ClientError as exc:
-            if error_code(exc) != "ResourceNotFoundException":
-                raise self._error(exc) from None
-            status = self._create_table(ddb)
-        if status != "ACTIVE":
-            ddb.get_waiter("table_exists").wait(TableName=self.table, WaiterConfig={"Delay": 2, "MaxAttempts": 60})
+            status = "ACTIVE" if self.table_exists() else self._create_table(ddb)
+            if status != "ACTIVE":
+                ddb.get_waiter("table_exists").wait(TableName=self.table,
+                                                    WaiterConfig={"Delay": 2, "MaxAttempts": 60})
+        except botocore.exceptions.BotoCoreError as exc:  # unreachable endpoint, waiter gave up
+            raise self._error(exc) from None
+        self._table_ready = True
 
     def _create_table(self, ddb: Any) -> str:
         log.info("lease.create_table", table=self.table)
@@ -119,6 +122,7 @@ class Lease:
             raise self._error(exc) from None
 
     def table_exists(self) -> bool:
+        """True when the lease table exists (agents use a lease on this stack)."""
         try:
             self.aws.client("dynamodb").describe_table(TableName=self.table)
             return True
@@ -126,11 +130,16 @@ class Lease:
             if error_code(exc) == "ResourceNotFoundException":
                 return False
             raise self._error(exc) from None
+        except botocore.exceptions.BotoCoreError as exc:
+            raise self._error(exc) from None
 
     # ------------------------------------------------------------------ acquire, renew, release
 
     def try_acquire(self) -> bool:
-        """One attempt to become (or stay) the holder; True when we hold the lease."""
+        """One attempt to become (or stay) the holder; True when we hold the lease. Creates the
+        lease table first when it does not exist yet."""
+        if not self._table_ready:
+            self.ensure_table()
         if self._version is not None and self.renew():
             return True
         item = self._read()
@@ -215,7 +224,7 @@ class Lease:
         try:
             item = self.aws.client("dynamodb").get_item(
                 TableName=self.table, Key={"LeaseName": {"S": self.name}}, ConsistentRead=True).get("Item")
-        except botocore.exceptions.ClientError as exc:
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
             raise self._error(exc) from None
         if item is None:
             return None
@@ -237,6 +246,8 @@ class Lease:
             if error_code(exc) == "ConditionalCheckFailedException":
                 self._seen = None  # somebody else was quicker: watch the new holder from scratch
                 return False
+            raise self._error(exc) from None
+        except botocore.exceptions.BotoCoreError as exc:  # if the put landed, we take it over from ourselves later
             raise self._error(exc) from None
         with self._lock:
             self._version, self._valid_until = version, sent + self.duration_s
@@ -274,7 +285,9 @@ class Heartbeat:
             was_held = self.lease.held
             try:
                 held = self.lease.renew() if was_held else self.lease.try_acquire()
+                self.lease.error = None
             except ReconcilerError as exc:
+                self.lease.error = str(exc)
                 log.warning("lease.check_failed", error=str(exc))
                 continue
             if held and not was_held and self.on_acquired:

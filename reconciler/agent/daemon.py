@@ -200,17 +200,17 @@ class Agent:
         return False
 
     def take_lease(self, wait: bool, on_acquired: Callable[[], None] | None = None) -> Heartbeat | None:
-        """Create the lease table if needed, try to take the lease (with `wait`, watch the holder for
-        one lease duration), and keep it renewed (or keep trying) in the background."""
+        """Try to take the lease (creating its table if needed; with `wait`, watch the holder for one
+        lease duration), and keep it renewed (or keep trying) in the background."""
         if self.lease is None:
             return None
-        self.lease.ensure_table()
         if wait:
             self.lease.acquire_or_watch()
         else:
             try:
                 self.lease.try_acquire()
-            except ReconcilerError as exc:  # the heartbeat tries again shortly
+            except ReconcilerError as exc:  # AWS unreachable or not allowed: the heartbeat tries again
+                self.lease.error = str(exc)
                 log.warning("lease.check_failed", error=str(exc))
         return Heartbeat(self.lease, on_acquired).start()
 

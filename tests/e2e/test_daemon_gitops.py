@@ -274,3 +274,29 @@ def test_apply_by_hand_is_refused_while_an_agent_holds_the_lease(aws, repo, star
     assert applied.returncode == 0, applied.stderr
     assert tags_of(aws, "Orders")["team"] == "manual"
     assert lease_item(aws)["released"] is True  # and it let go of the lease afterwards
+
+
+def test_an_agent_that_cannot_reach_aws_keeps_running_and_says_why(aws, tmp_path):
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "tables.yaml").write_text(TABLE.replace("TEAM", "web"))
+    port = free_port()
+    env = {**aws.env, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}", "AWS_MAX_ATTEMPTS": "1",
+           "RECONCILER_AWS_CONNECT_TIMEOUT": "1"}  # nothing listens there
+    log = tmp_path / "daemon.log"
+    proc = subprocess.Popen([*reconciler_command(), "run", str(specs), "--interval", "1h", "--http-port", str(port),
+                             "--http-host", "127.0.0.1", "--lease-duration", "3s"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=log.open("w"))
+    daemon = Daemon(proc, port, log)
+    try:
+        status = wait_for(lambda: daemon.status()["lastCycle"] and daemon.status(), what="a cycle to finish")
+        assert status["lease"]["role"] == "follower"
+        assert status["lease"]["error"].startswith("lease 'reconciler' in DynamoDB table 'reconciler-lease': ")
+        assert "DescribeTable failed: cannot reach the AWS endpoint" in status["lease"]["error"]
+        [resource] = status["resources"]
+        assert resource["state"] == "error" and "DescribeTable" in resource["message"]
+        assert daemon.get("/healthz")[0] == 200 and proc.poll() is None
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=15) == 0
+    assert "Traceback" not in log.read_text()
