@@ -11,11 +11,15 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .errors import ReconcilerError, SpecError
+
+if TYPE_CHECKING:
+    from .aws import Aws
+    from .lease import Lease
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
@@ -81,7 +85,7 @@ class LeaseOptions:
     lease_name: str
     lease_duration: str
 
-    def make(self, aws: Any) -> Any:
+    def make(self, aws: Aws) -> Lease | None:
         """The Lease, or None when turned off."""
         from .lease import Lease
 
@@ -288,8 +292,7 @@ def _holding_lease(aws: Any, lease_opts: LeaseOptions) -> Iterator[Callable[[], 
     try:
         yield lambda: lease.held
     finally:
-        heartbeat.stop()
-        lease.release()
+        heartbeat.stop()  # and release
 
 
 def _progress_line() -> Callable[[str], None]:

@@ -31,7 +31,7 @@ import structlog
 
 from .aws import describe_error, error_code
 from .errors import ReconcilerError
-from .model import OWNER_TAG, OWNER_VALUE, ROLE_TAG
+from .model import LEASE_ROLE, OWNER_TAG, OWNER_VALUE, ROLE_TAG
 
 if TYPE_CHECKING:
     from .aws import Aws
@@ -114,7 +114,7 @@ class Lease:
                 TableName=self.table, BillingMode="PAY_PER_REQUEST",
                 AttributeDefinitions=[{"AttributeName": "LeaseName", "AttributeType": "S"}],
                 KeySchema=[{"AttributeName": "LeaseName", "KeyType": "HASH"}],
-                Tags=[{"Key": OWNER_TAG, "Value": OWNER_VALUE}, {"Key": ROLE_TAG, "Value": "lease"}],
+                Tags=[{"Key": OWNER_TAG, "Value": OWNER_VALUE}, {"Key": ROLE_TAG, "Value": LEASE_ROLE}],
             )["TableDescription"]["TableStatus"])
         except botocore.exceptions.ClientError as exc:
             if error_code(exc) == "ResourceInUseException":  # another agent created it just now
@@ -264,6 +264,21 @@ class Lease:
         return ReconcilerError(f"lease {self.name!r} in DynamoDB table {self.table!r}: {describe_error(exc)}")
 
 
+def keep(lease: Lease, *, wait: bool, on_acquired: Callable[[], None] | None = None) -> Heartbeat:
+    """Try to take the lease now (with `wait`, watch a holder for one of its durations; without,
+    a failed attempt is only logged), then keep it renewed, or keep trying, in the background.
+    `Heartbeat.stop()` ends this and releases the lease."""
+    if wait:
+        lease.acquire_or_watch()
+    else:
+        try:
+            lease.try_acquire()
+        except ReconcilerError as exc:  # AWS unreachable or not allowed: the heartbeat tries again
+            lease.error = str(exc)
+            log.warning("lease.check_failed", error=str(exc))
+    return Heartbeat(lease, on_acquired).start()
+
+
 class Heartbeat:
     """Keeps the lease: renews it while held, tries to take it while not, every third of its duration."""
 
@@ -277,8 +292,10 @@ class Heartbeat:
         return self
 
     def stop(self) -> None:
+        """Stop renewing and release the lease, so a follower takes over at once."""
         self._stop.set()
         self._thread.join(timeout=10)
+        self.lease.release()
 
     def _run(self) -> None:
         while not self._stop.wait(self.lease.duration_s / 3):

@@ -7,7 +7,8 @@ from typing import Any
 
 OWNER_TAG = "managed-by"
 OWNER_VALUE = "reconciler"
-ROLE_TAG = "reconciler:role"  # the agent's own infrastructure (the lease table)
+ROLE_TAG = "reconciler:role"  # the agent's own infrastructure...
+LEASE_ROLE = "lease"  # ...such as the lease table
 NAME_TAG = "reconciler:name"
 OWNERSHIP_TAGS = (OWNER_TAG, NAME_TAG)
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +30,7 @@ from ..engine.apply import ApplyReport, Outcome, apply_plan
 from ..engine.plan import DEFAULT_MAX_DESTROY, Change, Plan, enforce_budget, make_plan
 from ..errors import ReconcilerError, SpecError
 from ..health import HealthResult, check_cluster
-from ..lease import Heartbeat, Lease
+from ..lease import Heartbeat, Lease, keep
 from ..specs import SpecSet, load_specs
 from .metrics import Metrics
 
@@ -175,7 +174,7 @@ class Agent:
         if self.lease is None:
             return True
         if self._lease_on_demand and self._heartbeat is None and any(c.applicable for c in plan.changes):
-            self._heartbeat = self.take_lease(wait=True)
+            self._heartbeat = keep(self.lease, wait=True)
         info = self.lease.describe()
         leader = info["role"] == "leader"
         with self.lock:
@@ -199,28 +198,6 @@ class Agent:
             return True
         return False
 
-    def take_lease(self, wait: bool, on_acquired: Callable[[], None] | None = None) -> Heartbeat | None:
-        """Try to take the lease (creating its table if needed; with `wait`, watch the holder for one
-        lease duration), and keep it renewed (or keep trying) in the background."""
-        if self.lease is None:
-            return None
-        if wait:
-            self.lease.acquire_or_watch()
-        else:
-            try:
-                self.lease.try_acquire()
-            except ReconcilerError as exc:  # AWS unreachable or not allowed: the heartbeat tries again
-                self.lease.error = str(exc)
-                log.warning("lease.check_failed", error=str(exc))
-        return Heartbeat(self.lease, on_acquired).start()
-
-    def let_go(self, heartbeat: Heartbeat | None) -> None:
-        """Stop renewing and release the lease, so a follower takes over at once."""
-        if heartbeat is not None:
-            heartbeat.stop()
-        if self.lease is not None:
-            self.lease.release()
-
     def run_once(self) -> CycleResult:
         """One cycle; when it has changes to apply and a lease is configured, they are applied
         only while holding the lease (waiting up to one lease duration for a silent holder)."""
@@ -228,8 +205,9 @@ class Agent:
         try:
             return self.cycle()
         finally:
-            self.let_go(self._heartbeat)
-            self._heartbeat = None
+            if self._heartbeat is not None:
+                self._heartbeat.stop()
+                self._heartbeat = None
 
     def _deferred(self, change: Change) -> bool:
         wait = self.backoff.waiting(change.ref)
@@ -322,7 +300,7 @@ class Agent:
 
         from .http import serve
 
-        heartbeat = self.take_lease(wait=False, on_acquired=self.cycle_now)
+        heartbeat = keep(self.lease, wait=False, on_acquired=self.cycle_now) if self.lease else None
         server = serve(self, http_host, http_port) if http_port is not None else None
         scheduler = self.scheduler = BackgroundScheduler(timezone=UTC)
         scheduler.add_job(self.cycle, IntervalTrigger(seconds=self.interval_s, jitter=jitter_s), id="cycle",
@@ -347,7 +325,8 @@ class Agent:
         while not wake.wait(1):
             pass
         scheduler.shutdown(wait=True)  # the running cycle stops between two resources
-        self.let_go(heartbeat)
+        if heartbeat is not None:
+            heartbeat.stop()  # and release the lease, so a follower takes over at once
         if server:
             server.shutdown()
         log.info("agent.stopped")

@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ..engine.diff import MISSING, Field
-from ..model import ROLE_TAG, FieldChange, Live
+from ..model import LEASE_ROLE, ROLE_TAG, FieldChange, Live
 from . import register
 from .base import Resource, tag_changes
 
@@ -314,7 +314,7 @@ class Table(Resource):
             for name in page.get("TableNames", []):
                 table = ddb.describe_table(TableName=name)["Table"]
                 state, tags = _table_state(table), _read_tags(ddb, table["TableArn"])
-                if tags.get(ROLE_TAG) == "lease":
+                if tags.get(ROLE_TAG) == LEASE_ROLE:
                     out.append(Exported("Table", name, {}, tags, skipped=True, warnings=[
                         "the agents' single-writer lease table: part of the agent, not of the stack; not exported"]))
                     continue
