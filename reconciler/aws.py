@@ -5,8 +5,10 @@ from __future__ import annotations
 import functools
 import os
 import threading
+import traceback
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import boto3
@@ -203,3 +205,20 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, ReconcilerError):
         return str(exc)
     return f"{op} failed: {type(exc).__name__}: {exc}"
+
+
+def is_aws_failure(exc: BaseException) -> bool:
+    """True for failures of AWS, the network or the user's input; False for a bug in reconciler."""
+    return isinstance(exc, botocore.exceptions.BotoCoreError | botocore.exceptions.ClientError
+                      | ReconcilerError | TimeoutError | OSError)
+
+
+def describe_failure(exc: BaseException, ref: str, doing: str) -> str:
+    """One line for a failure while `doing` something to `ref`: the AWS call that failed, or, for a
+    bug in reconciler, an internal error that says so (never blamed on the last AWS call)."""
+    if is_aws_failure(exc):
+        return describe_error(exc)
+    frames = traceback.extract_tb(exc.__traceback__) if exc.__traceback__ else []
+    at = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    return (f"internal error in reconciler while {doing} {ref} (not an AWS failure): {type(exc).__name__}: {exc}"
+            f"{at}; please report it (RECONCILER_DEBUG=1 logs the traceback)")

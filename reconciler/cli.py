@@ -228,13 +228,14 @@ def plan(specs: Path, as_json: bool, detailed_exitcode: bool, opts: AwsOptions) 
 @_specs_arg
 @click.option("--auto-approve", is_flag=True, help="Apply without asking (for scripts and CI).")
 @click.option("--wait", "wait_s", type=click.IntRange(1), default=None, is_flag=False, flag_value=1800,
-              help="Wait (up to SECONDS, default 1800) until AWS has finished deploying the changes.")
+              help="Carry the changes through (up to SECONDS, default 1800): wait while AWS works, then take the "
+                   "next steps, until everything is applied and deployed.")
 @_lease_options
 @_aws_options
 @_guarded
 def apply(specs: Path, auto_approve: bool, wait_s: int | None, opts: AwsOptions, lease_opts: LeaseOptions) -> int:
     """Plan, show the plan, ask, and apply it."""
-    from .engine.apply import apply_plan, wait_until_settled
+    from .engine.apply import apply_plan
     from .engine.render import render_plan, render_report
     from .log import configure_logging
     from .specs import load_specs
@@ -256,21 +257,48 @@ def apply(specs: Path, auto_approve: bool, wait_s: int | None, opts: AwsOptions,
             return EXIT_ERROR
     with _holding_lease(aws, lease_opts) as still_held:
         report = apply_plan(result, aws, should_stop=lambda: not still_held())
+        click.echo()
+        click.echo(render_report(report))
+        waiting: list[str] = []
+        if wait_s and report.outcomes and still_held():
+            waiting = _carry_through(spec_set, aws, opts, report, wait_s, still_held)
         lease_lost = not still_held()
-    click.echo()
-    click.echo(render_report(report))
     if lease_lost:
         _fail("the lease could not be renewed during apply: the changes not listed above were not applied")
         return EXIT_ERROR
-    if wait_s and report.outcomes:
-        waiting = wait_until_settled(report, aws, wait_s, _progress_line(), poll_s=2 if opts.sandbox else 10)
+    if waiting:
+        _fail(f"still in progress after {wait_s}s: {', '.join(waiting)}")
+        return EXIT_ERROR
+    if wait_s and report.outcomes and report.ok:
+        click.echo("All changes are applied and deployed.")
+    return EXIT_OK if report.ok else EXIT_ERROR
+
+
+def _carry_through(spec_set: Any, aws: Any, opts: AwsOptions, report: Any, wait_s: int,
+                   still_held: Callable[[], bool]) -> list[str]:
+    """apply --wait: wait until AWS has finished, plan again, apply the next steps; until nothing is
+    left or `wait_s` has passed. Returns what is still in progress at the timeout."""
+    from .engine.apply import apply_plan, wait_until_settled
+    from .engine.render import render_report
+
+    deadline = time.monotonic() + wait_s
+    progress, poll = _progress_line(), 2 if opts.sandbox or os.environ.get("RECONCILER_SANDBOX") else 10
+    while True:
+        waiting = wait_until_settled(report, aws, max(1.0, deadline - time.monotonic()), progress, poll_s=poll)
         if sys.stdout.isatty():
             click.echo()
-        if waiting:
-            _fail(f"still in progress after {wait_s}s: {', '.join(waiting)}")
-            return EXIT_ERROR
-        click.echo("All changes are deployed.")
-    return EXIT_OK if report.ok else EXIT_ERROR
+        if waiting or not still_held():
+            return waiting
+        follow_up = _plan(spec_set, aws, opts)
+        if not any(c.applicable for c in follow_up.changes):
+            return []
+        if time.monotonic() > deadline:
+            return [c.ref for c in follow_up.changes if c.applicable]
+        more = apply_plan(follow_up, aws, should_stop=lambda: not still_held())
+        click.echo(render_report(more))
+        report.outcomes += more.outcomes
+        if not more.ok:
+            return []
 
 
 @contextlib.contextmanager
@@ -328,11 +356,13 @@ def parse_duration(text: str, option: str = "--interval") -> float:
               help="Where the git clone is kept (default ~/.cache/reconciler).")
 @click.option("--require-healthy", is_flag=True, envvar="RECONCILER_REQUIRE_HEALTHY",
               help="With --once: exit 1 when a Redis health check fails.")
+@click.option("--pending-interval", default="30s", show_default=True, envvar="RECONCILER_PENDING_INTERVAL",
+              help="While AWS is still working on a change, look again this soon (at most --interval).")
 @_lease_options
 @_aws_options
 @_guarded
 def run(specs: Path, once: bool, interval: str, git_url: str | None, git_branch: str, http_port: int | None,
-        http_host: str, state_dir: Path | None, require_healthy: bool, opts: AwsOptions,
+        http_host: str, state_dir: Path | None, require_healthy: bool, pending_interval: str, opts: AwsOptions,
         lease_opts: LeaseOptions) -> int:
     """The agent: plan and apply the `enforce` resources, check Redis, cycle after cycle."""
     from .agent import Agent, DirectorySource, GitSource
@@ -347,7 +377,7 @@ def run(specs: Path, once: bool, interval: str, git_url: str | None, git_branch:
     source = (GitSource(git_url, git_branch, state_dir or state_dir_default(), str(specs)) if git_url
               else DirectorySource(specs))
     agent = Agent(source, aws, interval_s=seconds, workers=opts.workers, max_destroy=opts.max_destroy,
-                  lease=lease_opts.make(aws))
+                  lease=lease_opts.make(aws), pending_interval_s=parse_duration(pending_interval, "--pending-interval"))
     if once:
         result = agent.run_once()
         return EXIT_OK if result.ok and (result.healthy or not require_healthy) else EXIT_ERROR

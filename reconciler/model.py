@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +26,9 @@ class Live:
     id: str
     state: dict[str, Any]
     tags: dict[str, str] = field(default_factory=dict)
-    pending: str | None = None          # e.g. "deployment InProgress": exists, still settling
+    pending: str | None = None          # what AWS is doing to it now ("table UPDATING"); None = settled
+    pending_since: str | None = None    # since when, where AWS says (ISO 8601)
+    deleting: bool = False              # AWS is deleting it: gone soon, its name not yet free
     extra: dict[str, Any] = field(default_factory=dict)  # private to the resource module
     claimed_by: str | None = None       # an interrupted create of this agent's, not yet tagged
 
@@ -61,7 +64,17 @@ class FieldChange:
         return out
 
 
-class Pending(Exception):
-    """Raised by a resource when it started the work but AWS must settle before it can go on
-    (e.g. a distribution disabled, to be deleted once deployed). Not a failure: the next
-    cycle continues."""
+@dataclass
+class Step:
+    """One unit of work AWS accepts as such (usually one call), as the plan shows it and apply runs it.
+
+    settles: AWS is busy after it (a table UPDATING, a cache modifying): the steps after it wait
+             until AWS has finished, which apply checks at once and later cycles check again.
+    wait:    why it cannot run now (what AWS is doing); None = it can. A step is never issued while
+             it waits: AWS would refuse it.
+    """
+
+    description: str
+    run: Callable[[], None]
+    settles: bool = False
+    wait: str | None = None

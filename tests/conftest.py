@@ -51,6 +51,25 @@ class Aws:
         request = urllib.request.Request(self.sandbox.endpoint + "/_sandbox/requests", method="DELETE")
         urllib.request.urlopen(request).close()
 
+    def errors(self, writes_only: bool = True) -> dict[str, int]:
+        """Error answers since the last reset, `service:Operation:Code` -> count (writes only by default)."""
+        return {f"{r['service']}:{r['operation']}:{code}": n for r in self.requests()
+                for code, n in r["errors"].items() if not (writes_only and r["read"])}
+
+    def set_time(self, time: str | float) -> None:
+        """The sandbox's AWS time: instant, aws, or a factor of AWS's typical durations."""
+        self._post("/_sandbox/time", {"time": str(time)})
+
+    def finish_transitions(self) -> None:
+        """Let AWS finish everything it is doing now (fast-forward)."""
+        self._post("/_sandbox/time/finish", {})
+
+    def _post(self, path: str, body: dict[str, Any]) -> Any:
+        request = urllib.request.Request(self.sandbox.endpoint + path, data=json.dumps(body).encode(),
+                                         method="POST", headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request) as answer:
+            return json.load(answer)
+
 
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[Sandbox]:
@@ -62,7 +81,8 @@ def sandbox() -> Iterator[Sandbox]:
 
 @pytest.fixture
 def aws(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Aws:
-    """A clean sandbox for each test (moto state reset, request counts cleared)."""
+    """A clean sandbox for each test (moto state reset, request counts cleared, instant AWS time)."""
+    sandbox.clock.factor = 0.0
     reset = urllib.request.Request(sandbox.endpoint + "/moto-api/reset", method="POST")
     urllib.request.urlopen(reset).close()
     sandbox.seed()

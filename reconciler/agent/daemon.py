@@ -19,13 +19,13 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from ..aws import describe_error
+from ..aws import describe_failure
 from ..engine.apply import ApplyReport, Outcome, apply_plan
 from ..engine.plan import DEFAULT_MAX_DESTROY, Change, Plan, enforce_budget, make_plan
 from ..errors import ReconcilerError, SpecError
@@ -79,8 +79,9 @@ class Agent:
 
     def __init__(self, source: DirectorySource | GitSource, aws: Aws, *, interval_s: float = 300,
                  workers: int = 16, backoff_cap_s: float | None = None, max_destroy: int = DEFAULT_MAX_DESTROY,
-                 lease: Lease | None = None):
+                 lease: Lease | None = None, pending_interval_s: float = 30):
         self.source, self.aws, self.interval_s, self.workers = source, aws, interval_s, workers
+        self.pending_interval_s = min(pending_interval_s, interval_s)
         self.max_destroy, self.lease = max_destroy, lease
         self._role: str | None = None
         self._lease_on_demand = False  # --once: take the lease only when there is something to apply
@@ -107,9 +108,10 @@ class Agent:
         except ReconcilerError as exc:
             log.error("cycle.error", error=str(exc))
             result = CycleResult(ok=False, error=str(exc))
-        except Exception as exc:  # never let a bug kill the daemon; say it loudly
-            log.exception("cycle.crashed", error=describe_error(exc))
-            result = CycleResult(ok=False, error=describe_error(exc))
+        except Exception as exc:  # never let a bug kill the daemon; say it loudly, as ours
+            message = describe_failure(exc, "the cycle", "running")
+            log.exception("cycle.crashed", error=message)
+            result = CycleResult(ok=False, error=message)
         duration = time.monotonic() - started
         self.metrics.cycles.labels(result="ok" if result.ok else "error").inc()
         self.metrics.cycle_duration.observe(duration)
@@ -119,9 +121,26 @@ class Agent:
             self.status["lastCycle"] = {"finished": _now(), "durationSeconds": round(duration, 3),
                                         "result": "ok" if result.ok else "error", "error": result.error,
                                         "healthy": result.healthy}
-        log.info("cycle.done", ok=result.ok, healthy=result.healthy, duration_ms=round(duration * 1000))
+        pending = self._pending_refs()
+        log.info("cycle.done", ok=result.ok, healthy=result.healthy, duration_ms=round(duration * 1000),
+                 **({"pending": pending} if pending else {}))
+        if pending:
+            self._requeue(self.pending_interval_s)
         structlog.contextvars.unbind_contextvars("revision")
         return result
+
+    def _pending_refs(self) -> list[str]:
+        with self.lock:
+            return [f"{r['kind']}/{r['name']}" for r in self.status["resources"] if r["state"] == "pending"]
+
+    def _requeue(self, delay_s: float) -> None:
+        """AWS is still working on something: look again sooner than the interval (ACK's requeue)."""
+        if self.scheduler is None or not self.scheduler.running:
+            return
+        job = self.scheduler.get_job("cycle")
+        soon = datetime.now(UTC) + timedelta(seconds=delay_s)
+        if job is not None and (job.next_run_time is None or job.next_run_time > soon):
+            self.scheduler.modify_job("cycle", next_run_time=soon)
 
     def _cycle(self) -> CycleResult:
         revision = self.source.fetch()
@@ -237,8 +256,10 @@ class Agent:
             elif change.action == "noop":
                 self.backoff.succeeded(change.ref)
             counts[(change.kind, state)] = counts.get((change.kind, state), 0) + 1
+            since = change.live.pending_since if change.live and state == "pending" else None
             resources.append({"kind": change.kind, "name": change.name, "state": state, "action": change.action,
                               "policy": change.policy, **({"message": message} if message else {}),
+                              **({"pendingSince": since} if since else {}),
                               **({"retryInSeconds": round(self.backoff.waiting(change.ref))}
                                  if self.backoff.waiting(change.ref) else {})})
         self.metrics.resources.clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -9,9 +10,8 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from ..aws import describe_error
-from ..model import Pending
-from .plan import Change, Plan
+from ..aws import describe_failure, is_aws_failure
+from .plan import Change, Plan, change_steps, decide, observe_all
 
 if TYPE_CHECKING:
     from ..aws import Aws
@@ -88,39 +88,71 @@ def _apply_one(change: Change, aws: Aws, failed: set[str]) -> Outcome | None:
         return Outcome(change, "blocked", f"not applied: {', '.join(blocked)} failed")
     started = time.monotonic()
     try:
-        _execute(change, aws)
-    except Pending as exc:
-        log.info(f"apply.{change.action}.pending", kind=change.kind, name=change.name, reason=str(exc))
-        return Outcome(change, "pending", str(exc), time.monotonic() - started)
+        status, message = _run_steps(change, aws)
     except Exception as exc:
-        message = describe_error(exc)
-        log.error("apply.failed", kind=change.kind, name=change.name, action=change.action,
-                  error=message)
+        message = failure_message(change, exc, "applying")
+        log.error("apply.failed", kind=change.kind, name=change.name, action=change.action, error=message,
+                  exc_info=_debugging() and not is_aws_failure(exc))
         return Outcome(change, "failed", message, time.monotonic() - started)
     duration = time.monotonic() - started
-    log.info(f"apply.{change.action}", kind=change.kind, name=change.name,
-             duration_ms=round(duration * 1000))
-    return Outcome(change, "applied", duration_s=duration)
+    if status == "pending":
+        log.info(f"apply.{change.action}.pending", kind=change.kind, name=change.name, waiting=message)
+    else:
+        log.info(f"apply.{change.action}", kind=change.kind, name=change.name, duration_ms=round(duration * 1000),
+                 fields=[f.to_json() for f in change.effective_fields])
+    return Outcome(change, status, message, duration)
 
 
-def _execute(change: Change, aws: Aws) -> None:
-    resource, live = change.resource, change.live
-    if change.action in ("replace", "delete") and resource.data_bearing and live is not None:
-        backup = resource.backup(aws, live)  # a failed backup stops the delete: nothing is lost
-        if backup:
-            log.info("apply.backup", kind=change.kind, name=change.name, backup=backup)
-    if change.action == "create":
-        resource.create(aws)
-    elif change.action in ("update", "adopt"):
-        assert live is not None
-        resource.update(aws, live, change.effective_fields)
-    elif change.action == "replace":
-        assert live is not None
-        resource.delete(aws, live)
-        resource.create(aws)
-    elif change.action == "delete":
-        assert live is not None
-        resource.delete(aws, live)
+MAX_ROUNDS = 12  # look-agains within one apply, for steps that AWS finished at once
+
+
+def _run_steps(change: Change, aws: Aws) -> tuple[str, str]:
+    """Run a change's steps in order until one must wait for AWS, or all are done.
+
+    After a step that leaves AWS busy, the resource is observed again at once: when AWS has
+    already finished (fast operations, an instant sandbox) the next steps run now; otherwise
+    the change is `pending` and a later cycle continues. Nothing here waits for AWS.
+    """
+    current, done = change, set()
+    for _ in range(MAX_ROUNDS):
+        steps = current.steps if current is change else change_steps(current, aws)
+        settled = True
+        for step in steps:
+            if step.wait:
+                return "pending", f"waiting for AWS: {step.wait}; next: {step.description}"
+            if step.description in done:  # AWS does not show that step's effect yet: never send it twice
+                return "pending", f"waiting for AWS to show the effect of: {step.description}"
+            log.info("apply.step", kind=change.kind, name=change.name, step=step.description)
+            step.run()
+            done.add(step.description)
+            if step.settles:
+                settled = False
+                break
+        if settled:
+            return "applied", ""
+        current = _look_again(current, aws)
+        if current.action == "error":
+            return "pending", f"a step was applied, but looking again failed: {current.error}"
+        if not current.applicable:
+            pending = current.live.pending if current.live else None
+            return ("pending", f"AWS is still working: {pending}") if pending else ("applied", "")
+    return "pending", "more steps remain; the next cycle goes on"
+
+
+def _look_again(change: Change, aws: Aws) -> Change:
+    """The resource's change as it stands now (fresh reads, not the cycle's shared ones)."""
+    aws.new_cycle()
+    resource = change.resource
+    return decide(resource, observe_all([resource], aws, workers=1)[0])
+
+
+def failure_message(change: Change, exc: BaseException, doing: str) -> str:
+    """What went wrong, in one line: the AWS call that failed, or an internal error named as ours."""
+    return describe_failure(exc, change.ref, doing)
+
+
+def _debugging() -> bool:
+    return bool(os.environ.get("RECONCILER_DEBUG"))
 
 
 def wait_until_settled(report: ApplyReport, aws: Aws, timeout_s: float,

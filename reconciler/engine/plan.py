@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -10,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from ..aws import describe_error
-from ..model import FieldChange, Live
+from ..aws import describe_error, describe_failure, is_aws_failure
+from ..model import FieldChange, Live, Step
 from ..resources import Resource, registry
 from .diff import mark_ignored
 
@@ -36,6 +37,7 @@ class Change:
     error: str | None = None          # planning failed, or the resource may not be touched
     refused: str | None = None        # planned, but a safety rule forbids applying it
     notes: list[str] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)  # the work, in AWS's order (see Resource.steps)
 
     @property
     def kind(self) -> str:
@@ -79,6 +81,11 @@ class Change:
                 out[key] = getattr(self, key)
         if self.live and self.live.pending:
             out["pending"] = self.live.pending
+            if self.live.pending_since:
+                out["pendingSince"] = self.live.pending_since
+        if self.steps:
+            out["steps"] = [{"description": s.description, **({"waitsFor": s.wait} if s.wait else {})}
+                            for s in self.steps]
         if self.notes:
             out["notes"] = self.notes
         return out
@@ -130,8 +137,9 @@ def observe_all(resources: Iterable[Resource], aws: Aws, workers: int = 16
             resource.prepare(aws)
             return resource.observe(aws)
         except Exception as exc:
-            message = describe_error(exc)  # on this thread: it knows the failing call
-            log.warning("observe.error", kind=resource.kind, name=resource.name, error=message)
+            message = describe_failure(exc, resource.ref, "observing")  # on this thread: it knows the call
+            log.warning("observe.error", kind=resource.kind, name=resource.name, error=message,
+                        exc_info=bool(os.environ.get("RECONCILER_DEBUG")) and not is_aws_failure(exc))
             return ObserveFailure(message, exc)
 
     resources = list(resources)
@@ -148,7 +156,7 @@ def make_plan(specs: SpecSet, aws: Aws, workers: int = 16) -> Plan:
     calls_before = sum(aws.calls.values())
     resources = build_resources(specs)
     observed = observe_all(resources, aws, workers)
-    changes = [decide(r, o) for r, o in zip(resources, observed, strict=True)]
+    changes = [with_steps(decide(r, o), aws) for r, o in zip(resources, observed, strict=True)]
     return Plan(changes, duration_s=time.monotonic() - started,
                 api_calls=sum(aws.calls.values()) - calls_before)
 
@@ -161,6 +169,11 @@ def decide(resource: Resource, observed: Live | ObserveFailure | BaseException |
     if isinstance(observed, BaseException):
         return Change(resource, "error", error=describe_error(observed))
     live = observed
+    if live is not None and live.deleting:
+        if meta.state == "absent":
+            return Change(resource, "noop", live=live, notes=["being deleted, as the spec asks"])
+        return Change(resource, "create", fields=resource.diff(None), live=live,
+                      notes=["the previous one is still being deleted; it is created again once it is gone"])
     if meta.state == "absent":
         return _decide_absent(resource, live)
     if live is None:
@@ -188,6 +201,46 @@ def decide(resource: Resource, observed: Live | ObserveFailure | BaseException |
         change.action = "noop"
     change.notes += resource.plan_notes(change.action, live)
     return change
+
+
+def with_steps(change: Change, aws: Aws) -> Change:
+    """Fill in the steps a change takes (none for what will not be applied)."""
+    if not change.is_change or change.refused or change.policy != "enforce":
+        return change
+    try:
+        change.steps = change_steps(change, aws)
+    except Exception as exc:
+        change.action, change.error = "error", describe_failure(exc, change.ref, "planning")
+    return change
+
+
+def change_steps(change: Change, aws: Aws) -> list[Step]:
+    """The steps of one change: the kind's, with what the engine adds (a backup before data is
+    destroyed; a wait while the previous resource of that name is still being deleted)."""
+    resource, live, fields = change.resource, change.live, change.effective_fields
+    if change.action == "create" and live is not None and live.deleting:
+        steps = resource.steps(aws, "create", None, fields)
+        for step in steps:
+            step.wait = step.wait or f"the previous {resource.kind} is still being deleted ({live.pending})"
+        return steps
+    if change.action not in ("replace", "delete"):
+        return resource.steps(aws, change.action, live, fields)
+    assert live is not None
+    steps = _backup_steps(resource, aws, live) + resource.steps(aws, "delete", live, fields)
+    if change.action == "replace":
+        steps += resource.steps(aws, "create", None, fields)
+    return steps
+
+
+def _backup_steps(resource: Resource, aws: Aws, live: Live) -> list[Step]:
+    if not resource.data_bearing or type(resource).backup is Resource.backup:
+        return []
+
+    def backup() -> None:
+        name = resource.backup(aws, live)  # a failed backup stops the delete: nothing is lost
+        log.info("apply.backup", kind=resource.kind, name=resource.name, backup=name)
+
+    return [Step(f"back up {resource.ref} before its data is destroyed", backup, wait=live.pending)]
 
 
 DEFAULT_MAX_DESTROY = 3

@@ -69,6 +69,8 @@ def render_change(change: Change) -> list[str]:
     action = change.action
     observing = change.policy == "observe" and action not in ("noop", "error")
     verb = OBSERVED.get(action, VERBS[action]) if observing else VERBS[action]
+    if action == "noop" and change.live and change.live.pending:
+        verb = "has nothing to change; AWS is still working on it"
     header = f"  # {change.ref} {verb}"
     if observing:
         header += " (policy: observe, not changed)"
@@ -79,17 +81,31 @@ def render_change(change: Change) -> list[str]:
     lines.append(_style(f"{SYMBOLS[action]:>3} {change.kind} {change.name!r} {{", action))
     lines += [_field_line(action, f) for f in change.fields]
     lines.append("    }")
-    if change.live and change.live.pending:
-        lines.append(f"    (in progress: {change.live.pending})")
+    lines += _pending_lines(change)
     lines += [f"    note: {n}" for n in change.notes]
     if change.refused:
         lines.append(_style(f"    refused: {change.refused}", "error"))
     return lines
 
 
+def _pending_lines(change: Change) -> list[str]:
+    """What AWS is doing, and the steps of a change AWS takes one at a time (which wait, for what)."""
+    lines = []
+    live = change.live
+    if live and live.pending:
+        since = f" since {live.pending_since}" if live.pending_since else ""
+        lines.append(_style(f"    pending: {live.pending}{since}", "update"))
+    if len(change.steps) > 1 or any(s.wait for s in change.steps):
+        lines.append("    steps (in the order AWS takes them; a step that waits is taken up by a later cycle):")
+        for i, step in enumerate(change.steps, 1):
+            wait = _style(f"  [waits: {step.wait}]", "update") if step.wait else ""
+            lines.append(f"      {i}. {step.description}{wait}")
+    return lines
+
+
 def render_plan(plan: Plan) -> str:
     shown = [c for c in plan.changes if c.is_change or c.action == "error"
-             or any(f.ignored for f in c.fields)]
+             or any(f.ignored for f in c.fields) or (c.live and c.live.pending)]
     out: list[str] = []
     if any(c.is_change for c in shown):
         out += ["reconciler will perform the following actions:", ""]
@@ -125,8 +141,12 @@ def render_report(report: ApplyReport) -> str:
             out.append(_style(f"{o.change.ref}: {o.status}: {o.message}", "error"))
     done = lambda *acts: report.count("applied", acts)  # noqa: E731
     failed = sum(1 for o in report.outcomes if o.status not in ("applied", "pending"))
+    pending = report.count("pending")
     verdict = "Apply complete!" if report.ok else "Apply finished with errors."
     out.append(f"{verdict} Resources: {done('create', 'replace')} added, {done('adopt')} adopted, "
                f"{done('update')} changed, {done('delete', 'replace')} destroyed"
-               + (f", {failed} failed." if failed else "."))
+               + (f", {pending} in progress" if pending else "") + (f", {failed} failed." if failed else "."))
+    if pending:
+        out.append("AWS is still working on what is in progress; its next steps are taken by the next apply or "
+                   "the agent's next cycle (apply --wait carries them through now).")
     return "\n".join(out)

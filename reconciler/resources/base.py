@@ -7,12 +7,22 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..engine.diff import MISSING, Field, diff_fields
-from ..model import FieldChange, Live, ownership_tags
+from ..model import FieldChange, Live, Step, ownership_tags
 
 if TYPE_CHECKING:
     from ..aws import Aws
     from ..engine.export import Exported
     from ..specs import Path_, Spec
+
+
+def field_names(changes: Sequence[FieldChange]) -> list[str]:
+    """The top-level spec fields that `changes` touch, in order: `spec.tags.team` -> `tags`."""
+    names: list[str] = []
+    for c in changes:
+        name = c.path.split(".", 2)[1].split("[", 1)[0] if c.path.startswith("spec.") else c.path
+        if name not in names:
+            names.append(name)
+    return names
 
 
 def tag_changes(changes: Sequence[FieldChange]) -> tuple[dict[str, str], list[str]]:
@@ -105,6 +115,24 @@ class Resource:
 
     def delete(self, aws: Aws, live: Live) -> None:
         raise NotImplementedError
+
+    def steps(self, aws: Aws, action: str, live: Live | None, changes: Sequence[FieldChange]) -> list[Step]:
+        """The work `action` takes, in the order AWS accepts it, each step saying whether it must wait.
+
+        The default suits a kind whose changes AWS takes at once: one step for the whole action,
+        which waits while AWS reports the resource busy (`live.pending`). Kinds whose changes AWS
+        accepts only one at a time (an index, a billing switch, a token rotation) return one step
+        per call; the engine runs them, and later cycles pick up where AWS made it wait.
+        """
+        busy = live.pending if live else None
+        if action == "create":
+            return [Step(f"create {self.kind} {self.name}", lambda: self.create(aws), settles=True)]
+        if action == "delete":
+            assert live is not None
+            return [Step(f"delete {self.kind} {self.name}", lambda: self.delete(aws, live), settles=True, wait=busy)]
+        assert live is not None
+        return [Step(f"update {', '.join(field_names(changes))}", lambda: self.update(aws, live, changes),
+                     wait=busy)]
 
     def backup(self, aws: Aws, live: Live) -> str | None:
         """Take a backup before a delete or replace (data-bearing kinds); returns its name."""

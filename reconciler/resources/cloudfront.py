@@ -8,8 +8,10 @@ AWS facts that shape this module:
   cannot make a second distribution.
 - UpdateDistribution takes the *whole* DistributionConfig with the ETag of the version it
   was based on (IfMatch); a stale ETag fails with PreconditionFailed: re-read, retry once.
-- Changes deploy for minutes (Status InProgress); apply does not wait unless asked.
-- Deleting needs the distribution disabled *and* deployed first.
+- Changes deploy for minutes (Status InProgress); AWS accepts further updates meanwhile, so
+  they never wait; apply does not wait for the deployment unless asked (--wait).
+- Deleting needs the distribution disabled *and* deployed first: disable (one step), then, in a
+  later cycle once Deployed, delete.
 - Invalidations: a repeated CallerReference with the same paths returns the existing
   invalidation instead of creating one, so (paths, revision) -> CallerReference makes
   issuing idempotent. Which pairs were issued is recorded in the tag
@@ -23,13 +25,12 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..engine.diff import Field, diff_fields
 from ..errors import ReconcilerError
-from ..model import NAME_TAG, OWNER_TAG, OWNER_VALUE, FieldChange, Live, Pending
+from ..model import NAME_TAG, OWNER_TAG, OWNER_VALUE, FieldChange, Live, Step
 from . import register
 from .base import Resource, tag_changes
 from .s3 import error_code
@@ -59,7 +60,6 @@ INTERNAL_TAGS = (INVALIDATIONS_TAG,)
 _GET_HEAD = {"Quantity": 2, "Items": ["HEAD", "GET"],
              "CachedMethods": {"Quantity": 2, "Items": ["HEAD", "GET"]}}
 _LEGACY_CACHE_KEYS = ("ForwardedValues", "MinTTL", "DefaultTTL", "MaxTTL")
-_DELETE_WAIT_S = 20
 
 
 def cache_policy_name(ref: str) -> str:
@@ -238,8 +238,11 @@ class Distribution(Resource):
         visible = {k: v for k, v in tags.items() if k not in INTERNAL_TAGS}
         state["tags"] = visible
         status = summary.get("Status", "Deployed")
+        modified = summary.get("LastModifiedTime")
         return Live(id=summary["Id"], state=state, tags=tags,
                     pending=None if status == "Deployed" else f"deployment {status}",
+                    pending_since=modified.isoformat() if status != "Deployed" and hasattr(modified, "isoformat")
+                    else None,
                     extra={"arn": summary["ARN"], "etag": answer["ETag"], "config": config, "issued": issued,
                            "domain": summary.get("DomainName")})
 
@@ -321,16 +324,9 @@ class Distribution(Resource):
             "OriginAccessControlOriginType": "s3"})["OriginAccessControl"]["Id"])
 
     def delete(self, aws: Aws, live: Live) -> None:
+        """DeleteDistribution (AWS takes it once the distribution is disabled and Deployed), then the
+        bucket policy that allowed it and the agent's Origin Access Control."""
         cf = aws.client("cloudfront")
-        etag = live.extra["etag"]
-        if live.extra["config"].get("Enabled"):
-            config = dict(live.extra["config"], Enabled=False)
-            etag = cf.update_distribution(Id=live.id, IfMatch=etag, DistributionConfig=config)["ETag"]
-        deadline = time.monotonic() + _DELETE_WAIT_S
-        while (status := cf.get_distribution(Id=live.id)["Distribution"]["Status"]) != "Deployed":
-            if time.monotonic() > deadline:
-                raise Pending(f"disabled; waiting for deployment ({status}) before it can be deleted")
-            time.sleep(2)
         etag = cf.get_distribution_config(Id=live.id)["ETag"]
         cf.delete_distribution(Id=live.id, IfMatch=etag)
         if normalise_policy(live.state.get("bucketPolicy")) == normalise_policy(
@@ -339,6 +335,26 @@ class Distribution(Resource):
         for oac_id, name in _list_oacs(cf).items():
             if name == oac_name(self.name):
                 cf.delete_origin_access_control(Id=oac_id, IfMatch=cf.get_origin_access_control(Id=oac_id)["ETag"])
+
+    def steps(self, aws: Aws, action: str, live: Live | None, changes: Sequence[FieldChange]) -> list[Step]:
+        """AWS accepts updates while a distribution deploys, so they never wait; deleting does:
+        disable, wait until that is Deployed (later cycles), then delete."""
+        if action != "delete" or live is None:
+            steps = super().steps(aws, action, live, changes)
+            for step in steps:
+                step.wait = None
+            return steps
+        cf = lambda: aws.client("cloudfront")  # noqa: E731
+        steps = []
+        if live.extra["config"].get("Enabled"):
+            config = dict(live.extra["config"], Enabled=False)
+            steps.append(Step("UpdateDistribution: disable (deploys for minutes)", lambda: cf().update_distribution(
+                Id=live.id, IfMatch=live.extra["etag"], DistributionConfig=config), settles=True))
+        deploying = live.pending if live.pending and not steps else None
+        steps.append(Step(f"DeleteDistribution {live.id}, its bucket policy and Origin Access Control",
+                          lambda: self.delete(aws, live), wait=deploying and f"{deploying} (the disable must be "
+                                                                              "Deployed before AWS deletes it)"))
+        return steps
 
     @classmethod
     def export(cls, aws: Aws, options: dict[str, Any]) -> list[Exported]:

@@ -1,12 +1,17 @@
 """DynamoDB: the `Table` kind.
 
-AWS facts that shape this module:
+AWS facts that shape this module (the sandbox enforces each, see reconciler/sandbox/dynamodb.py):
 - Key schema (partition/sort key) cannot change in place: replacement.
-- One GSI create or delete per UpdateTable call, and the table (and its indexes) must be
-  ACTIVE before the next call.
-- Switching to PROVISIONED needs throughput for the table and for every GSI.
-- Changing the TTL attribute means disabling TTL, then enabling it on the new attribute
-  (AWS may refuse a second change within an hour; that surfaces as the call's error).
+- A new table is CREATING for a while; point-in-time recovery, TTL and items wait until it is
+  ACTIVE. A deleted one is DELETING, and its name is not free until it is gone.
+- UpdateTable needs the table and every index ACTIVE; one index Create or Delete per call; a new
+  index is CREATING while it backfills (minutes to hours), and the next index change waits.
+- Billing mode first, then index throughput: switching to PROVISIONED sends the throughput of the
+  table and of every index in the same call, and nothing is sent twice (AWS refuses a throughput
+  that "will not change"). PROVISIONED -> PAY_PER_REQUEST at most 4 times a day.
+- Changing the TTL attribute means disabling TTL, then enabling it on the new attribute, an hour
+  apart: AWS takes one UpdateTimeToLive per table per hour.
+- Each of those is one step; a step that AWS has to finish first is `pending` until a later cycle.
 - Tags: TagResource/UntagResource on the table ARN; ListTagsOfResource is paginated.
 """
 
@@ -20,7 +25,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ..engine.diff import MISSING, Field
-from ..model import LEASE_ROLE, ROLE_TAG, FieldChange, Live
+from ..model import LEASE_ROLE, ROLE_TAG, FieldChange, Live, Step
 from . import register
 from .base import Resource, tag_changes
 
@@ -150,23 +155,33 @@ class Table(Resource):
             table = ddb.describe_table(TableName=self.name)["Table"]
         except ddb.exceptions.ResourceNotFoundException:
             return None
-        if table.get("TableStatus") == "DELETING":
-            return None
+        status = table.get("TableStatus", "ACTIVE")
+        indexes = {g["IndexName"]: g.get("IndexStatus", "ACTIVE") for g in table.get("GlobalSecondaryIndexes", [])}
         spec = self.spec.spec
         state = _table_state(table)
-        if "pointInTimeRecovery" in spec:
-            backups = ddb.describe_continuous_backups(TableName=self.name)["ContinuousBackupsDescription"]
-            pitr = backups.get("PointInTimeRecoveryDescription", {}).get("PointInTimeRecoveryStatus")
-            state["pointInTimeRecovery"] = pitr == "ENABLED"
-        if "ttl" in spec:
-            state["ttl"] = _ttl_live(ddb.describe_time_to_live(TableName=self.name)["TimeToLiveDescription"])
-        if spec.get("items"):
-            state["items"] = list(self._read_items(ddb))
+        ttl_status = None
+        if status not in ("CREATING", "DELETING"):  # AWS answers these reads only for a table that exists
+            if "pointInTimeRecovery" in spec:
+                backups = ddb.describe_continuous_backups(TableName=self.name)["ContinuousBackupsDescription"]
+                pitr = backups.get("PointInTimeRecoveryDescription", {}).get("PointInTimeRecoveryStatus")
+                state["pointInTimeRecovery"] = pitr == "ENABLED"
+            if "ttl" in spec:
+                described = ddb.describe_time_to_live(TableName=self.name)["TimeToLiveDescription"]
+                state["ttl"], ttl_status = _ttl_live(described), described.get("TimeToLiveStatus")
+            if spec.get("items"):
+                state["items"] = list(self._read_items(ddb))
         tags = _read_tags(ddb, table["TableArn"])
         state["tags"] = tags
-        pending = None if table["TableStatus"] == "ACTIVE" else f"table is {table['TableStatus']}"
-        return Live(id=table["TableArn"], state=state, tags=tags, pending=pending,
-                    extra={"deletionProtection": bool(table.get("DeletionProtectionEnabled"))})
+        busy = [f"table {status}"] if status != "ACTIVE" else []
+        busy += [f"index {n} {s}" + (" (backfilling)" if s == "CREATING" else "")
+                 for n, s in indexes.items() if s != "ACTIVE"]
+        busy += [f"TTL {ttl_status}"] if ttl_status in ("ENABLING", "DISABLING") else []
+        since = table.get("CreationDateTime") if status == "CREATING" else None
+        return Live(id=table["TableArn"], state=state, tags=tags, pending=", ".join(busy) or None,
+                    pending_since=since.isoformat() if hasattr(since, "isoformat") else None,
+                    deleting=status == "DELETING",
+                    extra={"deletionProtection": bool(table.get("DeletionProtectionEnabled")),
+                           "tableStatus": status, "indexStatus": indexes, "ttlStatus": ttl_status})
 
     def _read_items(self, ddb: Any) -> Iterator[dict[str, Any]]:
         keys = [{k: _codec()[0].serialize(item[k]) for k in self.key_names}
@@ -184,7 +199,8 @@ class Table(Resource):
     # ------------------------------------------------------------------ create / update / delete
 
     def create(self, aws: Aws) -> None:
-        ddb = aws.client("dynamodb")
+        """CreateTable only: the table is CREATING for a while; what AWS accepts only on an ACTIVE
+        table (point-in-time recovery, TTL, items) comes in later steps."""
         spec, want = self.spec.spec, self.desired()
         args: dict[str, Any] = {
             "TableName": self.name,
@@ -199,78 +215,129 @@ class Table(Resource):
             args["GlobalSecondaryIndexes"] = [_gsi_create(g) for g in want["globalSecondaryIndexes"]]
         if "deletionProtection" in spec:
             args["DeletionProtectionEnabled"] = bool(spec["deletionProtection"])
-        ddb.create_table(**args)
-        _wait_active(ddb, self.name)
-        if spec.get("pointInTimeRecovery"):
-            _set_pitr(ddb, self.name, True)
-        if "ttl" in spec and want["ttl"]["enabled"]:
-            _set_ttl(ddb, self.name, want["ttl"]["attribute"], True)
-        if spec.get("items"):
-            self._put_items(ddb, spec["items"])
+        aws.client("dynamodb").create_table(**args)
 
-    def update(self, aws: Aws, live: Live, changes: Sequence[FieldChange]) -> None:
-        ddb = aws.client("dynamodb")
+    def delete(self, aws: Aws, live: Live) -> None:
+        aws.client("dynamodb").delete_table(TableName=self.name)
+
+    def steps(self, aws: Aws, action: str, live: Live | None, changes: Sequence[FieldChange]) -> list[Step]:
+        """One step per call AWS accepts, in the order it accepts them (see the module's notes)."""
+        ddb = lambda: aws.client("dynamodb")  # noqa: E731
+        want, spec = self.desired(), self.spec.spec
+        if action == "create":
+            indexes = [g["name"] for g in want.get("globalSecondaryIndexes") or []]
+            later = [c for c in self.diff(None) if _field_of(c.path) in ("pointInTimeRecovery", "ttl", "items")]
+            return [Step(f"CreateTable {self.name}" + (f" with indexes {', '.join(indexes)}" if indexes else ""),
+                         lambda: self.create(aws), settles=True),
+                    *self._setting_steps(ddb, None, later, want, spec)]
+        assert live is not None
+        waits = _Waits(live)
+        if action == "delete":
+            steps = []
+            if live.extra.get("deletionProtection"):
+                steps.append(Step("UpdateTable: deletion protection off", lambda: ddb().update_table(
+                    TableName=self.name, DeletionProtectionEnabled=False), wait=waits.table()))
+            return [*steps, Step(f"DeleteTable {self.name}", lambda: self.delete(aws, live), settles=True,
+                                 wait=waits.table())]
         by_field: dict[str, list[FieldChange]] = {}
         for c in changes:
             by_field.setdefault(_field_of(c.path), []).append(c)
-        want = self.desired()
-        if "billingMode" in by_field or "capacity" in by_field:
-            self._update_billing(ddb, want, live)
-        for change in by_field.get("globalSecondaryIndexes", []):
-            self._update_gsi(ddb, change)
-        if "deletionProtection" in by_field:
-            _wait_active(ddb, self.name)
-            ddb.update_table(TableName=self.name, DeletionProtectionEnabled=want["deletionProtection"])
-        if "pointInTimeRecovery" in by_field:
-            _set_pitr(ddb, self.name, want["pointInTimeRecovery"])
-        if "ttl" in by_field:
-            self._update_ttl(ddb, live.state.get("ttl") or {}, want["ttl"])
+        steps = []
         if "tags" in by_field:
-            _update_tags(ddb, live.id, by_field["tags"])
-        if "items" in by_field:
-            self._put_items(ddb, [c.after for c in by_field["items"] if c.after is not None])
+            steps.append(Step("TagResource/UntagResource: " + ", ".join(c.path.split(".", 2)[2]
+                                                                      for c in by_field["tags"]),
+                              lambda: _update_tags(ddb(), live.id, by_field["tags"]), wait=waits.exists()))
+        if "deletionProtection" in by_field:
+            on = bool(want["deletionProtection"])
+            steps.append(Step(f"UpdateTable: deletion protection {'on' if on else 'off'}", lambda: ddb().update_table(
+                TableName=self.name, DeletionProtectionEnabled=on), wait=waits.table()))
+        steps += self._capacity_steps(ddb, live, by_field, want, waits)
+        steps += self._setting_steps(ddb, live, [c for f in ("pointInTimeRecovery", "ttl", "items")
+                                                 for c in by_field.get(f, [])], want, spec, waits)
+        return steps
 
-    def _update_billing(self, ddb: Any, want: dict[str, Any], live: Live) -> None:
-        _wait_active(ddb, self.name)
-        args: dict[str, Any] = {"TableName": self.name, "BillingMode": want["billingMode"]}
-        if want["billingMode"] == "PROVISIONED":
-            args["ProvisionedThroughput"] = _throughput(want["capacity"])
-            desired_gsis = {g["name"]: g for g in want.get("globalSecondaryIndexes") or []}
-            updates = [
-                {"Update": {"IndexName": g["name"], "ProvisionedThroughput": _throughput(
-                    (desired_gsis.get(g["name"]) or {}).get("capacity") or want["capacity"])}}
-                for g in live.state.get("globalSecondaryIndexes") or []
-            ]
-            if updates and live.state.get("billingMode") != "PROVISIONED":
-                args["GlobalSecondaryIndexUpdates"] = updates
-        ddb.update_table(**args)
+    def _capacity_steps(self, ddb: Any, live: Live, by_field: dict[str, list[FieldChange]], want: dict[str, Any],
+                        waits: _Waits) -> list[Step]:
+        """Billing mode first (with every index's throughput when it becomes PROVISIONED), then the
+        table's throughput, then one index change per step: AWS takes them only in this order."""
+        steps: list[Step] = []
+        mode, live_mode = want["billingMode"], live.state.get("billingMode")
+        switching = "billingMode" in by_field and mode != live_mode
+        if switching:
+            args: dict[str, Any] = {"TableName": self.name, "BillingMode": mode}
+            if mode == "PROVISIONED":
+                args["ProvisionedThroughput"] = _throughput(want["capacity"])
+                wanted = {g["name"]: g for g in want.get("globalSecondaryIndexes") or []}
+                updates = [{"Update": {"IndexName": g["name"], "ProvisionedThroughput": _throughput(
+                    (wanted.get(g["name"]) or {}).get("capacity") or want["capacity"])}}
+                    for g in live.state.get("globalSecondaryIndexes") or []]
+                if updates:
+                    args["GlobalSecondaryIndexUpdates"] = updates
+            steps.append(Step(f"UpdateTable: billing mode {live_mode} -> {mode}"
+                              + (f" (read {want['capacity']['read']}, write {want['capacity']['write']}"
+                                 f"{', and each index' if args.get('GlobalSecondaryIndexUpdates') else ''})"
+                                 if mode == "PROVISIONED" else ""),
+                              lambda: ddb().update_table(**args), settles=True, wait=waits.table()))
+        elif "capacity" in by_field and mode == "PROVISIONED":
+            capacity = want["capacity"]
+            steps.append(Step(f"UpdateTable: throughput read {capacity['read']}, write {capacity['write']}",
+                              lambda: ddb().update_table(TableName=self.name,
+                                                         ProvisionedThroughput=_throughput(capacity)),
+                              settles=True, wait=waits.table()))
+        for change in by_field.get("globalSecondaryIndexes", []):
+            steps += self._index_steps(ddb, change, switching, waits)
+        return steps
 
-    def _update_gsi(self, ddb: Any, change: FieldChange) -> None:
-        """One index change, one UpdateTable call at a time, waiting for ACTIVE in between."""
+    def _index_steps(self, ddb: Any, change: FieldChange, switching: bool, waits: _Waits) -> list[Step]:
         before, after = change.before, change.after
+        steps: list[Step] = []
         if before and after and _without(before, "capacity") == _without(after, "capacity"):
-            _wait_active(ddb, self.name)
-            ddb.update_table(TableName=self.name, GlobalSecondaryIndexUpdates=[{"Update": {
-                "IndexName": after["name"], "ProvisionedThroughput": _throughput(after["capacity"])}}])
-            return
+            if switching or not after.get("capacity"):
+                return []  # the billing switch sets (or drops) the index's throughput
+            capacity = after["capacity"]
+            return [Step(f"UpdateTable: index {after['name']} throughput read {capacity['read']}, "
+                         f"write {capacity['write']}",
+                         lambda: ddb().update_table(TableName=self.name, GlobalSecondaryIndexUpdates=[{"Update": {
+                             "IndexName": after["name"], "ProvisionedThroughput": _throughput(capacity)}}]),
+                         settles=True, wait=waits.indexes())]
         if before:
-            _wait_active(ddb, self.name)
-            ddb.update_table(TableName=self.name,
-                             GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": before["name"]}}])
+            steps.append(Step(f"UpdateTable: delete index {before['name']}", lambda: ddb().update_table(
+                TableName=self.name, GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": before["name"]}}]),
+                settles=True, wait=waits.indexes()))
         if after:
-            _wait_active(ddb, self.name)
-            ddb.update_table(
-                TableName=self.name,
-                AttributeDefinitions=_attribute_definitions(self.spec.spec),
-                GlobalSecondaryIndexUpdates=[{"Create": _gsi_create(after)}],
-            )
-        _wait_active(ddb, self.name)
+            steps.append(Step(f"UpdateTable: create index {after['name']} (it backfills)", lambda: ddb().update_table(
+                TableName=self.name, AttributeDefinitions=_attribute_definitions(self.spec.spec),
+                GlobalSecondaryIndexUpdates=[{"Create": _gsi_create(after)}]), settles=True, wait=waits.indexes()))
+        return steps
 
-    def _update_ttl(self, ddb: Any, before: dict[str, Any], after: dict[str, Any]) -> None:
-        if before.get("enabled") and before.get("attribute") != after["attribute"]:
-            _set_ttl(ddb, self.name, before["attribute"], False)
-        if after["enabled"] or before.get("enabled"):
-            _set_ttl(ddb, self.name, after["attribute"], after["enabled"])
+    def _setting_steps(self, ddb: Any, live: Live | None, changes: list[FieldChange], want: dict[str, Any],
+                       spec: dict[str, Any], waits: _Waits | None = None) -> list[Step]:
+        """Point-in-time recovery, items, then TTL (AWS takes one TTL change per hour)."""
+        waits = waits or _Waits(None)
+        fields = {_field_of(c.path) for c in changes}
+        steps: list[Step] = []
+        if "pointInTimeRecovery" in fields:
+            on = bool(want["pointInTimeRecovery"])
+            steps.append(Step(f"UpdateContinuousBackups: point-in-time recovery {'on' if on else 'off'}",
+                              lambda: _set_pitr(ddb(), self.name, on), wait=waits.table()))
+        items = [c.after for c in changes if _field_of(c.path) == "items" and c.after is not None]
+        if items:
+            steps.append(Step(f"BatchWriteItem: {len(items)} item(s)", lambda: self._put_items(ddb(), items),
+                              wait=waits.exists()))
+        if "ttl" in fields:
+            before = (live.state.get("ttl") if live else None) or {}
+            after = want["ttl"]
+            if before.get("enabled") and before.get("attribute") != after["attribute"]:
+                steps.append(Step(f"UpdateTimeToLive: TTL off on {before['attribute']} (AWS then takes no other "
+                                  "TTL change for up to an hour)",
+                                  lambda: _set_ttl(ddb(), self.name, before["attribute"], False),
+                                  settles=True, wait=waits.ttl()))
+            if after["enabled"] or before.get("enabled"):
+                steps.append(Step(f"UpdateTimeToLive: TTL {'on' if after['enabled'] else 'off'} on "
+                                  f"{after['attribute']}",
+                                  lambda: _set_ttl(ddb(), self.name, after["attribute"], after["enabled"]),
+                                  settles=True, wait=waits.ttl()))
+        return steps
 
     def _put_items(self, ddb: Any, items: Sequence[dict[str, Any]]) -> None:
         requests = [{"PutRequest": {"Item": _to_dynamo(item)}} for item in items]
@@ -283,15 +350,6 @@ class Table(Resource):
                 if pending:
                     time.sleep(delay)
                     delay = min(delay * 2, 2)
-
-    def delete(self, aws: Aws, live: Live) -> None:
-        ddb = aws.client("dynamodb")
-        _wait_active(ddb, self.name)
-        if live.extra.get("deletionProtection"):
-            ddb.update_table(TableName=self.name, DeletionProtectionEnabled=False)
-            _wait_active(ddb, self.name)
-        ddb.delete_table(TableName=self.name)
-        _wait_gone(ddb, self.name)
 
     def backup(self, aws: Aws, live: Live) -> str | None:
         name = f"reconciler-{self.name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
@@ -347,6 +405,36 @@ class Table(Resource):
                     item.spec["items"] = _export_items(ddb, name, options.get("item_limit", 100), item.warnings)
                 out.append(item)
         return out
+
+
+class _Waits:
+    """What AWS is doing to a table, as the reason a step must wait (None: the step may run now)."""
+
+    def __init__(self, live: Live | None):
+        extra = live.extra if live else {}
+        self.status: str = extra.get("tableStatus", "ACTIVE")
+        self.index_status: dict[str, str] = extra.get("indexStatus", {})
+        self.ttl_status: str | None = extra.get("ttlStatus")
+
+    def exists(self) -> str | None:
+        """Tags and items: AWS takes them unless the table is being created or deleted."""
+        return f"table {self.status}" if self.status in ("CREATING", "DELETING") else None
+
+    def table(self) -> str | None:
+        """UpdateTable and friends: the table and every index must be ACTIVE."""
+        if self.status != "ACTIVE":
+            return f"table {self.status}"
+        busy = [f"index {n} {s}" for n, s in self.index_status.items() if s != "ACTIVE"]
+        return ", ".join(busy) or None
+
+    def indexes(self) -> str | None:
+        """Index changes: one at a time, each once the last has finished (AWS: LimitExceededException)."""
+        return self.table()
+
+    def ttl(self) -> str | None:
+        if self.ttl_status in ("ENABLING", "DISABLING"):
+            return f"TTL {self.ttl_status} (AWS takes one TTL change per table per hour)"
+        return self.table()
 
 
 # ---------------------------------------------------------------------- shapes
@@ -567,31 +655,3 @@ def _set_pitr(ddb: Any, name: str, enabled: bool) -> None:
 def _set_ttl(ddb: Any, name: str, attribute: str, enabled: bool) -> None:
     ddb.update_time_to_live(
         TableName=name, TimeToLiveSpecification={"AttributeName": attribute, "Enabled": enabled})
-
-
-def _wait_active(ddb: Any, name: str, timeout: float = 600) -> None:
-    """Wait until the table and all its indexes are ACTIVE (AWS needs it between updates)."""
-    deadline, delay = time.monotonic() + timeout, 0.2
-    while True:
-        table = ddb.describe_table(TableName=name)["Table"]
-        indexes = table.get("GlobalSecondaryIndexes", [])
-        if table["TableStatus"] == "ACTIVE" and all(
-            g.get("IndexStatus", "ACTIVE") == "ACTIVE" for g in indexes
-        ):
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"table {name} did not become ACTIVE within {timeout:.0f}s")
-        time.sleep(delay)
-        delay = min(delay * 2, 10)
-
-
-def _wait_gone(ddb: Any, name: str, timeout: float = 600) -> None:
-    deadline, delay = time.monotonic() + timeout, 0.2
-    while time.monotonic() < deadline:
-        try:
-            ddb.describe_table(TableName=name)
-        except ddb.exceptions.ResourceNotFoundException:
-            return
-        time.sleep(delay)
-        delay = min(delay * 2, 10)
-    raise TimeoutError(f"table {name} was not deleted within {timeout:.0f}s")

@@ -5,8 +5,15 @@ AWS facts that shape this module:
 - The replication group's description lacks the engine version and security groups: they
   are read from its member cache clusters (one DescribeCacheClusters per cycle, shared).
 - In place (ModifyReplicationGroup, ApplyImmediately): node type, engine version upgrade,
-  AUTH token rotation (AuthTokenUpdateStrategy=ROTATE), security groups. Replicas change
-  with Increase/DecreaseReplicaCount. Engine, port and transit encryption force replacement
+  security groups, automatic failover, AUTH token. Replicas change with
+  Increase/DecreaseReplicaCount. AWS takes each only while the group is `available`, and each
+  leaves it `modifying` for minutes: one step per modification, across cycles.
+- Automatic failover needs a replica: replicas to 0 turns it off first; more replicas turn it on
+  after (it follows `replicas > 0` unless the spec sets automaticFailover).
+- AUTH token: ROTATE (old and new both valid), then SET once that has landed (only the new one),
+  then the fingerprint tag. The phase is tagged before each call (`reconciler:auth-rotation`)
+  and AuthTokenLastModifiedDate says whether it landed, so an interrupted rotation resumes.
+- Engine, port and transit encryption force replacement
   here (AWS can migrate TLS in place on recent engines only through a two-step mode change,
   which this kind does not drive).
 - An AUTH token needs transit encryption. The live token cannot be read: the agent keeps a
@@ -25,10 +32,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..engine.diff import MISSING, Field, diff_fields
 from ..errors import ReconcilerError
-from ..model import FieldChange, Live, ownership_tags
+from ..model import FieldChange, Live, Step, ownership_tags
 from ..secrets import resolve
 from . import register
-from .base import Resource, tag_changes
+from .base import Resource, field_names, tag_changes
 from .s3 import error_code
 
 if TYPE_CHECKING:
@@ -36,11 +43,11 @@ if TYPE_CHECKING:
     from ..engine.export import Exported
     from ..specs import Path_, Spec
 
-FINGERPRINT_TAG = "reconciler:auth-fingerprint"
-INTERNAL_TAGS = (FINGERPRINT_TAG,)
+FINGERPRINT_TAG = "reconciler:auth-fingerprint"  # the token that is SET (the only one accepted)
+ROTATION_TAG = "reconciler:auth-rotation"        # <fingerprint>:<rotate|set>:<epoch> while rotating
+INTERNAL_TAGS = (FINGERPRINT_TAG, ROTATION_TAG)
 DEFAULTS = {"engine": "redis", "nodeType": "cache.t3.micro", "replicas": 0, "port": 6379,
             "transitEncryption": True}
-_WAIT_S = 30
 
 
 def fingerprint(token: str, salt: str) -> str:
@@ -72,6 +79,7 @@ class CacheCluster(Resource):
         Field("engineVersion", api="member CacheCluster.EngineVersion"),
         Field("nodeType", default="cache.t3.micro", api="CacheNodeType"),
         Field("replicas", default=0, api="MemberClusters (count - 1)"),
+        Field("automaticFailover", api="AutomaticFailover (default: on when replicas > 0)"),
         Field("port", default=6379, replace=True, api="NodeGroups[].PrimaryEndpoint.Port"),
         Field("transitEncryption", default=True, replace=True, api="TransitEncryptionEnabled"),
         Field("authToken", sensitive=True, api="AuthToken (fingerprint tag)"),
@@ -111,6 +119,9 @@ class CacheCluster(Resource):
                     problems.append((("spec", "allowFrom", i, "cidr"),
                                      f"{entry['cidr']} opens the cache to the whole internet; allow the bastion's "
                                      "security group instead, or add 'open-to-world' to metadata.securityExceptions"))
+        if s.get("automaticFailover") and not s.get("replicas"):
+            problems.append((("spec", "automaticFailover"), "automatic failover needs at least one replica "
+                                                            "(spec.replicas >= 1)"))
         if s.get("subnetIds") and not s.get("vpcId"):
             problems.append((("spec", "subnetIds"), "subnetIds need spec.vpcId (the VPC they belong to)"))
         return problems
@@ -153,6 +164,7 @@ class CacheCluster(Resource):
         state["subnetIds"] = net["subnets"]
         state["allowFrom"] = sorted(f"{src} tcp/{port}" for src in net["sources"])
         state["securityGroups"] = [self.security_group]
+        state["automaticFailover"] = bool(spec.get("automaticFailover", state["replicas"] > 0))
         state["engineVersion"] = spec.get("engineVersion", MISSING)
         if spec.get("authToken"):
             token = resolve(spec["authToken"], aws).reveal()
@@ -173,7 +185,7 @@ class CacheCluster(Resource):
         ec = aws.client("elasticache")
         groups = aws.cached("elasticache:groups", lambda: _list(ec, "describe_replication_groups", "ReplicationGroups"))
         group = next((g for g in groups if g["ReplicationGroupId"] == self.name), None)
-        if group is None or group.get("Status") == "deleting":
+        if group is None:
             return None
         clusters = {c["CacheClusterId"]: c for c in aws.cached(
             "elasticache:clusters", lambda: _list(ec, "describe_cache_clusters", "CacheClusters"))}
@@ -188,6 +200,7 @@ class CacheCluster(Resource):
                                       self.spec.spec.get("engineVersion")),
             "nodeType": group.get("CacheNodeType"),
             "replicas": max(len(group.get("MemberClusters", [])) - 1, 0),
+            "automaticFailover": group.get("AutomaticFailover") in ("enabled", "enabling"),
             "port": primary.get("Port"),
             "transitEncryption": bool(group.get("TransitEncryptionEnabled")),
             "authToken": self._live_token(group, tags),
@@ -197,9 +210,16 @@ class CacheCluster(Resource):
             "tags": {k: v for k, v in tags.items() if k not in INTERNAL_TAGS},
         }
         status = group.get("Status", "available")
-        return Live(id=group["ARN"], state=state, tags=tags,
-                    pending=None if status == "available" else f"replication group {status}",
+        changing = group.get("PendingModifiedValues") or {}
+        modified = group.get("AuthTokenLastModifiedDate")
+        created = group.get("ReplicationGroupCreateTime")
+        return Live(id=group["ARN"], state=state, tags=tags, pending=_pending(status, changing, members),
+                    pending_since=created.isoformat() if status == "creating" and hasattr(created, "isoformat")
+                    else None,
+                    deleting=status == "deleting",
                     extra={"endpoint": primary, "sg": sg, "members": [m["CacheClusterId"] for m in members],
+                           "status": status, "tokenChanging": "AuthTokenStatus" in changing,
+                           "tokenModified": modified.timestamp() if hasattr(modified, "timestamp") else None,
                            "subnetGroup": members[0].get("CacheSubnetGroupName") if members else None,
                            "recordFingerprint": bool(group.get("AuthTokenEnabled"))
                            and FINGERPRINT_TAG not in tags})
@@ -223,7 +243,7 @@ class CacheCluster(Resource):
             "Engine": want["engine"], "CacheNodeType": want["nodeType"], "NumCacheClusters": want["replicas"] + 1,
             "Port": want["port"], "CacheSubnetGroupName": resource_name(self.name), "SecurityGroupIds": [sg_id],
             "TransitEncryptionEnabled": want["transitEncryption"],
-            "AutomaticFailoverEnabled": want["replicas"] > 0,
+            "AutomaticFailoverEnabled": want["automaticFailover"],
         }
         if self.spec.spec.get("engineVersion"):
             args["EngineVersion"] = self.spec.spec["engineVersion"]
@@ -250,45 +270,114 @@ class CacheCluster(Resource):
         _set_ingress(ec2, sg["GroupId"], _ingress(sg), want["allowFrom"])
         return str(sg["GroupId"])
 
-    def update(self, aws: Aws, live: Live, changes: Sequence[FieldChange]) -> None:
-        ec, ec2 = aws.client("elasticache"), aws.client("ec2")
-        fields = {c.path.split(".", 2)[1].split("[", 1)[0] for c in changes}
-        want = self._want
-        if "allowFrom" in fields:
-            _set_ingress(ec2, live.extra["sg"]["GroupId"], live.state["allowFrom"], want["allowFrom"])
-        if "subnetIds" in fields:
-            ec.modify_cache_subnet_group(CacheSubnetGroupName=live.extra["subnetGroup"] or resource_name(self.name),
-                                         SubnetIds=want["subnetIds"])
-        modify: dict[str, Any] = {}
-        if "nodeType" in fields:
-            modify["CacheNodeType"] = want["nodeType"]
-        if "engineVersion" in fields:
-            modify["EngineVersion"] = self.spec.spec["engineVersion"]
-        if "securityGroups" in fields:
-            modify["SecurityGroupIds"] = [self._ensure_security_group(aws, want)]
-        if "authToken" in fields and self.spec.spec.get("authToken"):
-            modify["AuthToken"] = resolve(self.spec.spec["authToken"], aws).reveal()
-            modify["AuthTokenUpdateStrategy"] = "ROTATE"
-        if modify:
-            _wait_available(ec, self.name)
-            ec.modify_replication_group(ReplicationGroupId=self.name, ApplyImmediately=True, **modify)
-        if "replicas" in fields:
-            _wait_available(ec, self.name)
-            count = want["replicas"]
-            call = ec.increase_replica_count if count > live.state["replicas"] else ec.decrease_replica_count
-            call(ReplicationGroupId=self.name, NewReplicaCount=count, ApplyImmediately=True)
-        put, drop = tag_changes(changes)
-        if want["authToken"] and ("authToken" in fields or live.extra.get("recordFingerprint")):
-            put[FINGERPRINT_TAG] = want["authToken"]
-        if put:
-            ec.add_tags_to_resource(ResourceName=live.id, Tags=[{"Key": k, "Value": v} for k, v in put.items()])
-        if drop:
-            ec.remove_tags_from_resource(ResourceName=live.id, TagKeys=drop)
-
     def delete(self, aws: Aws, live: Live) -> None:
         ec = aws.client("elasticache")
         ec.delete_replication_group(ReplicationGroupId=self.name,
                                     FinalSnapshotIdentifier=f"{self.name}-final-{int(time.time())}")
+
+    def steps(self, aws: Aws, action: str, live: Live | None, changes: Sequence[FieldChange]) -> list[Step]:
+        """One step per modification AWS accepts at a time; each leaves the group `modifying`, and
+        the next waits until it is `available` again (AWS: InvalidReplicationGroupState)."""
+        if action == "create":
+            return super().steps(aws, action, live, changes)
+        assert live is not None
+        busy = _busy(live)
+        if action == "delete":
+            return [Step(f"DeleteReplicationGroup {self.name} (final snapshot first)", lambda: self.delete(aws, live),
+                         settles=True, wait=busy)]
+        ec = lambda: aws.client("elasticache")  # noqa: E731
+        want, fields = self._want, set(field_names(changes))
+        steps: list[Step] = []
+        if "allowFrom" in fields:  # the security group is EC2's: fixed at once, whatever the cache is doing
+            steps.append(Step("security group ingress: exactly " + (", ".join(want["allowFrom"]) or "nothing"),
+                              lambda: _set_ingress(aws.client("ec2"), live.extra["sg"]["GroupId"],
+                                                   live.state["allowFrom"], want["allowFrom"])))
+        put, drop = tag_changes(changes)
+        if want["authToken"] and live.extra.get("recordFingerprint"):
+            put[FINGERPRINT_TAG] = want["authToken"]
+        if put or drop:
+            steps.append(Step("AddTagsToResource/RemoveTagsFromResource: " + ", ".join([*put, *drop]),
+                              lambda: _update_tags(ec(), live.id, put, drop), wait=busy))
+        if "subnetIds" in fields:
+            steps.append(Step("ModifyCacheSubnetGroup: " + ", ".join(want["subnetIds"]),
+                              lambda: ec().modify_cache_subnet_group(
+                                  CacheSubnetGroupName=live.extra["subnetGroup"] or resource_name(self.name),
+                                  SubnetIds=want["subnetIds"]), wait=busy))
+        steps += self._replica_steps(ec, live, want, fields, busy, down=True)
+        if "nodeType" in fields:
+            steps.append(self._modify(ec, f"node type {live.state['nodeType']} -> {want['nodeType']}", busy,
+                                      CacheNodeType=want["nodeType"]))
+        if "engineVersion" in fields:
+            steps.append(self._modify(ec, f"engine version -> {self.spec.spec['engineVersion']}", busy,
+                                      EngineVersion=self.spec.spec["engineVersion"]))
+        if "securityGroups" in fields:
+            steps.append(Step(f"ModifyReplicationGroup: security group -> {self.security_group}",
+                              lambda: ec().modify_replication_group(
+                                  ReplicationGroupId=self.name, ApplyImmediately=True,
+                                  SecurityGroupIds=[self._ensure_security_group(aws, want)]),
+                              settles=True, wait=busy))
+        steps += self._replica_steps(ec, live, want, fields, busy, down=False)
+        if "authToken" in fields and self.spec.spec.get("authToken"):
+            steps += self._token_steps(aws, live, busy)
+        return steps
+
+    def _modify(self, ec: Any, what: str, busy: str | None, **args: Any) -> Step:
+        return Step(f"ModifyReplicationGroup: {what}", lambda: ec().modify_replication_group(
+            ReplicationGroupId=self.name, ApplyImmediately=True, **args), settles=True, wait=busy)
+
+    def _replica_steps(self, ec: Any, live: Live, want: dict[str, Any], fields: set[str], busy: str | None,
+                       down: bool) -> list[Step]:
+        """Fewer replicas (automatic failover off first when none remain) or more replicas (failover on
+        after): AWS keeps automatic failover only with at least one replica."""
+        have, count = live.state["replicas"], want["replicas"]
+        failover_on = live.state["automaticFailover"]
+        steps: list[Step] = []
+        if down:
+            if "replicas" in fields and count < have:
+                if count == 0 and failover_on:
+                    steps.append(self._modify(ec, "automatic failover off (AWS needs that before the last replica "
+                                                  "goes)", busy, AutomaticFailoverEnabled=False, MultiAZEnabled=False))
+                steps.append(Step(f"DecreaseReplicaCount: {have} -> {count}", lambda: ec().decrease_replica_count(
+                    ReplicationGroupId=self.name, NewReplicaCount=count, ApplyImmediately=True),
+                    settles=True, wait=busy))
+            return steps
+        if "replicas" in fields and count > have:
+            steps.append(Step(f"IncreaseReplicaCount: {have} -> {count}", lambda: ec().increase_replica_count(
+                ReplicationGroupId=self.name, NewReplicaCount=count, ApplyImmediately=True), settles=True, wait=busy))
+        elif "automaticFailover" in fields and not want["automaticFailover"] and failover_on and count >= have:
+            steps.append(self._modify(ec, "automatic failover off", busy, AutomaticFailoverEnabled=False,
+                                      MultiAZEnabled=False))
+        if want["automaticFailover"] and not failover_on and fields & {"replicas", "automaticFailover"}:
+            steps.append(self._modify(ec, "automatic failover on", busy, AutomaticFailoverEnabled=True))
+        return steps
+
+    def _token_steps(self, aws: Aws, live: Live, busy: str | None) -> list[Step]:
+        """ROTATE (both tokens valid), then, once that has landed, SET (only the new one), then record
+        the new token's fingerprint. Each phase is written to a tag before its call, and AWS's
+        AuthTokenLastModifiedDate tells whether it has landed, so an interrupted rotation resumes."""
+        ec = lambda: aws.client("elasticache")  # noqa: E731
+        want = self._want["authToken"]
+        phase, landed = _rotation(live, want)
+
+        def call(strategy: str) -> Step:
+            def run() -> None:
+                token = resolve(self.spec.spec["authToken"], aws).reveal()
+                ec().add_tags_to_resource(ResourceName=live.id, Tags=[
+                    {"Key": ROTATION_TAG, "Value": f"{want}:{strategy.lower()}:{int(time.time())}"}])
+                ec().modify_replication_group(ReplicationGroupId=self.name, ApplyImmediately=True, AuthToken=token,
+                                              AuthTokenUpdateStrategy=strategy)
+
+            meaning = ("the new token is accepted beside the old one" if strategy == "ROTATE"
+                       else "only the new token is accepted from then on")
+            return Step(f"ModifyReplicationGroup: AUTH token {strategy} ({meaning})", run, settles=True, wait=busy)
+
+        record = Step("record the new token's fingerprint (tags)", lambda: _update_tags(
+            ec(), live.id, {FINGERPRINT_TAG: want}, [ROTATION_TAG]), wait=busy)
+        if phase == "set" and landed:
+            return [record]
+        if (phase == "rotate" and landed) or phase == "set":
+            return [call("SET"), record]
+        return [call("ROTATE"), call("SET"), record]
 
     def plan_notes(self, action: str, live: Live | None) -> list[str]:
         if action in ("replace", "delete"):
@@ -323,8 +412,12 @@ class CacheCluster(Resource):
             if first.get("EngineVersion"):
                 spec["engineVersion"] = ".".join(first["EngineVersion"].split(".")[:2])
             spec["nodeType"] = group.get("CacheNodeType")
-            if len(group.get("MemberClusters", [])) > 1:
-                spec["replicas"] = len(group["MemberClusters"]) - 1
+            replicas = max(len(group.get("MemberClusters", [])) - 1, 0)
+            if replicas:
+                spec["replicas"] = replicas
+            failover = group.get("AutomaticFailover") in ("enabled", "enabling")
+            if failover != (replicas > 0):
+                spec["automaticFailover"] = failover
             if port != 6379:
                 spec["port"] = port
             subnet_group = subnet_groups.get(first.get("CacheSubnetGroupName") or "")
@@ -355,6 +448,41 @@ class CacheCluster(Resource):
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _pending(status: str, changing: dict[str, Any], members: list[dict[str, Any]]) -> str | None:
+    """What AWS is doing to the group, in words: `replication group modifying (CacheNodeType ->
+    cache.t3.small)`; None when it and its members are available."""
+    busy = [m["CacheClusterId"] + " " + m["CacheClusterStatus"] for m in members
+            if m.get("CacheClusterStatus", "available") != "available"]
+    if status == "available" and not busy:
+        return None
+    what = ", ".join(f"{k} -> {v}" for k, v in changing.items())
+    return f"replication group {status}" + (f" ({what})" if what else "") + (
+        f"; members {', '.join(busy)}" if busy and status != "creating" else "")
+
+
+def _busy(live: Live) -> str | None:
+    """Why a modification must wait: AWS takes one only while the group is `available`."""
+    return live.pending if live.extra.get("status", "available") != "available" else None
+
+
+def _rotation(live: Live, want: str) -> tuple[str | None, bool]:
+    """The AUTH token rotation the tags record for token `want`: its phase (rotate | set | None) and
+    whether AWS has carried it out (AuthTokenLastModifiedDate at or after the phase was sent)."""
+    fingerprint, _, rest = live.tags.get(ROTATION_TAG, "").partition(":")
+    phase, _, sent = rest.partition(":")
+    if fingerprint != want or phase not in ("rotate", "set") or not sent.isdigit():
+        return None, False
+    modified = live.extra.get("tokenModified")
+    return phase, modified is not None and modified >= int(sent) and not live.extra.get("tokenChanging")
+
+
+def _update_tags(ec: Any, arn: str, put: dict[str, str], drop: list[str]) -> None:
+    if put:
+        ec.add_tags_to_resource(ResourceName=arn, Tags=[{"Key": k, "Value": v} for k, v in put.items()])
+    if drop:
+        ec.remove_tags_from_resource(ResourceName=arn, TagKeys=drop)
 
 
 def _export_allow(ec2: Any, sg: dict[str, Any], port: int, item: Exported) -> list[dict[str, str]]:
@@ -483,13 +611,3 @@ def _ensure_subnet_group(ec: Any, name: str, subnets: list[str]) -> None:
     except ec.exceptions.ClientError as exc:
         if error_code(exc) != "CacheSubnetGroupAlreadyExists":
             raise
-
-
-def _wait_available(ec: Any, name: str) -> None:
-    deadline, delay = time.monotonic() + _WAIT_S, 0.2
-    while True:
-        group = ec.describe_replication_groups(ReplicationGroupId=name)["ReplicationGroups"][0]
-        if group.get("Status") == "available" or time.monotonic() > deadline:
-            return
-        time.sleep(delay)
-        delay = min(delay * 2, 5)

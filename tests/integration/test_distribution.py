@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import urllib.request
-from contextlib import contextmanager
 
 import pytest
 
@@ -47,20 +45,6 @@ def update_config(aws, change) -> None:
     config.pop("ARN")
     change(config)
     aws.client("cloudfront").update_distribution(Id=dist_id, IfMatch=etag, DistributionConfig=config)
-
-
-@contextmanager
-def slow_deployments(aws, times: int = 3):
-    """Make moto keep distributions InProgress for `times` reads, as AWS does for minutes."""
-    def post(path: str, body: dict) -> None:
-        request = urllib.request.Request(aws.sandbox.endpoint + path, data=json.dumps(body).encode(), method="POST")
-        urllib.request.urlopen(request).close()
-    post("/moto-api/state-manager/set-transition", {
-        "model_name": "cloudfront::distribution", "transition": {"progression": "manual", "times": times}})
-    try:
-        yield
-    finally:
-        post("/moto-api/state-manager/unset-transition", {"model_name": "cloudfront::distribution"})
 
 
 def test_create_everything_then_clean(cli, specs, aws):
@@ -192,18 +176,23 @@ def test_stale_etag_is_reread_and_retried_once(aws, specs, cli, monkeypatch):
 
 
 def test_deployment_in_progress_is_reported_and_waited_for(cli, specs, aws):
+    """With AWS's time (a deployment takes 300 s x 0.02 = 6 s): the plan says InProgress since when, an
+    update is accepted while it deploys, and apply --wait waits until it is Deployed."""
     root = specs("site.yaml", SITE)
-    with slow_deployments(aws, times=4):
-        applied = cli("apply", "--auto-approve", str(root))
-        assert applied.code == 0
-        plan = cli("plan", "--json", str(root))
-        [dist] = [c for c in plan.json["changes"] if c["kind"] == "Distribution"]
-        assert dist["action"] == "noop" and dist["pending"].startswith("deployment InProgress")
-        specs("site.yaml", SITE.replace("Static site", "Static site v2"))
-        waited = cli("apply", "--auto-approve", "--wait=60", str(root))
-        assert waited.code == 0, waited.out + waited.err
-        assert "Waiting for Distribution/website (deployment InProgress)" in waited.out
-        assert "All changes are deployed." in waited.out
+    aws.set_time(0.02)
+    applied = cli("apply", "--auto-approve", str(root))
+    assert applied.code == 0, applied.out + applied.err
+    plan = cli("plan", "--json", str(root))
+    [dist] = [c for c in plan.json["changes"] if c["kind"] == "Distribution"]
+    assert dist["action"] == "noop" and dist["pending"] == "deployment InProgress"
+    assert dist["pendingSince"].startswith("20")
+    assert "pending: deployment InProgress since" in cli("plan", str(root)).out
+    specs("site.yaml", SITE.replace("Static site", "Static site v2"))
+    waited = cli("apply", "--auto-approve", "--wait=60", str(root))
+    assert waited.code == 0, waited.out + waited.err
+    assert "Waiting for Distribution/website (deployment InProgress)" in waited.out
+    assert "All changes are applied and deployed." in waited.out
+    assert aws.errors() == {}
 
 
 def test_tombstone_disables_then_deletes_the_distribution(cli, specs, aws):

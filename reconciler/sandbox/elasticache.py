@@ -1,0 +1,305 @@
+"""ElastiCache in the sandbox: moto's model with AWS's states, durations and refusals.
+
+Fidelity fixes of moto 5.2.5 (each tested): NumCacheClusters honoured; member clusters shown by
+DescribeCacheClusters; ModifyReplicationGroup applies EngineVersion, AuthToken and
+SecurityGroupIds; Increase/DecreaseReplicaCount implemented (cluster mode disabled); a deleted
+group goes away (moto kept it `deleting` for ever).
+
+AWS's time and rules (tests/integration/test_sandbox_time.py, docs/sandbox.md):
+- A new group and its members are `creating`, then `available`; a deleted one `deleting`, then gone
+  (the id cannot be reused meanwhile: ReplicationGroupAlreadyExists).
+- Modify, Increase/DecreaseReplicaCount, Delete, CreateSnapshot and AddTags/RemoveTags on a group
+  that is not `available`: InvalidReplicationGroupState.
+- A modification keeps the group `modifying` (PendingModifiedValues says what) and lands when done;
+  new replicas are `creating` meanwhile; CreateSnapshot makes it `snapshotting`.
+- AUTH token: 16-128 printable ASCII characters, none of / " @ % (InvalidParameterValue); only with
+  transit encryption (InvalidParameterCombination); ModifyReplicationGroup with an AuthToken needs
+  AuthTokenUpdateStrategy; ROTATE adds the token beside the old one, SET is accepted only after a
+  ROTATE of that token and leaves it the only one; AuthTokenLastModifiedDate is set when it lands.
+- Automatic failover needs a replica: creating with failover and one node, enabling failover without
+  a replica, or decreasing replicas below 1 with failover on: InvalidParameterValue /
+  InvalidParameterCombination.
+"""
+
+from __future__ import annotations
+
+import string
+from datetime import UTC, datetime
+from typing import Any
+
+from .clock import current
+
+_TOKEN_FORBIDDEN = set('/"@%')
+_PRINTABLE = set(string.printable) - set("\t\n\r\x0b\x0c")
+
+
+def _error(code: str, message: str) -> Exception:
+    from moto.elasticache.exceptions import ElastiCacheException
+
+    error = ElastiCacheException(message)
+    error.code = code
+    return error
+
+
+def _not_available(group: Any) -> Exception:
+    return _error("InvalidReplicationGroupState",
+                  f"Replication group {group.replication_group_id} is not in available state "
+                  f"(it is {group.status}).")
+
+
+def _require_available(group: Any) -> None:
+    if group.status != "available":
+        raise _not_available(group)
+
+
+def check_token(token: str) -> None:
+    """AWS's AUTH token constraints (API Reference, CreateReplicationGroup/ModifyReplicationGroup)."""
+    if not 16 <= len(token) <= 128:
+        raise _error("InvalidParameterValue", "Passwords length must be between 16-128 characters.")
+    if not set(token) <= _PRINTABLE or set(token) & _TOKEN_FORBIDDEN:
+        raise _error("InvalidParameterValue", "The AUTH token must be printable ASCII characters and cannot "
+                                              "contain any of the following characters: '/', '\"', '@', '%'.")
+
+
+class _Work:
+    """A group's running modifications: `modifying` until the last one lands."""
+
+    @staticmethod
+    def start(group: Any, status: str, duration: str, effect: Any, pending: dict[str, Any] | None = None) -> None:
+        group.status = status
+        group._rs_work = getattr(group, "_rs_work", 0) + 1
+        if pending:
+            group.pending_modified_values = {**(getattr(group, "pending_modified_values", None) or {}), **pending}
+
+        def land() -> None:
+            effect()
+            group._rs_work -= 1
+            values = dict(getattr(group, "pending_modified_values", None) or {})
+            for key in pending or {}:
+                values.pop(key, None)
+            group.pending_modified_values = values or None
+            if group._rs_work == 0 and group.status == status:
+                group.status = "available"
+
+        current().after(duration, land)
+
+
+class _MemberCluster:
+    """A replication group's member as DescribeCacheClusters shows it on AWS."""
+
+    def __init__(self, group: Any, cluster_id: str):
+        self.cache_cluster_id = cluster_id
+        self.replication_group_id = group.replication_group_id
+        new = cluster_id in getattr(group, "_rs_new_members", ())
+        self.cache_cluster_status = "creating" if new or group.status == "creating" else (
+            "deleting" if group.status == "deleting" else "modifying" if group.status == "modifying" else "available")
+        self.engine = group.engine
+        self.engine_version = getattr(group, "engine_version", None) or "7.1.0"
+        self.cache_node_type = group.cache_node_type
+        self.num_cache_nodes = 1
+        self.cache_subnet_group_name = group.cache_subnet_group_name
+        self.security_groups = [{"SecurityGroupId": g, "Status": "active"} for g in group.security_group_ids or []]
+        self.transit_encryption_enabled = group.transit_encryption_enabled
+        self.auth_token_enabled = group.auth_token_enabled
+        self.arn = group.arn.replace(":replicationgroup:", ":cluster:").rsplit(":", 1)[0] + f":{cluster_id}"
+
+
+def _set_members(group: Any, count: int) -> list[str]:
+    """Make the group's node group hold a primary and `count` replicas; returns the new member ids."""
+    node_group = group.node_groups[0]
+    primary = node_group["node_group_members"][0]
+    before = set(group.member_clusters)
+    members = [primary]
+    for r in range(1, count + 1):
+        member_id = f"{group.replication_group_id}-{r + 1:0>3}"
+        members.append({**primary, "cache_cluster_id": member_id, "current_role": "replica",
+                        "read_endpoint": {**primary["read_endpoint"],
+                                          "address": primary["read_endpoint"]["address"].replace(
+                                              primary["cache_cluster_id"], member_id)}})
+    node_group["node_group_members"] = members
+    group.member_clusters = [m["cache_cluster_id"] for m in members]
+    return [m for m in group.member_clusters if m not in before]
+
+
+def patch_moto_elasticache() -> None:
+    """Install the fixes and rules above into moto's ElastiCache model (idempotent)."""
+    from moto.core.responses import ActionResult
+    from moto.elasticache import models, responses
+
+    backend, answers = models.ElastiCacheBackend, responses.ElastiCacheResponse
+    if getattr(backend, "_reconciler_patched", False):
+        return
+    backend._reconciler_patched = True  # type: ignore[attr-defined]
+
+    create = backend.create_replication_group
+
+    def create_takes_time(self: Any, **kwargs: Any) -> Any:
+        clusters = kwargs.get("num_cache_clusters") or 1
+        if kwargs.get("num_cache_clusters") and not kwargs.get("replicas_per_node_group"):
+            kwargs["replicas_per_node_group"] = clusters - 1
+        token = kwargs.get("auth_token")
+        if token:
+            if not kwargs.get("transit_encryption_enabled"):
+                raise _error("InvalidParameterCombination", "Encryption in transit must be enabled for the "
+                                                            "Replication Group when AuthToken is supplied.")
+            check_token(token)
+        if kwargs.get("automatic_failover_enabled") and clusters < 2 and not kwargs.get("num_node_groups"):
+            raise _error("InvalidParameterValue", "NumCacheClusters must be at least 2 when automatic failover "
+                                                  "is enabled.")
+        group = create(self, **kwargs)
+        group._rs_tokens = [token] if token else []
+        group.pending_modified_values = None
+        _Work.start(group, "creating", "elasticache.create", lambda: None)
+        return group
+
+    describe = backend.describe_cache_clusters
+
+    def describe_with_members(self: Any, cache_cluster_id: str | None = None) -> Any:
+        members = [_MemberCluster(g, m) for g in self.replication_groups.values() for m in g.member_clusters]
+        if cache_cluster_id:
+            found = [m for m in members if m.cache_cluster_id == cache_cluster_id]
+            return found or describe(self, cache_cluster_id)
+        return describe(self) + members
+
+    def delete_takes_time(self: Any, replication_group_id: str, retain_primary_cluster: bool | None) -> Any:
+        from moto.elasticache.exceptions import ReplicationGroupNotFound
+
+        group = self.replication_groups.get(replication_group_id)
+        if group is None:
+            raise ReplicationGroupNotFound(replication_group_id)
+        _require_available(group)
+        group.status = "deleting"
+
+        def gone() -> None:
+            if self.replication_groups.get(replication_group_id) is group:
+                del self.replication_groups[replication_group_id]
+
+        current().after("elasticache.delete", gone)
+        return group
+
+    def group_of(self: Any) -> Any:
+        from moto.elasticache.exceptions import ReplicationGroupNotFound
+
+        group_id = self._get_param("ReplicationGroupId")
+        group = self.elasticache_backend.replication_groups.get(group_id)
+        if group is None:
+            raise ReplicationGroupNotFound(group_id)
+        return group
+
+    def modify_takes_time(self: Any) -> Any:
+        group = group_of(self)
+        _require_available(group)
+        node_type, version = self._get_param("CacheNodeType"), self._get_param("EngineVersion")
+        sg_ids = self._get_param("SecurityGroupIds")
+        failover = self._get_bool_param("AutomaticFailoverEnabled")
+        token, strategy = self._get_param("AuthToken"), self._get_param("AuthTokenUpdateStrategy")
+        if failover and len(group.member_clusters) < 2:
+            raise _error("InvalidParameterCombination", f"Replication group {group.replication_group_id} must have "
+                                                        "at least one read replica to enable automatic failover.")
+        if token is not None:
+            _check_token_change(group, token, strategy)
+        if node_type and node_type != group.cache_node_type:
+            _Work.start(group, "modifying", "elasticache.scale",
+                        lambda: setattr(group, "cache_node_type", node_type), {"CacheNodeType": node_type})
+        if version and version != getattr(group, "engine_version", None):
+            _Work.start(group, "modifying", "elasticache.upgrade",
+                        lambda: setattr(group, "engine_version", version), {"EngineVersion": version})
+        if sg_ids:
+            _Work.start(group, "modifying", "elasticache.settings",
+                        lambda: setattr(group, "security_group_ids", sg_ids))
+        if failover is not None and (failover != (group.automatic_failover == "enabled")):
+            group.automatic_failover = "enabling" if failover else "disabling"
+            _Work.start(group, "modifying", "elasticache.settings",
+                        lambda: setattr(group, "automatic_failover", "enabled" if failover else "disabled"),
+                        {"AutomaticFailoverStatus": "enabled" if failover else "disabled"})
+            if not failover:
+                group.multi_az = "disabled"
+        if token is not None:
+            _start_token_change(group, token, strategy)
+        return ActionResult({"ReplicationGroup": group})
+
+    def set_replicas(self: Any) -> Any:
+        group = group_of(self)
+        _require_available(group)
+        count = self._get_int_param("NewReplicaCount")
+        if count < 1 and group.automatic_failover in ("enabled", "enabling"):
+            raise _error("InvalidParameterValue", "The minimum number of replicas is 1 when automatic failover "
+                                                  "(Multi-AZ) is enabled; disable automatic failover first.")
+        current_count = len(group.member_clusters) - 1
+        if count == current_count:
+            raise _error("NoOperationFault", "The operation was not performed because no changes were required.")
+        if count > current_count:
+            new = _set_members(group, count)
+            group._rs_new_members = set(new)
+            _Work.start(group, "modifying", "elasticache.replicas",
+                        lambda: setattr(group, "_rs_new_members", set()))
+        else:
+            _Work.start(group, "modifying", "elasticache.replicas", lambda: _set_members(group, count))
+        return ActionResult({"ReplicationGroup": group})
+
+    snapshot = backend.create_snapshot
+
+    def snapshot_takes_time(self: Any, snapshot_name: str, replication_group_id: str | None, **kwargs: Any) -> Any:
+        group = self.replication_groups.get(replication_group_id or "")
+        if group is not None:
+            _require_available(group)
+        made = snapshot(self, snapshot_name, replication_group_id, **kwargs)
+        if group is not None:
+            _Work.start(group, "snapshotting", "elasticache.snapshot", lambda: None)
+        return made
+
+    add_tags, remove_tags = backend.add_tags_to_resource, backend.remove_tags_from_resource
+
+    def group_by_arn(self: Any, arn: str) -> Any:
+        return next((g for g in self.replication_groups.values() if g.arn == arn), None)
+
+    def add_tags_when_available(self: Any, arn: str, tags: list[dict[str, str]]) -> None:
+        group = group_by_arn(self, arn)
+        if group is not None:
+            _require_available(group)
+        add_tags(self, arn, tags)
+
+    def remove_tags_when_available(self: Any, arn: str, tags: list[str]) -> None:
+        group = group_by_arn(self, arn)
+        if group is not None:
+            _require_available(group)
+        remove_tags(self, arn, tags)
+
+    backend.create_replication_group = create_takes_time  # type: ignore[method-assign]
+    backend.describe_cache_clusters = describe_with_members  # type: ignore[method-assign]
+    backend.delete_replication_group = delete_takes_time  # type: ignore[method-assign]
+    backend.create_snapshot = snapshot_takes_time  # type: ignore[method-assign]
+    backend.add_tags_to_resource = add_tags_when_available  # type: ignore[method-assign]
+    backend.remove_tags_from_resource = remove_tags_when_available  # type: ignore[method-assign]
+    answers.modify_replication_group = modify_takes_time  # type: ignore[method-assign]
+    answers.increase_replica_count = set_replicas  # type: ignore[attr-defined]
+    answers.decrease_replica_count = set_replicas  # type: ignore[attr-defined]
+
+
+def _check_token_change(group: Any, token: str, strategy: str | None) -> None:
+    if not strategy:
+        raise _error("InvalidParameterCombination", "AuthTokenUpdateStrategy must be specified with AuthToken.")
+    if not group.transit_encryption_enabled:
+        raise _error("InvalidParameterCombination", "Encryption in transit must be enabled for the Replication "
+                                                    "Group when AuthToken is supplied.")
+    check_token(token)
+    tokens = getattr(group, "_rs_tokens", [])
+    if strategy == "SET" and not (len(tokens) == 2 and tokens[-1] == token):
+        raise _error("InvalidParameterValue", "The AUTH token can be SET only after it was added with the ROTATE "
+                                              "strategy and that rotation has completed.")
+
+
+def _start_token_change(group: Any, token: str, strategy: str) -> None:
+    def land() -> None:
+        tokens = getattr(group, "_rs_tokens", [])
+        group._rs_tokens = [token] if strategy == "SET" else [*tokens[-1:], token]
+        group.auth_token_enabled = True
+        group.auth_token_last_modified_date = datetime.now(UTC)
+
+    _Work.start(group, "modifying", "elasticache.auth", land,
+                {"AuthTokenStatus": "SETTING" if strategy == "SET" else "ROTATING"})
+
+
+def valid_tokens(group: Any) -> list[str]:
+    """The AUTH tokens a group accepts now (for tests of the rotation)."""
+    return list(getattr(group, "_rs_tokens", []))

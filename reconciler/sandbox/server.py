@@ -1,0 +1,313 @@
+"""A local AWS for trying the agent and for its tests: moto's server on loopback.
+
+`Sandbox` is moto's ThreadedMotoServer with a thin WSGI layer in front that
+- counts requests and their errors by (service, operation), served at GET /_sandbox/requests
+  (DELETE resets the count), so tests prove "no write call" and "no write refused" at the server;
+- keeps AWS's time (clock.py; GET/PUT /_sandbox/time, POST /_sandbox/time/finish) through the
+  service modules (dynamodb.py, elasticache.py, cloudfront.py), which also carry the fidelity
+  fixes where moto departs from AWS in a way that matters to the agent;
+- can kill a client right after serving its k-th write (POST /_sandbox/kill), for crash tests.
+
+Nothing here is used against a real account.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import re
+import signal
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qs
+
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from werkzeug.serving import make_server
+
+from .clock import AwsTime, parse_aws_time, using
+from .cloudfront import patch_moto_cloudfront
+from .dynamodb import patch_moto_dynamodb
+from .elasticache import patch_moto_elasticache
+
+SANDBOX_REGION = "us-east-1"
+_READ_PREFIXES = ("Describe", "List", "Get", "BatchGet", "Query", "Scan", "Head")
+_SCOPE = re.compile(r"Credential=[^/]+/\d+/[^/]+/([^/]+)/aws4_request")
+
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
+
+
+def is_read(operation: str) -> bool:
+    """True for operations that only read (Describe*, List*, Get*, GET/HEAD on REST APIs)."""
+    return operation.startswith(_READ_PREFIXES) or operation.split(" ", 1)[0] in ("GET", "HEAD")
+
+
+def _service_of(environ: Environ) -> str:
+    match = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+    return match.group(1) if match else "unknown"
+
+
+def _operation_of(environ: Environ, body: bytes) -> str:
+    target = environ.get("HTTP_X_AMZ_TARGET")
+    if target:
+        return target.rsplit(".", 1)[-1]
+    query = parse_qs(environ.get("QUERY_STRING", ""))
+    if "Action" in query:
+        return query["Action"][0]
+    content_type = environ.get("CONTENT_TYPE", "")
+    if body and "x-www-form-urlencoded" in content_type:
+        action = parse_qs(body.decode("utf-8", "replace")).get("Action")
+        if action:
+            return action[0]
+    return _rest_operation(_service_of(environ), environ.get("REQUEST_METHOD", "GET"),
+                           environ.get("PATH_INFO", "/"), parse_qs(environ.get("QUERY_STRING", ""),
+                                                                   keep_blank_values=True))
+
+
+_S3_SUBRESOURCES = {"tagging": "BucketTagging", "policy": "BucketPolicy", "publicAccessBlock": "PublicAccessBlock",
+                    "versioning": "BucketVersioning", "acl": "BucketAcl", "location": "BucketLocation",
+                    "ownershipControls": "BucketOwnershipControls", "encryption": "BucketEncryption"}
+_VERB = {"GET": "Get", "PUT": "Put", "DELETE": "Delete", "HEAD": "Head", "POST": "Post"}
+_CLOUDFRONT = {
+    ("GET", "distribution"): "ListDistributions", ("POST", "distribution"): "CreateDistribution",
+    ("GET", "distribution/*"): "GetDistribution", ("DELETE", "distribution/*"): "DeleteDistribution",
+    ("GET", "distribution/*/config"): "GetDistributionConfig", ("PUT", "distribution/*/config"): "UpdateDistribution",
+    ("POST", "distribution/*/invalidation"): "CreateInvalidation",
+    ("GET", "distribution/*/invalidation"): "ListInvalidations",
+    ("GET", "distribution/*/invalidation/*"): "GetInvalidation",
+    ("GET", "tagging"): "ListTagsForResource",
+    ("GET", "origin-access-control"): "ListOriginAccessControls",
+    ("POST", "origin-access-control"): "CreateOriginAccessControl",
+    ("GET", "origin-access-control/*"): "GetOriginAccessControl",
+    ("DELETE", "origin-access-control/*"): "DeleteOriginAccessControl",
+    ("GET", "origin-access-control/*/config"): "GetOriginAccessControlConfig",
+    ("PUT", "origin-access-control/*/config"): "UpdateOriginAccessControl",
+}
+
+
+def _rest_operation(service: str, method: str, path: str, query: dict[str, list[str]]) -> str:
+    """The API operation of a REST request (S3, CloudFront), as AWS names it."""
+    if service == "s3":
+        _bucket, _, key = path.strip("/").partition("/")
+        sub = next((_S3_SUBRESOURCES[q] for q in query if q in _S3_SUBRESOURCES), None)
+        if key:
+            if "uploads" in query:
+                return "CreateMultipartUpload"
+            if "uploadId" in query:
+                return {"PUT": "UploadPart", "POST": "CompleteMultipartUpload",
+                        "DELETE": "AbortMultipartUpload"}.get(method, "ListParts")
+            return {"GET": "GetObject", "PUT": "PutObject", "HEAD": "HeadObject",
+                    "DELETE": "DeleteObject"}.get(method, f"{method} object")
+        if sub:
+            return f"{_VERB.get(method, method)}{sub}"
+        if method == "GET":
+            return "ListObjectsV2" if query.get("list-type") == ["2"] else "ListObjects"
+        if method == "POST" and "delete" in query:
+            return "DeleteObjects"
+        return {"HEAD": "HeadBucket", "PUT": "CreateBucket", "DELETE": "DeleteBucket"}.get(method, f"{method} bucket")
+    if service == "cloudfront":
+        parts = path.strip("/").split("/")[1:]  # drop the API version
+        shape = "/".join(p if i % 2 == 0 else "*" for i, p in enumerate(parts))
+        if shape == "tagging" and method == "POST":
+            return {"Tag": "TagResource", "Untag": "UntagResource"}.get(query.get("Operation", [""])[0], "POST tagging")
+        if shape == "distribution" and method == "POST" and "WithTags" in query:
+            return "CreateDistributionWithTags"
+        return _CLOUDFRONT.get((method, shape), f"{method} {shape}")
+    return f"{method} {path}"
+
+
+class _Middleware:
+    """Counts requests and their errors, keeps AWS's time, and can kill a client after a write."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], clock: AwsTime):
+        self.app = app
+        self.clock = clock
+        self.counts: Counter[tuple[str, str]] = Counter()
+        self.errors: dict[tuple[str, str], Counter[str]] = {}
+        self._kill: dict[str, int] | None = None  # {"writes": left, "pid": p, "signal": s}
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/_sandbox/"):
+            return self._control(path, environ, start_response)
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = b""
+        if length:
+            body = environ["wsgi.input"].read(length)
+            environ["wsgi.input"] = io.BytesIO(body)
+        if path.startswith("/moto-api"):
+            if path.startswith("/moto-api/reset"):
+                self.clock.reset()
+            return self.app(environ, start_response)
+        service, operation = _service_of(environ), _operation_of(environ, body)
+        with self._lock:
+            self.counts[(service, operation)] += 1
+        status: list[str] = []
+
+        def capture(code: str, headers: Any, *rest: Any) -> Any:
+            status.append(code)
+            return start_response(code, headers, *rest)
+
+        with using(self.clock):
+            answer = b"".join(self.app(environ, capture))
+        if status and int(status[0].split()[0]) >= 400:
+            with self._lock:
+                self.errors.setdefault((service, operation), Counter())[_error_code(answer)] += 1
+        if not is_read(operation):
+            self._maybe_kill()
+        return [answer]
+
+    def _maybe_kill(self) -> None:
+        """After the armed number of writes has been served, kill the client (crash tests)."""
+        with self._lock:
+            if self._kill is None:
+                return
+            self._kill["writes"] -= 1
+            if self._kill["writes"] > 0:
+                return
+            kill, self._kill = self._kill, None
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(kill["pid"], kill.get("signal", signal.SIGKILL))
+
+    def _control(self, path: str, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        payload = json.loads(environ["wsgi.input"].read(length) or b"{}") if length else {}
+        if path == "/_sandbox/requests":
+            return _json(start_response, 200, {"requests": self._rows(clear=method == "DELETE")})
+        if path == "/_sandbox/time":
+            if method in ("PUT", "POST"):
+                try:
+                    self.clock.factor = parse_aws_time(payload.get("time"))
+                except ValueError as exc:
+                    return _json(start_response, 400, {"error": str(exc)})
+            return _json(start_response, 200, {"factor": self.clock.factor, "transitions": self.clock.busy})
+        if path == "/_sandbox/time/finish" and method == "POST":
+            self.clock.finish_all()
+            return _json(start_response, 200, {"factor": self.clock.factor, "transitions": 0})
+        if path == "/_sandbox/kill" and method == "POST":
+            with self._lock:
+                self._kill = {"writes": int(payload["afterWrites"]), "pid": int(payload["pid"]),
+                              "signal": int(payload.get("signal", signal.SIGKILL))}
+            return _json(start_response, 200, {"armed": self._kill})
+        return _json(start_response, 404, {"error": f"no such sandbox endpoint: {method} {path}"})
+
+    def _rows(self, clear: bool = False) -> list[dict[str, Any]]:
+        with self._lock:
+            if clear:
+                self.counts.clear()
+                self.errors.clear()
+            return [{"service": s, "operation": o, "count": n, "read": is_read(o),
+                     "errors": dict(self.errors.get((s, o), {}))}
+                    for (s, o), n in sorted(self.counts.items())]
+
+
+_XML_CODE = re.compile(rb"<Code>([^<]+)</Code>")
+_JSON_TYPE = re.compile(rb'"__type"\s*:\s*"(?:[^"#]*#)?([^"]+)"')
+
+
+def _error_code(body: bytes) -> str:
+    """The AWS error code of an error answer (JSON `__type` or XML `<Code>`)."""
+    match = _JSON_TYPE.search(body) or _XML_CODE.search(body)
+    return match.group(1).decode() if match else "Unknown"
+
+
+def _json(start_response: StartResponse, status: int, payload: Any,
+          content_type: str = "application/json") -> list[bytes]:
+    data = json.dumps(payload).encode()
+    reason = {200: "OK", 400: "Bad Request"}.get(status, "Error")
+    start_response(f"{status} {reason}", [("Content-Type", content_type),
+                                          ("Content-Length", str(len(data)))])
+    return [data]
+
+
+class Sandbox(ThreadedMotoServer):
+    """moto's threaded server on 127.0.0.1 (port 0 = a free one), with the layer above."""
+
+    def __init__(self, port: int = 0, host: str = "127.0.0.1", aws_time: float | str = 0.0):
+        super().__init__(ip_address=host, port=port, verbose=False)
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self.clock = AwsTime(parse_aws_time(aws_time))
+        self.middleware: _Middleware | None = None
+
+    def _server_entry(self) -> None:
+        patch_moto_cloudfront()
+        patch_moto_dynamodb()
+        patch_moto_elasticache()
+        self.middleware = _Middleware(DomainDispatcherApplication(create_backend_app), self.clock)
+        self._server = make_server(self._ip_address, self._port, self.middleware, threaded=True)
+        self._server_ready_event.set()
+        self._server.serve_forever()
+
+    def start(self) -> None:
+        super().start()
+        self.seed()
+
+    def seed(self) -> None:
+        """Create what a real account already has and the agent does not own: a `bastion`
+        security group in the default VPC, standing in for the host the agent runs on."""
+        import boto3
+
+        env = self.environment()
+        session = boto3.session.Session(aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                                        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+                                        region_name=SANDBOX_REGION)
+        ec2 = session.client("ec2", endpoint_url=self.endpoint)
+        vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+        existing = ec2.describe_security_groups(Filters=[
+            {"Name": "group-name", "Values": ["bastion"]}, {"Name": "vpc-id", "Values": [vpc]}])["SecurityGroups"]
+        if not existing:
+            ec2.create_security_group(GroupName="bastion", VpcId=vpc,
+                                      Description="Sandbox fixture: the bastion host the agent runs on")
+        if self.middleware:
+            self.middleware._rows(clear=True)
+
+    @property
+    def endpoint(self) -> str:
+        host, port = self.get_host_and_port()
+        return f"http://{host}:{port}"
+
+    def environment(self) -> dict[str, str]:
+        """The environment variables that point boto3 (and the AWS CLI) at this sandbox."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": "sandbox",
+            "AWS_SECRET_ACCESS_KEY": "sandbox",
+            "AWS_SESSION_TOKEN": "sandbox",
+            "AWS_REGION": SANDBOX_REGION,
+            "AWS_DEFAULT_REGION": SANDBOX_REGION,
+            "RECONCILER_SANDBOX": "1",
+        }
+
+
+# Variables that could send a sandboxed process to a real account or elsewhere.
+ISOLATE = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE",
+           "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+           "AWS_CONTAINER_CREDENTIALS_FULL_URI")
+
+
+# The sandbox's AWS time when none is chosen: small but not zero, so a newcomer sees pending work as
+# on AWS (a 10-minute cache creation takes 6 s).
+DEFAULT_AWS_TIME = "0.01"
+
+
+def enter_sandbox(environ: dict[str, str]) -> Sandbox:
+    """Start a sandbox and point this process's AWS configuration at it (only it). Its time is
+    RECONCILER_SANDBOX_TIME (instant | aws | factor), by default DEFAULT_AWS_TIME."""
+    for key in list(environ):
+        if key in ISOLATE or key.startswith("AWS_ENDPOINT_URL_"):
+            del environ[key]
+    sandbox = Sandbox(aws_time=environ.get("RECONCILER_SANDBOX_TIME") or DEFAULT_AWS_TIME)
+    sandbox.start()
+    environ.update(sandbox.environment())
+    environ["AWS_CONFIG_FILE"] = environ["AWS_SHARED_CREDENTIALS_FILE"] = "/dev/null"
+    return sandbox
+
+
