@@ -40,7 +40,8 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=1000)
     args = parser.parse_args()
     script = Path(sys.executable).parent / "reconciler"
-    sandbox = subprocess.Popen([str(script), "sandbox", "--port", "0"], stdout=subprocess.PIPE, text=True)
+    sandbox = subprocess.Popen([str(script), "sandbox", "--port", "0", "--aws-time", "instant"], stdout=subprocess.PIPE,
+                               text=True)
     endpoint = sandbox.stdout.readline().split(" on ", 1)[1].split(" ", 1)[0]
     os.environ.update(AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="sandbox", AWS_SECRET_ACCESS_KEY="sandbox",
                       AWS_REGION="us-east-1", AWS_DEFAULT_REGION="us-east-1", RECONCILER_SANDBOX="1",

@@ -123,7 +123,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=16)
     args = parser.parse_args()
 
-    sandbox = subprocess.Popen([*reconciler_command(), "sandbox", "--port", "0"], stdout=subprocess.PIPE, text=True)
+    sandbox = subprocess.Popen([*reconciler_command(), "sandbox", "--port", "0", "--aws-time", "instant"],
+                               stdout=subprocess.PIPE, text=True)
     endpoint = sandbox.stdout.readline().split(" on ", 1)[1].split(" ", 1)[0]  # "... listening on URL — ..."
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="sandbox", AWS_SECRET_ACCESS_KEY="sandbox",

@@ -164,11 +164,15 @@ def _connect(opts: AwsOptions) -> Any:
         except ImportError as exc:
             raise ReconcilerError(
                 "--sandbox needs the sandbox extra: pip install 'reconciler[sandbox]'") from exc
-        box = enter_sandbox(os.environ)  # lives as long as this process
+        try:
+            box = enter_sandbox(os.environ)  # lives as long as this process
+        except ValueError as exc:
+            raise ReconcilerError(f"RECONCILER_SANDBOX_TIME: {exc}") from None
+        pace = "instant" if box.clock.factor == 0 else f"AWS's typical durations x {box.clock.factor:g}"
         click.echo(click.style(
-            f"SANDBOX: using a local AWS (moto) at {box.endpoint}. No real AWS account is "
-            "touched; everything in it is gone when this command exits.", fg="yellow", bold=True),
-            err=True)
+            f"SANDBOX: using a local AWS (moto) at {box.endpoint} (AWS time: {pace}; RECONCILER_SANDBOX_TIME "
+            "sets it). No real AWS account is touched; everything in it is gone when this command exits.",
+            fg="yellow", bold=True), err=True)
         profile, region = None, None
     aws = Aws(profile=profile, region=region, retry_mode=opts.retry_mode, pool_size=max(10, opts.workers),
               limiter=limiter)
@@ -481,19 +485,27 @@ def iam_policy(lease_table: str) -> int:
 @cli.command("sandbox")
 @click.option("--port", type=click.IntRange(0, 65535), default=4566, show_default=True,
               help="Port on 127.0.0.1 (0 = any free port).")
+@click.option("--aws-time", default=None, envvar="RECONCILER_SANDBOX_TIME", metavar="instant|aws|FACTOR",
+              help="How long AWS's work takes: instant, aws (AWS's typical durations) or a factor of them "
+                   "(0.01: a 10-minute cache creation takes 6 s). Default: 0.01.")
 @_guarded
-def sandbox_cmd(port: int) -> int:
-    """Serve a local AWS (moto) on 127.0.0.1 until stopped (Ctrl-C)."""
+def sandbox_cmd(port: int, aws_time: str | None) -> int:
+    """Serve a local AWS (moto) on 127.0.0.1 until stopped (Ctrl-C). It keeps AWS's time."""
     try:
-        from .sandbox import Sandbox
+        from .sandbox import DEFAULT_AWS_TIME, Sandbox, parse_aws_time
     except ImportError as exc:
         raise ReconcilerError("the sandbox needs: pip install 'reconciler[sandbox]'") from exc
-    box = Sandbox(port=port)
+    try:
+        factor = parse_aws_time(aws_time or DEFAULT_AWS_TIME)
+    except ValueError as exc:
+        raise ReconcilerError(f"--aws-time: {exc}") from None
+    box = Sandbox(port=port, aws_time=factor)
     try:
         box.start()
     except OSError as exc:
         raise ReconcilerError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from exc
-    click.echo(f"Sandbox AWS (moto) listening on {box.endpoint} — not a real account.")
+    pace = "instant" if factor == 0 else f"AWS's typical durations x {factor:g}"
+    click.echo(f"Sandbox AWS (moto) listening on {box.endpoint} — not a real account. AWS time: {pace}.")
     click.echo("Point the agent or the AWS CLI at it:")
     for key, value in box.environment().items():
         click.echo(f"  export {key}={value}")

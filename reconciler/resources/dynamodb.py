@@ -251,9 +251,10 @@ class Table(Resource):
             on = bool(want["deletionProtection"])
             steps.append(Step(f"UpdateTable: deletion protection {'on' if on else 'off'}", lambda: ddb().update_table(
                 TableName=self.name, DeletionProtectionEnabled=on), wait=waits.table()))
+        quick = [c for f in ("pointInTimeRecovery", "items") for c in by_field.get(f, [])]
+        steps += self._setting_steps(ddb, live, quick, want, spec, waits)  # before AWS gets busy
         steps += self._capacity_steps(ddb, live, by_field, want, waits)
-        steps += self._setting_steps(ddb, live, [c for f in ("pointInTimeRecovery", "ttl", "items")
-                                                 for c in by_field.get(f, [])], want, spec, waits)
+        steps += self._setting_steps(ddb, live, by_field.get("ttl", []), want, spec, waits)
         return steps
 
     def _capacity_steps(self, ddb: Any, live: Live, by_field: dict[str, list[FieldChange]], want: dict[str, Any],
@@ -328,12 +329,12 @@ class Table(Resource):
             before = (live.state.get("ttl") if live else None) or {}
             after = want["ttl"]
             if before.get("enabled") and before.get("attribute") != after["attribute"]:
-                steps.append(Step(f"UpdateTimeToLive: TTL off on {before['attribute']} (AWS then takes no other "
-                                  "TTL change for up to an hour)",
+                steps.append(Step(f"UpdateTimeToLive: disable TTL on {before['attribute']} (AWS then takes no "
+                                  "other TTL change for up to an hour)",
                                   lambda: _set_ttl(ddb(), self.name, before["attribute"], False),
                                   settles=True, wait=waits.ttl()))
             if after["enabled"] or before.get("enabled"):
-                steps.append(Step(f"UpdateTimeToLive: TTL {'on' if after['enabled'] else 'off'} on "
+                steps.append(Step(f"UpdateTimeToLive: {'enable' if after['enabled'] else 'disable'} TTL on "
                                   f"{after['attribute']}",
                                   lambda: _set_ttl(ddb(), self.name, after["attribute"], after["enabled"]),
                                   settles=True, wait=waits.ttl()))

@@ -210,7 +210,8 @@ class CacheCluster(Resource):
             "tags": {k: v for k, v in tags.items() if k not in INTERNAL_TAGS},
         }
         status = group.get("Status", "available")
-        changing = group.get("PendingModifiedValues") or {}
+        changing = {**(members[0].get("PendingModifiedValues") or {} if members else {}),
+                    **(group.get("PendingModifiedValues") or {})}
         modified = group.get("AuthTokenLastModifiedDate")
         created = group.get("ReplicationGroupCreateTime")
         return Live(id=group["ARN"], state=state, tags=tags, pending=_pending(status, changing, members),
@@ -605,9 +606,12 @@ def _set_ingress(ec2: Any, sg_id: str, have: list[str], want: list[str]) -> None
 
 
 def _ensure_subnet_group(ec: Any, name: str, subnets: list[str]) -> None:
+    """The cache's subnet group: created when missing (looked up first, so no write is refused)."""
     try:
-        ec.create_cache_subnet_group(CacheSubnetGroupName=name, SubnetIds=subnets,
-                                     CacheSubnetGroupDescription="Managed by reconciler")
+        ec.describe_cache_subnet_groups(CacheSubnetGroupName=name)
+        return
     except ec.exceptions.ClientError as exc:
-        if error_code(exc) != "CacheSubnetGroupAlreadyExists":
+        if error_code(exc) != "CacheSubnetGroupNotFoundFault":
             raise
+    ec.create_cache_subnet_group(CacheSubnetGroupName=name, SubnetIds=subnets,
+                                 CacheSubnetGroupDescription="Managed by reconciler")

@@ -61,6 +61,12 @@ def check_token(token: str) -> None:
                                               "contain any of the following characters: '/', '\"', '@', '%'.")
 
 
+# AWS shows a pending node type or engine version on the member clusters (CacheCluster
+# PendingModifiedValues), and a pending failover or token change on the group.
+_GROUP_PENDING, _MEMBER_PENDING = "pending_modified_values", "_rs_member_pending"
+_GROUP_PENDING_KEYS = ("AutomaticFailoverStatus", "AuthTokenStatus")
+
+
 class _Work:
     """A group's running modifications: `modifying` until the last one lands."""
 
@@ -68,16 +74,17 @@ class _Work:
     def start(group: Any, status: str, duration: str, effect: Any, pending: dict[str, Any] | None = None) -> None:
         group.status = status
         group._rs_work = getattr(group, "_rs_work", 0) + 1
-        if pending:
-            group.pending_modified_values = {**(getattr(group, "pending_modified_values", None) or {}), **pending}
+        for key, value in (pending or {}).items():
+            where = _GROUP_PENDING if key in _GROUP_PENDING_KEYS else _MEMBER_PENDING
+            setattr(group, where, {**(getattr(group, where, None) or {}), key: value})
 
         def land() -> None:
             effect()
             group._rs_work -= 1
-            values = dict(getattr(group, "pending_modified_values", None) or {})
             for key in pending or {}:
-                values.pop(key, None)
-            group.pending_modified_values = values or None
+                where = _GROUP_PENDING if key in _GROUP_PENDING_KEYS else _MEMBER_PENDING
+                values = {k: v for k, v in (getattr(group, where, None) or {}).items() if k != key}
+                setattr(group, where, values or None)
             if group._rs_work == 0 and group.status == status:
                 group.status = "available"
 
@@ -93,6 +100,7 @@ class _MemberCluster:
         new = cluster_id in getattr(group, "_rs_new_members", ())
         self.cache_cluster_status = "creating" if new or group.status == "creating" else (
             "deleting" if group.status == "deleting" else "modifying" if group.status == "modifying" else "available")
+        self.pending_modified_values = getattr(group, _MEMBER_PENDING, None) or None
         self.engine = group.engine
         self.engine_version = getattr(group, "engine_version", None) or "7.1.0"
         self.cache_node_type = group.cache_node_type

@@ -192,10 +192,11 @@ class _Middleware:
         if path == "/_sandbox/time/finish" and method == "POST":
             self.clock.finish_all()
             return _json(start_response, 200, {"factor": self.clock.factor, "transitions": 0})
-        if path == "/_sandbox/kill" and method == "POST":
+        if path == "/_sandbox/kill" and method == "POST":  # afterWrites <= 0 disarms
             with self._lock:
-                self._kill = {"writes": int(payload["afterWrites"]), "pid": int(payload["pid"]),
-                              "signal": int(payload.get("signal", signal.SIGKILL))}
+                writes = int(payload.get("afterWrites", 0))
+                self._kill = {"writes": writes, "pid": int(payload["pid"]),
+                              "signal": int(payload.get("signal", signal.SIGKILL))} if writes > 0 else None
             return _json(start_response, 200, {"armed": self._kill})
         return _json(start_response, 404, {"error": f"no such sandbox endpoint: {method} {path}"})
 

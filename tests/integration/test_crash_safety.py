@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
-import time
 import urllib.request
+
+import pytest
 
 from tests.conftest import reconciler_command
 from tests.integration.test_faults import STACK
-
-KILL_AFTER_S = (0.3, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 1.0, 1.2)
 
 
 def reset(aws) -> None:
     request = urllib.request.Request(aws.sandbox.endpoint + "/moto-api/reset", method="POST")
     urllib.request.urlopen(request).close()
     aws.sandbox.seed()
+    aws.reset_requests()
+
+
+def arm_kill(aws, pid: int, after_writes: int) -> None:
+    """The sandbox kills `pid` with SIGKILL right after serving its `after_writes`-th write."""
+    aws._post("/_sandbox/kill", {"afterWrites": after_writes, "pid": pid})
+
+
+def writes(aws) -> int:
+    return sum(r["count"] for r in aws.requests() if not r["read"])
 
 
 def counts(aws) -> dict[str, int]:
@@ -32,26 +42,34 @@ def counts(aws) -> dict[str, int]:
     }
 
 
-def test_killed_applies_converge_without_duplicates(cli, specs, aws):
+EXPECTED = {"distributions": 1, "oacs": 1, "tables": 2, "buckets": 1, "caches": 1, "cache security groups": 1}
+
+
+@pytest.mark.slow
+def test_apply_killed_at_every_write_boundary_converges_without_duplicates(cli, specs, aws):
+    """The sandbox kills `apply` right after serving its k-th write, for every k of a full apply of a
+    five-resource stack; another apply then converges it, with exactly one of everything."""
     root = specs("stack.yaml", STACK)
-    killed_mid_run = 0
-    for delay in KILL_AFTER_S:
+    reset(aws)
+    assert cli("apply", "--auto-approve", str(root)).code == 0
+    boundaries = writes(aws)
+    assert boundaries >= 10
+    killed = 0
+    for k in range(1, boundaries + 1):
         reset(aws)
         proc = subprocess.Popen([*reconciler_command(), "apply", "--auto-approve", str(root)], env=aws.env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(delay)
-        if proc.poll() is None:
-            proc.kill()
-            killed_mid_run += 1
-        proc.wait()
+        arm_kill(aws, proc.pid, k)
+        proc.wait(timeout=120)
+        arm_kill(aws, proc.pid, 0)  # disarm, in case it finished before its k-th write
+        killed += proc.returncode == -signal.SIGKILL
+        assert writes(aws) >= k or proc.returncode == 0
         finished = cli("apply", "--auto-approve", str(root))
-        assert finished.code == 0, f"after a kill at {delay}s: {finished.out}"
-        assert cli("plan", "--detailed-exitcode", str(root)).code == 0
-        assert counts(aws) == {"distributions": 1, "oacs": 1, "tables": 2, "buckets": 1, "caches": 1,
-                               "cache security groups": 1}, f"after a kill at {delay}s"
-    print(f"\ncrash safety: {len(KILL_AFTER_S)} kill points, {killed_mid_run} killed mid-run, all converged",
-          file=sys.stderr)
-    assert killed_mid_run >= len(KILL_AFTER_S) // 2  # the kills really landed during applies
+        assert finished.code == 0, f"after a kill at write {k}: {finished.out}{finished.err}"
+        assert cli("plan", "--detailed-exitcode", str(root)).code == 0, f"after a kill at write {k}"
+        assert counts(aws) == EXPECTED, f"after a kill at write {k}"
+    print(f"\ncrash safety: {boundaries} write boundaries, {killed} kills landed, all converged", file=sys.stderr)
+    assert killed >= boundaries - 1  # the last write may end the run before the kill
 
 
 BUCKET = "apiVersion: reconciler/v1\nkind: Bucket\nmetadata: {name: half-made}\nspec: {tags: {team: web}}\n"

@@ -148,6 +148,7 @@ def test_fidelity_stale_etag_is_refused_and_updates_redeploy(aws):
     dist_id, _etag = _distribution(cf)
     answer = cf.get_distribution_config(Id=dist_id)
     config = answer["DistributionConfig"]
+    aws.set_time("aws")
     new = cf.update_distribution(Id=dist_id, IfMatch=answer["ETag"], DistributionConfig=config)
     assert new["ETag"] != answer["ETag"]
     assert new["Distribution"]["Status"] == "InProgress"
