@@ -11,6 +11,7 @@ import functools
 import json
 import math
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -26,6 +27,9 @@ from .errors import SpecError, SpecProblem
 
 API_VERSION = "reconciler/v1"
 _MAX_DEPTH = 64
+# Values one document may expand to. YAML aliases repeat a node without repeating its text, so a few
+# hundred bytes can stand for billions of values (an "alias bomb"); a real spec has a few hundred.
+MAX_VALUES = 100_000
 Path_ = tuple[str | int, ...]
 
 
@@ -151,13 +155,20 @@ def format_path(path: Iterable[str | int]) -> str:
 
 
 _FLOAT_TAG = "tag:yaml.org,2002:float"
+_STR_TAG = "tag:yaml.org,2002:str"
+_SET_TAG = "tag:yaml.org,2002:set"
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+# YAML 1.1 (PyYAML) reads `1e3` as text: a number without a dot is a number all the same.
+EXPONENT_NUMBER = re.compile(r"[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+")
 
 
 def _scalar(node: yaml.ScalarNode, constructor: yaml.constructor.SafeConstructor) -> Any:
-    """A YAML scalar as a plain value; floats become exact Decimals, dates stay text."""
+    """A YAML scalar as a plain value; floats become exact Decimals, dates stay text, `1e3` is a
+    number. Non-finite floats (.nan, .inf) come back as floats for the caller to refuse."""
     if node.tag == _TIMESTAMP_TAG:
         return node.value
+    if node.tag == _STR_TAG and node.style is None and EXPONENT_NUMBER.fullmatch(node.value):
+        return Decimal(node.value.replace("_", ""))
     value = constructor.construct_object(node, deep=True)
     if node.tag == _FLOAT_TAG and isinstance(value, float) and math.isfinite(value):
         try:
@@ -169,13 +180,34 @@ def _scalar(node: yaml.ScalarNode, constructor: yaml.constructor.SafeConstructor
     return value
 
 
-def _to_python(
-    node: yaml.Node, path: Path_, lines: dict[Path_, int], problems: _Problems, file: str,
-    constructor: yaml.constructor.SafeConstructor,
-) -> Any:
+@dataclass
+class _Reader:
+    """Turns one document's YAML nodes into plain values, counting them (aliases included)."""
+
+    file: str
+    problems: _Problems
+    constructor: yaml.constructor.SafeConstructor = field(default_factory=yaml.constructor.SafeConstructor)
+    values: int = 0
+
+    def value(self, node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> Any:
+        self.values += 1
+        if self.values > MAX_VALUES:
+            raise _TooBig(node.start_mark.line + 1)
+        return _to_python(node, path, lines, self)
+
+
+def _to_python(node: yaml.Node, path: Path_, lines: dict[Path_, int], reader: _Reader) -> Any:
+    problems, file, constructor = reader.problems, reader.file, reader.constructor
     lines.setdefault(path, node.start_mark.line + 1)
     if len(path) > _MAX_DEPTH:
         raise _TooDeep(node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode) and node.tag == _SET_TAG:  # !!set {a, b}: a DynamoDB set
+        members = [reader.value(k, (*path, i), lines) for i, (k, _) in enumerate(node.value)]
+        try:
+            return set(members)
+        except TypeError:
+            problems.add(file, node.start_mark.line + 1, path, "a set holds plain values (strings, numbers, binary)")
+            return members
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
@@ -186,16 +218,23 @@ def _to_python(
             if key in out:
                 problems.add(file, key_node.start_mark.line + 1, (*path, key), "duplicate key")
             lines[(*path, key)] = key_node.start_mark.line + 1
-            out[key] = _to_python(value_node, (*path, key), lines, problems, file, constructor)
+            out[key] = reader.value(value_node, (*path, key), lines)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [
-            _to_python(item, (*path, i), lines, problems, file, constructor) for i, item in enumerate(node.value)
-        ]
-    return _scalar(node, constructor)  # type: ignore[arg-type]
+        return [reader.value(item, (*path, i), lines) for i, item in enumerate(node.value)]
+    value = _scalar(node, constructor)  # type: ignore[arg-type]
+    if isinstance(value, float):  # only .nan / .inf are left as floats
+        problems.add(file, node.start_mark.line + 1, path, f"{node.value} is not a number a spec can hold "
+                                                           "(DynamoDB and AWS take finite numbers only)")
+    return value
 
 
 class _TooDeep(Exception):
+    def __init__(self, line: int):
+        self.line = line
+
+
+class _TooBig(Exception):
     def __init__(self, line: int):
         self.line = line
 
@@ -216,8 +255,8 @@ def _read_documents(
                 continue
             lines: dict[Path_, int] = {}
             first = node.start_mark.line + 1
-            # a constructor per document: PyYAML's caches every object it builds
-            value = _to_python(node, (), lines, problems, display, yaml.constructor.SafeConstructor())
+            # a reader (and constructor) per document: PyYAML's constructor caches every object it builds
+            value = _Reader(display, problems).value(node, (), lines)
             if value is None:
                 continue
             if not isinstance(value, dict):
@@ -232,6 +271,9 @@ def _read_documents(
         problems.add(display, None, "", f"invalid YAML: {exc}")
     except _TooDeep as exc:
         problems.add(display, exc.line, "", f"nesting deeper than {_MAX_DEPTH} levels")
+    except _TooBig as exc:
+        problems.add(display, exc.line, "", f"the document expands to more than {MAX_VALUES:,} values (YAML aliases "
+                                            "repeating other nodes?); a spec needs far fewer, so it is refused")
     except RecursionError:
         problems.add(display, None, "", "nesting too deep (recursive alias?)")
     return docs

@@ -88,6 +88,8 @@ def diff_fields(
             continue
         have = live.get(f.name)
         if f.mode == "map":
+            if f.name == "tags":  # AWS reserves aws:* tags (CloudFormation's, ...): never diffed, removed, written
+                want, have = _without_reserved(want or {}), _without_reserved(have or {})
             changes += _diff_map(f, want or {}, have or {}, f.prune and f.name in stated)
         elif f.mode == "keyed":
             changes += _diff_keyed(f, want or [], have or [], f.prune and f.name in stated)
@@ -97,6 +99,13 @@ def diff_fields(
         elif normalise(want) != normalise(have):
             changes.append(_change(f, f.path, normalise(have), normalise(want)))
     return changes
+
+
+RESERVED_TAG_PREFIX = "aws:"
+
+
+def _without_reserved(tags: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in tags.items() if not str(k).startswith(RESERVED_TAG_PREFIX)}
 
 
 def _change(f: Field, path: str, before: Any, after: Any) -> FieldChange:

@@ -69,12 +69,30 @@ class _Dumper(yaml.SafeDumper):
 
 
 def _decimal(dumper: yaml.SafeDumper, value: Decimal) -> yaml.Node:
-    if value == value.to_integral_value():
+    """A DynamoDB number, exactly: integers as integers, others with every digit (`12.50`,
+    `1.5e-130`), in a form YAML reads back as the same number."""
+    if value == value.to_integral_value() and abs(value.adjusted()) < 40:
         return dumper.represent_int(int(value))
-    return dumper.represent_scalar("tag:yaml.org,2002:float", str(value))
+    sign, digits, _ = value.as_tuple()
+    if -30 < value.adjusted() < 30:
+        text = format(value, "f")
+    else:
+        mantissa = "".join(map(str, digits))
+        text = f"{'-' if sign else ''}{mantissa[0]}.{mantissa[1:] or '0'}e{value.adjusted():+d}"
+    return dumper.represent_scalar("tag:yaml.org,2002:float", text)
+
+
+def _text(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    """Text that the spec loader would read as a number (`1e3`) is quoted, so it stays text."""
+    from ..specs import EXPONENT_NUMBER
+
+    if EXPONENT_NUMBER.fullmatch(value):
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="'")
+    return dumper.represent_str(value)
 
 
 _Dumper.add_representer(Decimal, _decimal)
+_Dumper.add_representer(str, _text)
 
 
 def to_yaml(item: Exported) -> str:

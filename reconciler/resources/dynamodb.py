@@ -321,7 +321,9 @@ class Table(Resource):
             on = bool(want["pointInTimeRecovery"])
             steps.append(Step(f"UpdateContinuousBackups: point-in-time recovery {'on' if on else 'off'}",
                               lambda: _set_pitr(ddb(), self.name, on), wait=waits.table()))
-        items = [c.after for c in changes if _field_of(c.path) == "items" and c.after is not None]
+        declared = {self.item_key(item): item for item in spec.get("items") or []}
+        items = [declared[c.path[len("spec.items["):-1]] for c in changes  # the spec's own values, exactly
+                 if _field_of(c.path) == "items" and c.after is not None]
         if items:
             steps.append(Step(f"BatchWriteItem: {len(items)} item(s)", lambda: self._put_items(ddb(), items),
                               wait=waits.exists()))
@@ -570,6 +572,7 @@ def _from_dynamo(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _plain(value: Any) -> Any:
+    """boto3's deserialized value as a plain one: Binary -> bytes, inside maps, lists and sets too."""
     from boto3.dynamodb.types import Binary
 
     if isinstance(value, Binary):
@@ -578,6 +581,8 @@ def _plain(value: Any) -> Any:
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_plain(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return {_plain(v) for v in value}
     return value
 
 

@@ -283,3 +283,31 @@ def test_billing_mode_switch_and_capacity(cli, specs, aws):
     assert table["BillingModeSummary"]["BillingMode"] == "PROVISIONED"
     assert table["ProvisionedThroughput"]["ReadCapacityUnits"] == 5
     assert cli("plan", "--detailed-exitcode", str(root)).code == 0
+
+
+def test_aws_reserved_tags_are_never_diffed_removed_or_written(cli, specs, aws):
+    """A table CloudFormation built carries aws:cloudformation:* tags, which AWS refuses to remove: adopting
+    it plans only the ownership tags (and the spec's own), and leaves AWS's alone."""
+    ddb = aws.client("dynamodb")
+    ddb.create_table(TableName="Users", BillingMode="PAY_PER_REQUEST",
+                     KeySchema=[{"AttributeName": "UserId", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "UserId", "AttributeType": "S"}],
+                     Tags=[{"Key": "aws:cloudformation:stack-name", "Value": "web"},
+                           {"Key": "aws:cloudformation:logical-id", "Value": "UsersTable"}, {"Key": "team", "Value": "web"}])
+    root = specs("t.yaml", """
+        apiVersion: reconciler/v1
+        kind: Table
+        metadata: {name: Users, adopt: true}
+        spec:
+          partitionKey: {name: UserId, type: S}
+          tags: {team: web}
+    """)
+    plan = cli("plan", "--json", str(root))
+    [change] = plan.json["changes"]
+    assert change["action"] == "adopt"
+    assert {f["path"] for f in change["fields"]} == {"spec.tags.managed-by", "spec.tags.reconciler:name"}
+    assert cli("apply", "--auto-approve", str(root)).code == 0
+    arn = ddb.describe_table(TableName="Users")["Table"]["TableArn"]
+    tags = {t["Key"]: t["Value"] for t in ddb.list_tags_of_resource(ResourceArn=arn)["Tags"]}
+    assert tags["aws:cloudformation:stack-name"] == "web" and tags["aws:cloudformation:logical-id"] == "UsersTable"
+    assert cli("plan", "--detailed-exitcode", str(root)).code == 0
