@@ -71,7 +71,8 @@ class Aws:
         )
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
-        self.calls: Counter[tuple[str, str]] = Counter()
+        self.calls: Counter[tuple[str, str]] = Counter()  # the cycle's (read them with call_counts())
+        self.background_calls: Counter[tuple[str, str]] = Counter()  # made on a background thread
         self._cache: dict[str, _Once] = {}
         self.limiter = limiter or RateLimiter(dict(DEFAULT_LIMITS))
         self.throttles: Counter[str] = Counter()  # service -> throttled answers
@@ -127,7 +128,10 @@ class Aws:
         service = model.service_model.service_name
         _local.operation = f"{model.service_model.service_id}.{model.name}"
         with self._lock:
-            self.calls[(service, model.name)] += 1
+            if getattr(_local, "background", False):  # the lease's heartbeat: not the cycle's calls
+                self.background_calls[(service, model.name)] += 1
+            else:
+                self.calls[(service, model.name)] += 1
 
     def _before_send(self, service: str, **_: Any) -> None:
         waited = self.limiter.acquire(service)
@@ -156,6 +160,17 @@ class Aws:
             self.throttles, self.rate_limited, self.rate_limit_wait_s = Counter(), Counter(), Counter()
         return taken
 
+    def call_counts(self) -> Counter[tuple[str, str]]:
+        """A copy of the cycle's API calls so far, taken under the lock (other threads add to them)."""
+        with self._lock:
+            return Counter(self.calls)
+
+    def take_background_counts(self) -> Counter[tuple[str, str]]:
+        """The calls made on background threads since the last take (for the metrics)."""
+        with self._lock:
+            taken, self.background_calls = self.background_calls, Counter()
+        return taken
+
     def reset_counts(self) -> Counter[tuple[str, str]]:
         """Return the API calls counted so far and start a new count (one per cycle)."""
         with self._lock:
@@ -177,6 +192,11 @@ class _Once:
                 self._value = load()
                 self._done = True
             return self._value  # type: ignore[no-any-return]
+
+
+def counted_apart() -> None:
+    """Count this thread's calls apart from the cycle's (the lease's heartbeat thread calls it)."""
+    _local.background = True
 
 
 def current_operation() -> str | None:

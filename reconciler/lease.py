@@ -298,6 +298,9 @@ class Heartbeat:
         self.lease.release()
 
     def _run(self) -> None:
+        from .aws import counted_apart
+
+        counted_apart()
         while not self._stop.wait(self.lease.duration_s / 3):
             was_held = self.lease.held
             try:

@@ -267,10 +267,10 @@ class Agent:
             self.metrics.resources.labels(kind=kind, state=state).set(n)
         with self.lock:
             self.status["resources"] = resources
-            self.status["apiCalls"] = sum(self.aws.calls.values())
+            self.status["apiCalls"] = sum(self.aws.call_counts().values())
 
     def _record_calls(self) -> None:
-        for (service, operation), n in self.aws.calls.items():
+        for (service, operation), n in (self.aws.call_counts() + self.aws.take_background_counts()).items():
             self.metrics.api_calls.labels(service=service, operation=operation).inc(n)
         counts = self.aws.take_limit_counts()
         for service, n in counts["throttles"].items():

@@ -153,12 +153,12 @@ def make_plan(specs: SpecSet, aws: Aws, workers: int = 16) -> Plan:
     """One dry cycle: observe everything, compare, decide. Never writes."""
     started = time.monotonic()
     aws.new_cycle()
-    calls_before = sum(aws.calls.values())
+    calls_before = sum(aws.call_counts().values())
     resources = build_resources(specs)
     observed = observe_all(resources, aws, workers)
     changes = [with_steps(decide(r, o), aws) for r, o in zip(resources, observed, strict=True)]
     return Plan(changes, duration_s=time.monotonic() - started,
-                api_calls=sum(aws.calls.values()) - calls_before)
+                api_calls=sum(aws.call_counts().values()) - calls_before)
 
 
 def decide(resource: Resource, observed: Live | ObserveFailure | BaseException | None) -> Change:

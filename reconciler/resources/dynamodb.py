@@ -168,7 +168,8 @@ class Table(Resource):
             if "ttl" in spec:
                 described = ddb.describe_time_to_live(TableName=self.name)["TimeToLiveDescription"]
                 state["ttl"], ttl_status = _ttl_live(described), described.get("TimeToLiveStatus")
-            if spec.get("items"):
+            if spec.get("items") and state["partitionKey"] == spec["partitionKey"] and \
+                    state["sortKey"] == spec.get("sortKey"):  # items by the spec's key; a new key means replace
                 state["items"] = list(self._read_items(ddb))
         tags = _read_tags(ddb, table["TableArn"])
         state["tags"] = tags

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from reconciler.model import OWNER_TAG, ROLE_TAG
+from tests.conftest import wait_for
 
 
 class Clock:
@@ -130,3 +131,41 @@ def test_watching_a_dead_holder_takes_the_lease_after_its_duration(make_lease):
 
     assert b.acquire_or_watch(sleep=nap) is True
     assert 8 <= b_clock.now <= 10  # the holder's duration (8 s, from the item), not the watcher's own
+
+
+def test_heartbeat_calls_are_counted_apart_from_the_cycles_and_read_safely(make_lease, aws):
+    """The heartbeat renews on its own thread while the cycle reads its call counts: those counts never
+    include the heartbeat's calls, and reading them while the heartbeat counts never fails (before the
+    fix: 'dictionary changed size during iteration', and lease calls in the cycle's figures)."""
+    import threading
+
+    from reconciler.lease import Heartbeat
+
+    lease, _ = make_lease("agent-a", duration_s=0.3)  # renews every 0.1 s
+    assert lease.try_acquire()
+    handle = lease.aws
+    handle.reset_counts()
+    heartbeat = Heartbeat(lease).start()
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def read_counts() -> None:
+        try:
+            while not done.is_set():
+                sum(handle.call_counts().values())
+        except BaseException as exc:
+            errors.append(exc)
+
+    reader = threading.Thread(target=read_counts)
+    reader.start()
+    ddb = handle.client("dynamodb")
+    for _ in range(5):
+        ddb.describe_table(TableName="locks")  # the cycle's own calls
+    wait_for(lambda: sum(handle.background_calls.values()) >= 3, timeout=20, what="three renewals")
+    done.set()
+    reader.join()
+    counted = handle.call_counts()
+    heartbeat.stop()
+    assert errors == []
+    assert counted == {("dynamodb", "DescribeTable"): 5}
+    assert sum(handle.take_background_counts().values()) >= 3  # the renewals, counted apart

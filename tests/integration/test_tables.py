@@ -293,7 +293,8 @@ def test_aws_reserved_tags_are_never_diffed_removed_or_written(cli, specs, aws):
                      KeySchema=[{"AttributeName": "UserId", "KeyType": "HASH"}],
                      AttributeDefinitions=[{"AttributeName": "UserId", "AttributeType": "S"}],
                      Tags=[{"Key": "aws:cloudformation:stack-name", "Value": "web"},
-                           {"Key": "aws:cloudformation:logical-id", "Value": "UsersTable"}, {"Key": "team", "Value": "web"}])
+                           {"Key": "aws:cloudformation:logical-id", "Value": "UsersTable"},
+                           {"Key": "team", "Value": "web"}])
     root = specs("t.yaml", """
         apiVersion: reconciler/v1
         kind: Table
@@ -311,3 +312,25 @@ def test_aws_reserved_tags_are_never_diffed_removed_or_written(cli, specs, aws):
     tags = {t["Key"]: t["Value"] for t in ddb.list_tags_of_resource(ResourceArn=arn)["Tags"]}
     assert tags["aws:cloudformation:stack-name"] == "web" and tags["aws:cloudformation:logical-id"] == "UsersTable"
     assert cli("plan", "--detailed-exitcode", str(root)).code == 0
+
+
+def test_key_schema_change_with_declared_items_plans_replace(cli, specs, aws):
+    """The items are read by the spec's key; with another live key that read cannot work (AWS:
+    ValidationException). The plan says replace, as for any key change, not an error."""
+    table = """
+        apiVersion: reconciler/v1
+        kind: Table
+        metadata: {name: Users}
+        spec:
+          partitionKey: {name: UserId, type: S}
+          items:
+            - {UserId: u-1, Email: a@example.com}
+    """
+    root = specs("t.yaml", table)
+    assert cli("apply", "--auto-approve", str(root)).code == 0
+    specs("t.yaml", table.replace("{name: UserId, type: S}", "{name: Email, type: S}"))
+    plan = cli("plan", "--json", str(root))
+    [change] = plan.json["changes"]
+    assert change["action"] == "replace" and "error" not in change, change
+    assert "allowReplacement" in change["refused"]
+    assert [f["path"] for f in change["fields"] if f.get("forcesReplacement")] == ["spec.partitionKey"]
