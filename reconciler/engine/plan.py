@@ -156,9 +156,18 @@ def make_plan(specs: SpecSet, aws: Aws, workers: int = 16) -> Plan:
     calls_before = sum(aws.call_counts().values())
     resources = build_resources(specs)
     observed = observe_all(resources, aws, workers)
-    changes = [with_steps(decide(r, o), aws) for r, o in zip(resources, observed, strict=True)]
+    changes = [with_steps(_decide_safely(r, o), aws) for r, o in zip(resources, observed, strict=True)]
     return Plan(changes, duration_s=time.monotonic() - started,
                 api_calls=sum(aws.call_counts().values()) - calls_before)
+
+
+def _decide_safely(resource: Resource, observed: Live | ObserveFailure | None) -> Change:
+    """decide(), with a failure of this one resource reported as its error, never the whole plan's."""
+    try:
+        return decide(resource, observed)
+    except Exception as exc:
+        live = observed if isinstance(observed, Live) else None
+        return Change(resource, "error", live=live, error=describe_failure(exc, resource.ref, "planning"))
 
 
 def decide(resource: Resource, observed: Live | ObserveFailure | BaseException | None) -> Change:
@@ -197,6 +206,7 @@ def decide(resource: Resource, observed: Live | ObserveFailure | BaseException |
                 change.refused = (f"this change forces replacement of {resource.ref}"
                                   + (" and destroys its data" if resource.data_bearing else "")
                                   + "; set metadata.allowReplacement: true to allow it")
+            change.refused = change.refused or resource.refusal("replace", live)
     elif action == "update" and not effective:
         change.action = "noop"
     change.notes += resource.plan_notes(change.action, live)
@@ -269,6 +279,7 @@ def _decide_absent(resource: Resource, live: Live | None) -> Change:
     if meta.deletion != "delete":
         change.refused = ("metadata.state is absent but metadata.deletion is retain; "
                           "set deletion: delete to allow deleting it")
+    change.refused = change.refused or resource.refusal("delete", live)
     change.notes += resource.plan_notes("delete", live)
     return change
 

@@ -138,6 +138,11 @@ class Resource:
         """Take a backup before a delete or replace (data-bearing kinds); returns its name."""
         return None
 
+    def refusal(self, action: str, live: Live | None) -> str | None:
+        """Why this kind cannot carry out `action` on what is live (a bucket that holds objects the
+        agent did not put there); None when it can. The plan shows it as refused."""
+        return None
+
     def plan_notes(self, action: str, live: Live | None) -> list[str]:
         """Extra lines the plan should show for this resource (e.g. pending work)."""
         return []

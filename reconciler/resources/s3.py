@@ -74,7 +74,7 @@ class Bucket(Resource):
         return self.spec.spec.get("content")
 
     def prepare(self, aws: Aws) -> None:
-        if self.content:
+        if self.content and self.spec.metadata.state != "absent":  # a tombstone publishes nothing
             self._local = site.scan(self.spec.source_dir / self.content["directory"], self.content)
 
     def _root_object(self) -> str | None:
@@ -100,12 +100,6 @@ class Bucket(Resource):
             changes.append(FieldChange("spec.content.invalidate", None,
                                        {"distribution": self.content.get("invalidate"), "paths": plan.invalidate}))
         return changes
-
-    def plan_notes(self, action: str, live: Live | None) -> list[str]:
-        if self.content and live is not None and self._publish_plan(live).invalidate == ["/*"]:
-            threshold = self.content.get("invalidationThreshold", site.DEFAULT_THRESHOLD)
-            return [f"more than {threshold} paths changed: one /* invalidation instead of each path"]
-        return []
 
     def _publish(self, aws: Aws, live: Live | None) -> None:
         plan = self._publish_plan(live)
@@ -138,7 +132,8 @@ class Bucket(Resource):
                 raise
             block = {}
         state = {"blockPublicAccess": all(block.get(k) for k in BLOCK_ALL), "tags": tags}
-        remote = site.read_remote(s3, self.name) if self.content else None
+        deleting = self.spec.metadata.state == "absent"
+        remote = site.read_remote(s3, self.name) if self.content or deleting else None
         claimed = self.name if OWNER_TAG not in tags and intents.pending(self.ref) else None
         return Live(id=f"arn:aws:s3:::{self.name}", state=state, tags=tags, extra={"remote": remote},
                     claimed_by=claimed)
@@ -196,7 +191,31 @@ class Bucket(Resource):
             self._publish(aws, live)
 
     def delete(self, aws: Aws, live: Live) -> None:
-        aws.client("s3").delete_bucket(Bucket=self.name)
+        """The objects the agent published (its manifest says which) and the manifest, then the bucket."""
+        s3 = aws.client("s3")
+        remote = live.extra.get("remote") or site.read_remote(s3, self.name)
+        site.delete_objects(s3, self.name, [*_published(remote), site.MANIFEST_KEY])
+        s3.delete_bucket(Bucket=self.name)
+
+    def refusal(self, action: str, live: Live | None) -> str | None:
+        remote = live.extra.get("remote") if live else None
+        foreign = _foreign(remote) if remote else []
+        if action in ("delete", "replace") and foreign:
+            return (f"the bucket holds {len(foreign)} object(s) reconciler did not publish (e.g. {foreign[0]!r}); it "
+                    f"deletes only what it published. Move or delete them (aws s3 rm s3://{self.name}/ --recursive "
+                    "removes everything), then apply again")
+        return None
+
+    def plan_notes(self, action: str, live: Live | None) -> list[str]:
+        remote = live.extra.get("remote") if live else None
+        if action == "delete" and remote is not None and not _foreign(remote):
+            return [f"deletes the {len(_published(remote))} object(s) reconciler published and its manifest, "
+                    "then the bucket"]
+        if self.content and action != "delete" and live is not None and \
+                self._publish_plan(live).invalidate == ["/*"]:
+            threshold = self.content.get("invalidationThreshold", site.DEFAULT_THRESHOLD)
+            return [f"more than {threshold} paths changed: one /* invalidation instead of each path"]
+        return []
 
     @classmethod
     def export(cls, aws: Aws, options: dict[str, Any]) -> list[Exported]:
@@ -224,6 +243,16 @@ class Bucket(Resource):
                 spec["tags"] = user_tags(tags)
             out.append(item)
         return out
+
+
+def _published(remote: site.Remote) -> list[str]:
+    """The objects the agent published that the bucket still holds."""
+    return sorted(k for k in remote.etags if k in (remote.manifest.get("files") or {}))
+
+
+def _foreign(remote: site.Remote) -> list[str]:
+    """Objects in the bucket that the agent did not publish."""
+    return sorted(k for k in remote.etags if k not in (remote.manifest.get("files") or {}))
 
 
 def site_distribution(aws: Aws, name: str | None) -> str | None:

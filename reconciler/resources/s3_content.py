@@ -227,6 +227,16 @@ def publish(s3: Any, cf: Any, bucket: str, local: dict[str, LocalFile], remote: 
     _write_manifest(s3, bucket, {k: v for k, v in files.items() if k in local}, [], None)
 
 
+def delete_objects(s3: Any, bucket: str, keys: list[str]) -> None:
+    """DeleteObjects, 1,000 keys a call (S3's limit); a key that fails is an error naming it."""
+    for chunk in _chunks(keys, 1000):
+        out = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True})
+        if out.get("Errors"):
+            first = out["Errors"][0]
+            raise ReconcilerError(f"DeleteObjects failed for {len(out['Errors'])} object(s) of {bucket}, e.g. "
+                                  f"{first.get('Key')}: {first.get('Code')}: {first.get('Message')}")
+
+
 def _write_manifest(s3: Any, bucket: str, files: dict[str, Any], pending: list[str], since: str | None) -> None:
     body = {"format": "reconciler.site/v1", "files": files, "pendingInvalidation": pending}
     if pending:

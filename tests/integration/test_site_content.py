@@ -199,3 +199,54 @@ def test_a_missing_directory_never_prunes(cli, specs, aws, site, tmp_path):
     result = cli("apply", "--auto-approve", str(root))
     assert result.code == 1 and "not a readable directory" in result.out
     assert len(aws.client("s3").list_objects_v2(Bucket="example-site-bucket")["Contents"]) > 1
+
+
+TOMBSTONES = """\
+apiVersion: reconciler/v1
+kind: Bucket
+metadata: {name: example-site-bucket, state: absent, deletion: delete}
+spec:
+  content: {directory: ../site-gone}
+---
+apiVersion: reconciler/v1
+kind: Distribution
+metadata: {name: website, state: absent, deletion: delete}
+spec:
+  origin: {bucket: example-site-bucket}
+"""
+
+
+def test_a_bucket_the_agent_published_into_is_deleted_with_what_it_published(cli, specs, aws, site):
+    """Tombstoned (its content directory gone too): the plan says what goes; apply deletes the objects
+    the manifest lists, the manifest, then the bucket (before the fix: a raw BucketNotEmpty)."""
+    root = stack(specs)
+    assert cli("apply", "--auto-approve", str(root)).code == 0
+    specs("site.yaml", TOMBSTONES)
+    plan = cli("plan", "--json", str(root))
+    assert plan.code == 0, plan.out + plan.err
+    [bucket] = [c for c in plan.json["changes"] if c["kind"] == "Bucket"]
+    assert bucket["action"] == "delete" and "refused" not in bucket
+    assert bucket["notes"] == ["deletes the 7 object(s) reconciler published and its manifest, then the bucket"]
+    applied = cli("apply", "--auto-approve", str(root))
+    assert applied.code == 0, applied.out + applied.err
+    assert aws.client("s3").list_buckets()["Buckets"] == []
+    assert cli("plan", "--detailed-exitcode", str(root)).code == 0
+
+
+def test_a_bucket_holding_objects_the_agent_did_not_publish_is_not_deleted(cli, specs, aws, site):
+    root = stack(specs)
+    assert cli("apply", "--auto-approve", str(root)).code == 0
+    s3 = aws.client("s3")
+    s3.put_object(Bucket="example-site-bucket", Key="uploads/report.pdf", Body=b"%PDF")
+    s3.put_object(Bucket="example-site-bucket", Key="uploads/photo.jpg", Body=b"jpg")
+    specs("site.yaml", TOMBSTONES)
+    plan = cli("plan", "--json", str(root))
+    assert plan.out.startswith("{"), plan.err
+    [bucket] = [c for c in plan.json["changes"] if c["kind"] == "Bucket"]
+    assert bucket["refused"].startswith("the bucket holds 2 object(s) reconciler did not publish "
+                                        "(e.g. 'uploads/photo.jpg')")
+    assert "aws s3 rm s3://example-site-bucket/ --recursive" in bucket["refused"]
+    refused = cli("apply", "--auto-approve", str(root))
+    assert refused.code == 1
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket="example-site-bucket")["Contents"]}
+    assert {"uploads/report.pdf", "uploads/photo.jpg", "index.html"} <= keys  # nothing was deleted
