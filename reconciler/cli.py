@@ -74,6 +74,19 @@ class AwsOptions:
     log_level: str
     max_destroy: int
     rate_limits: tuple[str, ...]
+    no_color: bool
+
+    def start(self, default_level: str = "warning") -> None:
+        """Logging at --log-level (else the command's default) and colour unless --no-color/NO_COLOR."""
+        from .log import configure_logging
+
+        color = not (self.no_color or os.environ.get("NO_COLOR"))
+        if not color:
+            context: click.Context | None = click.get_current_context()
+            while context is not None:  # click.echo asks the innermost context
+                context.color = False
+                context = context.parent
+        configure_logging(self.log_level or default_level, color=None if color else False)
 
 
 @dataclass
@@ -134,8 +147,9 @@ def _aws_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      help="botocore retry mode (default: AWS_RETRY_MODE or adaptive)."),
         click.option("--workers", type=click.IntRange(1, 128), default=16, show_default=True,
                      envvar="RECONCILER_WORKERS", help="Concurrent AWS reads."),
-        click.option("--log-level", default="warning", show_default=True, envvar="RECONCILER_LOG_LEVEL",
-                     type=click.Choice(["debug", "info", "warning", "error"])),
+        click.option("--log-level", default=None, envvar="RECONCILER_LOG_LEVEL",
+                     type=click.Choice(["debug", "info", "warning", "error"]),
+                     help="Log level (default: warning; info for `run`)."),
         click.option("--max-destroy", type=click.IntRange(0), default=3, show_default=True,
                      envvar="RECONCILER_MAX_DESTROY",
                      help="Refuse all deletes/replaces of a run that has more of them than this."),
@@ -143,6 +157,8 @@ def _aws_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      envvar="RECONCILER_RATE_LIMITS",
                      help="Requests per second (and burst) for one AWS service, e.g. cloudfront=2:4; 0 = no "
                           "limit. Repeatable; defaults stay below AWS's documented limits (see README)."),
+        click.option("--no-color", is_flag=True, help="No colour in output or logs (NO_COLOR in the environment "
+                                                      "does the same)."),
     ]
     return _option_group(AwsOptions, "opts", options)(fn)
 
@@ -214,10 +230,9 @@ def _plan(spec_set: Any, aws: Any, opts: AwsOptions) -> Any:
 def plan(specs: Path, as_json: bool, detailed_exitcode: bool, opts: AwsOptions) -> int:
     """Show what apply would change. Never writes anything."""
     from .engine.render import plan_json, render_plan
-    from .log import configure_logging
     from .specs import load_specs
 
-    configure_logging(opts.log_level)
+    opts.start()
 
     spec_set = load_specs(specs)  # a broken spec set stops here, before any AWS call
     aws = _connect(opts)
@@ -241,10 +256,9 @@ def apply(specs: Path, auto_approve: bool, wait_s: int | None, opts: AwsOptions,
     """Plan, show the plan, ask, and apply it."""
     from .engine.apply import apply_plan
     from .engine.render import render_plan, render_report
-    from .log import configure_logging
     from .specs import load_specs
 
-    configure_logging(opts.log_level)
+    opts.start()
     spec_set = load_specs(specs)
     aws = _connect(opts)
     result = _plan(spec_set, aws, opts)
@@ -340,16 +354,19 @@ def _progress_line() -> Callable[[str], None]:
 def parse_duration(text: str, option: str = "--interval") -> float:
     """`90`, `30s`, `5m`, `1h` -> seconds."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
-    if not match or float(match.group(1)) <= 0:
+    if not match:
         raise ReconcilerError(f"{option} {text!r} is not a duration like 30s, 5m or 1h")
-    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+    seconds = float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+    if seconds <= 0:
+        raise ReconcilerError(f"{option} {text!r} must be longer than 0 seconds")
+    return seconds
 
 
 @cli.command()
 @_specs_arg
 @click.option("--once", is_flag=True, help="Run one cycle and exit with its result.")
 @click.option("--interval", default="5m", show_default=True, envvar="RECONCILER_INTERVAL",
-              help="Time between cycles (30s, 5m, 1h); jitter of 10 %% is added.")
+              help="Time between cycles (30s, 5m, 1h); jitter of 10 % is added.")
 @click.option("--git-url", default=None, envvar="RECONCILER_GIT_URL",
               help="Follow this git repository; SPECS is then a path inside it.")
 @click.option("--git-branch", default="main", show_default=True, envvar="RECONCILER_GIT_BRANCH")
@@ -371,9 +388,8 @@ def run(specs: Path, once: bool, interval: str, git_url: str | None, git_branch:
     """The agent: plan and apply the `enforce` resources, check Redis, cycle after cycle."""
     from .agent import Agent, DirectorySource, GitSource
     from .agent.daemon import state_dir_default
-    from .log import configure_logging
 
-    configure_logging("info" if opts.log_level == "warning" else opts.log_level)
+    opts.start(default_level="info")
     seconds = parse_duration(interval)
     if git_url and specs.is_absolute():
         raise ReconcilerError("with --git-url, SPECS is a path inside the repository (e.g. specs)")
@@ -384,7 +400,7 @@ def run(specs: Path, once: bool, interval: str, git_url: str | None, git_branch:
                   lease=lease_opts.make(aws), pending_interval_s=parse_duration(pending_interval, "--pending-interval"))
     if once:
         result = agent.run_once()
-        return EXIT_OK if result.ok and (result.healthy or not require_healthy) else EXIT_ERROR
+        return EXIT_OK if result.ok and (result.healthy is not False or not require_healthy) else EXIT_ERROR
     return agent.run_forever(http_host, 9090 if http_port is None else http_port, jitter_s=seconds * 0.1)
 
 
@@ -401,10 +417,9 @@ def health(specs: Path, endpoint: str | None, names: tuple[str, ...], as_json: b
     import json
 
     from .health import check_cluster, render_results
-    from .log import configure_logging
     from .specs import load_specs
 
-    configure_logging(opts.log_level)
+    opts.start()
     clusters = [s for s in load_specs(specs).by_kind("CacheCluster") if not names or s.name in names]
     if not clusters:
         raise ReconcilerError("no CacheCluster spec to check" + (f" named {', '.join(names)}" if names else ""))
@@ -442,11 +457,10 @@ def export(kinds: tuple[str, ...], names: tuple[str, ...], output: Path, with_it
            opts: AwsOptions) -> int:
     """Write specs for live resources (to adopt a stack built by hand). Makes no change in AWS."""
     from .engine.export import export_stack, write
-    from .log import configure_logging
     from .resources import registry
     from .specs import load_specs
 
-    configure_logging(opts.log_level)
+    opts.start()
     unknown = [k for k in kinds if k not in registry.kinds()]
     if unknown:
         raise ReconcilerError(f"--kind {unknown[0]!r} is not one of {', '.join(registry.kinds())}")

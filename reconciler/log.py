@@ -3,27 +3,42 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import structlog
 
 
-def configure_logging(level: str = "info", json_output: bool | None = None) -> None:
-    """Log to stderr. JSON lines unless stderr is a terminal (or json_output says otherwise)."""
+def configure_logging(level: str = "info", json_output: bool | None = None, color: bool | None = None) -> None:
+    """Log to stderr: JSON lines unless stderr is a terminal (or json_output says otherwise); colour
+    on a terminal unless NO_COLOR is set or `color` is False. Libraries' stdlib logging (APScheduler,
+    botocore) goes through the same renderer, so a JSON stream stays JSON."""
     if json_output is None:
         json_output = not sys.stderr.isatty()
+    if color is None:
+        color = sys.stderr.isatty() and not os.environ.get("NO_COLOR")
     renderer = (structlog.processors.JSONRenderer() if json_output
-                else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()))
+                else structlog.dev.ConsoleRenderer(colors=color))
+    numeric = getattr(logging, level.upper(), logging.INFO)
+    timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            timestamper,
             structlog.processors.format_exc_info,
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            getattr(logging, level.upper(), logging.INFO)),
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        foreign_pre_chain=[structlog.contextvars.merge_contextvars, structlog.stdlib.add_log_level,
+                           structlog.stdlib.add_logger_name, timestamper, structlog.processors.format_exc_info]))
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(numeric)
+    logging.getLogger("apscheduler").setLevel(max(numeric, logging.WARNING))  # its INFO is per-job chatter

@@ -70,7 +70,7 @@ class Backoff:
 @dataclass
 class CycleResult:
     ok: bool
-    healthy: bool = True
+    healthy: bool | None = None  # None: no health check ran (nothing to check, or the cycle stopped early)
     error: str | None = None
 
 
@@ -126,7 +126,7 @@ class Agent:
                  **({"pending": pending} if pending else {}))
         if pending:
             self._requeue(self.pending_interval_s)
-        structlog.contextvars.unbind_contextvars("revision")
+        structlog.contextvars.unbind_contextvars("revision", "attempted_revision")
         return result
 
     def _pending_refs(self) -> list[str]:
@@ -164,7 +164,8 @@ class Agent:
             with self.lock:
                 self.status["lastAppliedRevision"] = revision
             self.metrics.revision.info({"revision": revision})
-        return CycleResult(ok=ok and self.status["specError"] is None, healthy=all(h.healthy for h in health))
+        return CycleResult(ok=ok and self.status["specError"] is None,
+                           healthy=all(h.healthy for h in health) if health else None)
 
     def _load(self, revision: str) -> tuple[SpecSet | None, str | None]:
         """The spec set at `revision`, or at the last good one when it is broken (git only)."""
@@ -181,6 +182,8 @@ class Agent:
             if self.source.supports_fallback and self.last_good and self.last_good != revision:
                 log.warning("specs.fallback", last_good=self.last_good,
                             reason="the new revision is broken; drift correction continues at the last good one")
+                # what this cycle does from here on, it does at the last good revision: say that one
+                structlog.contextvars.bind_contextvars(revision=self.last_good, attempted_revision=revision)
                 return load_specs(self.source.checkout(self.last_good), self.source.root), self.last_good
             return None, None
         self.last_good = revision

@@ -161,6 +161,9 @@ def test_daemon_follows_git_corrects_drift_and_survives_a_broken_commit(aws, rep
     assert {"agent.started", "cycle.done", "specs.invalid", "specs.fallback", "agent.stopped"} <= {
         e["event"] for e in events}
     assert all("revision" in e for e in events if e["event"] == "cycle.done")
+    # a cycle that fell back says which revision it applied, and which one it attempted
+    fell_back = [e for e in events if e["event"] == "cycle.done" and e.get("attempted_revision") == broken]
+    assert fell_back and all(e["revision"] == second for e in fell_back)
 
 
 def test_sighup_runs_a_cycle_now(aws, repo, start_daemon):

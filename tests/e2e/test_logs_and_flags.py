@@ -1,0 +1,95 @@
+"""What the agent and the CLI tell is true: one JSON stream, the revision actually applied, health
+unknown when no check ran, the log level and colour asked for."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import signal
+import subprocess
+import time
+
+from tests.conftest import free_port, reconciler_command, wait_for
+
+CACHE = """\
+apiVersion: reconciler/v1
+kind: CacheCluster
+metadata: {name: slow-cache}
+spec:
+  allowFrom: [{securityGroupName: bastion}]
+  transitEncryption: false
+  healthCheck: {timeoutSeconds: 3, endpoint: "127.0.0.1:PORT"}
+"""
+
+
+def test_scheduler_warnings_stay_in_the_json_stream(aws, specs, tmp_path, silent_port):
+    """Cycles longer than the interval (a health check that times out after 3 s, every 1 s): APScheduler
+    warns that it skipped a run. Before the fix its line was plain text inside the JSON stream."""
+    root = specs("cache.yaml", CACHE.replace("PORT", str(silent_port)))
+    log = tmp_path / "daemon.log"
+    proc = subprocess.Popen([*reconciler_command(), "run", str(root), "--interval", "1s", "--http-port",
+                             str(free_port()), "--http-host", "127.0.0.1", "--no-lease"],
+                            env=aws.env, stdout=subprocess.DEVNULL, stderr=log.open("w"))
+    try:
+        wait_for(lambda: "maximum number of running instances" in log.read_text(), timeout=40,
+                 what="APScheduler's warning")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    events = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]  # every line is JSON
+    skipped = [e for e in events if e.get("logger", "").startswith("apscheduler")]
+    assert skipped and skipped[0]["level"] == "warning"
+    assert all(e["event"] != "cycle.done" or e["healthy"] is False for e in events)
+
+
+def test_health_is_unknown_when_no_check_ran(aws, specs, cli):
+    table = ("apiVersion: reconciler/v1\nkind: Table\nmetadata: {name: Orders}\n"
+             "spec: {partitionKey: {name: Id, type: S}}\n")
+    root = specs("t.yaml", table)
+    ran = cli("run", "--once", "--no-lease", str(root))
+    [done] = [json.loads(line) for line in ran.err.splitlines() if '"cycle.done"' in line]
+    assert ran.code == 0 and done["ok"] is True and done["healthy"] is None  # no cache: nothing checked
+    specs("t.yaml", table.replace("type: S", "type: Q"))
+    broken = cli("run", "--once", "--no-lease", str(root))
+    [done] = [json.loads(line) for line in broken.err.splitlines() if '"cycle.done"' in line]
+    assert broken.code == 1 and done["ok"] is False and done["healthy"] is None  # stopped early: unknown
+
+
+def test_log_level_warning_is_honoured(aws, specs, cli):
+    root = specs("t.yaml", "apiVersion: reconciler/v1\nkind: Table\nmetadata: {name: Orders}\n"
+                           "spec: {partitionKey: {name: Id, type: S}}\n")
+    quiet = cli("run", "--once", "--no-lease", "--log-level", "warning", str(root))
+    assert quiet.code == 0
+    assert not [line for line in quiet.err.splitlines() if '"level": "info"' in line], quiet.err
+    chatty = cli("run", "--once", "--no-lease", str(root))  # run's default: info
+    assert '"event": "cycle.done"' in chatty.err
+
+
+def run_on_a_terminal(args: list[str], env: dict[str, str], cwd) -> str:
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(args, env=env, cwd=cwd, stdin=follower, stdout=follower, stderr=follower)
+    os.close(follower)
+    out = b""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    proc.wait(timeout=60)
+    os.close(leader)
+    return out.decode(errors="replace")
+
+
+def test_no_color_and_NO_COLOR_are_honoured_on_a_terminal(aws, specs, tmp_path):
+    root = specs("t.yaml", "apiVersion: reconciler/v1\nkind: Table\nmetadata: {name: Orders}\n"
+                           "spec: {partitionKey: {name: Id, type: S}}\n")
+    plan = [*reconciler_command(), "plan", str(root)]
+    assert "\x1b[" in run_on_a_terminal(plan, aws.env, tmp_path)  # colour on a terminal by default
+    assert "\x1b[" not in run_on_a_terminal([*plan, "--no-color"], aws.env, tmp_path)
+    no_color = run_on_a_terminal(plan, {**aws.env, "NO_COLOR": "1"}, tmp_path)
+    assert "\x1b[" not in no_color and "Plan: 1 to add" in no_color
