@@ -95,7 +95,8 @@ class Agent:
         self.last_good: str | None = None
         self.scheduler: Any = None
         self.status: dict[str, Any] = {"lastAppliedRevision": None, "lastAttemptedRevision": None,
-                                       "specError": None, "lastCycle": None, "resources": [], "health": [],
+                                       "specError": None, "sourceError": None, "lastCycle": None,
+                                       "resources": [], "health": [],
                                        "lease": {"role": "disabled"} if lease is None else lease.describe()}
 
     # ------------------------------------------------------------------ one cycle
@@ -145,6 +146,7 @@ class Agent:
     def _cycle(self) -> CycleResult:
         revision = self.source.fetch()
         structlog.contextvars.bind_contextvars(revision=revision)
+        self._record_source_error(self.source.fetch_error)
         with self.lock:
             self.status["lastAttemptedRevision"] = revision
         spec_set, applied_revision = self._load(revision)
@@ -166,6 +168,21 @@ class Agent:
             self.metrics.revision.info({"revision": revision})
         return CycleResult(ok=ok and self.status["specError"] is None,
                            healthy=all(h.healthy for h in health) if health else None)
+
+    def _record_source_error(self, error: str | None) -> None:
+        """A spec source that cannot be reached now: said in the log and /status; the cycle goes on
+        with the revision last fetched."""
+        with self.lock:
+            previous = self.status.get("sourceError")
+            if error:
+                since = previous["since"] if previous and previous["error"] == error else _now()
+                self.status["sourceError"] = {"error": error, "since": since}
+            else:
+                self.status["sourceError"] = None
+        if error:
+            log.warning("git.fetch_failed", error=error, effect="reconciling the revision last fetched")
+        elif previous:
+            log.info("git.fetch_recovered")
 
     def _load(self, revision: str) -> tuple[SpecSet | None, str | None]:
         """The spec set at `revision`, or at the last good one when it is broken (git only)."""

@@ -22,6 +22,7 @@ class DirectorySource:
 
     supports_fallback = False
     root: Path | None = None
+    fetch_error: str | None = None
 
     def __init__(self, specs: Path):
         self.specs = specs
@@ -46,10 +47,19 @@ def redact(url: str) -> str:
     return re.sub(r"(//[^/@:]+):[^/@]*@", r"\1:***@", url)
 
 
+def git_error(stderr: str) -> str:
+    """What git said went wrong: its `fatal:`/`error:` lines (all of them: the first is often the cause,
+    the last a generic 'Could not read from remote repository'), without any credential in a URL."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    said = [line for line in lines if line.startswith(("fatal:", "error:"))] or lines[-1:]
+    return redact("; ".join(said)) if said else "failed (git said nothing)"
+
+
 class GitSource:
     """Specs from a branch of a git repository, kept in a local clone and fetched each cycle."""
 
     supports_fallback = True
+    fetch_error: str | None = None
 
     def __init__(self, url: str, branch: str, state_dir: Path, specs_path: str):
         self.url, self.branch, self.specs_path = url, branch, specs_path
@@ -62,18 +72,27 @@ class GitSource:
         proc = subprocess.run(["git", *args], cwd=cwd or self.workdir, env=env, capture_output=True,
                               text=True, timeout=300)
         if proc.returncode != 0:
-            message = redact(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed")
-            raise ReconcilerError(f"git {args[0]} failed for {redact(self.url)} ({self.branch}): {message}")
+            raise ReconcilerError(f"git {args[0]} failed for {redact(self.url)} ({self.branch}): "
+                                  f"{git_error(proc.stderr)}")
         return proc.stdout.strip()
 
     def fetch(self) -> str:
-        """Fetch the branch; return the commit it points to."""
+        """Fetch the branch; return the commit it points to. When the remote cannot be reached, the
+        commit last fetched is returned (drift correction goes on) and `fetch_error` says why."""
         if not (self.workdir / ".git").exists():
             self.workdir.mkdir(parents=True, exist_ok=True)
             self._git("init", "--quiet", str(self.workdir), cwd=self.workdir.parent)
             self._git("remote", "add", "origin", self.url)
         ref = f"refs/remotes/origin/{self.branch}"
-        self._git("fetch", "--quiet", "--prune", "--depth", "50", "origin", f"+refs/heads/{self.branch}:{ref}")
+        try:
+            self._git("fetch", "--quiet", "--prune", "--depth", "50", "origin", f"+refs/heads/{self.branch}:{ref}")
+        except ReconcilerError as exc:
+            self.fetch_error = str(exc)
+            try:
+                return self._git("rev-parse", "--verify", "--quiet", ref)
+            except ReconcilerError:
+                raise exc from None  # never fetched: nothing to go on with
+        self.fetch_error = None
         return self._git("rev-parse", ref)
 
     def checkout(self, revision: str) -> Path:

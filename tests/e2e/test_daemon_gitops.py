@@ -303,3 +303,27 @@ def test_an_agent_that_cannot_reach_aws_keeps_running_and_says_why(aws, tmp_path
         proc.terminate()
         assert proc.wait(timeout=15) == 0
     assert "Traceback" not in log.read_text()
+
+
+def test_an_unreachable_git_remote_does_not_stop_drift_correction(aws, repo, start_daemon):
+    """The remote goes away (moved): the agent keeps reconciling the commit it last fetched, and says
+    why it could not fetch in the log and /status with git's own words; when it is back, that clears."""
+    first = repo.commit({"specs/tables.yaml": TABLE.replace("TEAM", "web")}, "Orders table")
+    daemon = start_daemon(repo)
+    wait_for(lambda: daemon.status()["lastAppliedRevision"] == first, what="first revision applied")
+    moved = repo.bare.with_name("moved.git")
+    repo.bare.rename(moved)
+    try:
+        status = wait_for(lambda: daemon.status()["sourceError"] and daemon.status(), what="the fetch error")
+        error = status["sourceError"]["error"]
+        assert "does not appear to be a git repository" in error and "Could not read from remote" in error, error
+        ddb = aws.client("dynamodb")
+        arn = ddb.describe_table(TableName="Orders")["Table"]["TableArn"]
+        ddb.tag_resource(ResourceArn=arn, Tags=[{"Key": "team", "Value": "console"}])
+        wait_for(lambda: tags_of(aws, "Orders")["team"] == "web", timeout=20, what="drift corrected while offline")
+        assert daemon.status()["lastAttemptedRevision"] == first
+    finally:
+        moved.rename(repo.bare)
+    wait_for(lambda: daemon.status()["sourceError"] is None, what="the error cleared")
+    warnings = [e for e in daemon.events() if e["event"] == "git.fetch_failed"]
+    assert warnings and "does not appear to be a git repository" in warnings[0]["error"]
