@@ -242,3 +242,28 @@ def describe_failure(exc: BaseException, ref: str, doing: str) -> str:
     at = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
     return (f"internal error in reconciler while {doing} {ref} (not an AWS failure): {type(exc).__name__}: {exc}"
             f"{at}; please report it (RECONCILER_DEBUG=1 logs the traceback)")
+
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@functools.cache
+def talks_to_sandbox() -> bool:
+    """True when AWS here is a reconciler sandbox: `--sandbox` (RECONCILER_SANDBOX=1), or
+    AWS_ENDPOINT_URL on loopback answering the sandbox's own /_sandbox/time. Never true for an
+    endpoint elsewhere, so nothing meant for the sandbox (a throw-away secret) reaches an account."""
+    import json
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    if os.environ.get("RECONCILER_SANDBOX") == "1":
+        return True
+    url = os.environ.get("AWS_ENDPOINT_URL") or ""
+    if urllib.parse.urlparse(url).hostname not in _LOOPBACK:
+        return False
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/_sandbox/time", timeout=1) as answer:
+            return "factor" in json.load(answer)
+    except (OSError, ValueError, urllib.error.URLError):
+        return False

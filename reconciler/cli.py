@@ -156,7 +156,7 @@ def _aws_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--rate-limit", "rate_limits", multiple=True, metavar="SERVICE=RATE[:BURST]",
                      envvar="RECONCILER_RATE_LIMITS",
                      help="Requests per second (and burst) for one AWS service, e.g. cloudfront=2:4; 0 = no "
-                          "limit. Repeatable; defaults stay below AWS's documented limits (see README)."),
+                          "limit. Repeatable; defaults stay below AWS's documented limits (docs/agent.md)."),
         click.option("--no-color", is_flag=True, help="No colour in output or logs (NO_COLOR in the environment "
                                                       "does the same)."),
     ]
@@ -300,7 +300,9 @@ def _carry_through(spec_set: Any, aws: Any, opts: AwsOptions, report: Any, wait_
     from .engine.render import render_report
 
     deadline = time.monotonic() + wait_s
-    progress, poll = _progress_line(), 2 if opts.sandbox or os.environ.get("RECONCILER_SANDBOX") else 10
+    from .aws import talks_to_sandbox
+
+    progress, poll = _progress_line(), 2 if opts.sandbox or talks_to_sandbox() else 10
     while True:
         waiting = wait_until_settled(report, aws, max(1.0, deadline - time.monotonic()), progress, poll_s=poll)
         if sys.stdout.isatty():

@@ -241,7 +241,9 @@ def check_cluster(spec: Any, aws: Any | None, endpoint: str | None = None) -> He
     s = spec.spec
     check = s.get("healthCheck") or {}
     target = endpoint or check.get("endpoint")
-    if not target and os.environ.get("RECONCILER_SANDBOX"):
+    from .aws import talks_to_sandbox
+
+    if not target and talks_to_sandbox():
         return HealthResult(spec.name, None, skipped=(
             "the sandbox has no Redis data plane; give --endpoint HOST:PORT (or spec.healthCheck.endpoint) "
             "to check a real server"))

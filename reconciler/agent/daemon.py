@@ -1,6 +1,6 @@
 """The agent: reconcile cycles on a schedule, status, metrics, health checks, signals.
 
-Rules (also in the README):
+Rules (also in docs/agent.md):
 - One cycle at a time: a late cycle is coalesced, never stacked (APScheduler,
   max_instances=1, coalesce=True), with jitter on the interval.
 - A commit whose specs fail to load is reported (file, line, revision) and nothing from it

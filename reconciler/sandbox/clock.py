@@ -32,7 +32,7 @@ class Duration:
 
 
 # AWS's typical durations. Where AWS documents a figure it is cited; elsewhere the figure is a
-# typical observed one, said so. The README's sandbox table is generated from this one.
+# typical observed one, said so. docs/sandbox.md's table says the same (tests/unit/test_docs.py checks it).
 DURATIONS: dict[str, Duration] = {
     "dynamodb.create": Duration(20, "CreateTable: CREATING -> ACTIVE",
                                 "typical for an empty table (not documented)"),
