@@ -412,9 +412,15 @@ def run(specs: Path, once: bool, interval: str, git_url: str | None, git_branch:
               help="Probe this endpoint instead of the cluster's live primary endpoint.")
 @click.option("--name", "names", multiple=True, help="Only these CacheCluster specs (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Verify the server's TLS certificate against this CA (default: spec.healthCheck.caFile, else "
+                   "the system trust store).")
+@click.option("--tls/--no-tls", default=None,
+              help="Speak TLS or not (default: spec.healthCheck.tls, else spec.transitEncryption).")
 @_aws_options
 @_guarded
-def health(specs: Path, endpoint: str | None, names: tuple[str, ...], as_json: bool, opts: AwsOptions) -> int:
+def health(specs: Path, endpoint: str | None, names: tuple[str, ...], as_json: bool, ca_file: str | None,
+           tls: bool | None, opts: AwsOptions) -> int:
     """Check that each Redis cluster answers, step by step (DNS, TCP, TLS, AUTH, PING, SET/GET/DEL)."""
     import json
 
@@ -427,11 +433,16 @@ def health(specs: Path, endpoint: str | None, names: tuple[str, ...], as_json: b
         raise ReconcilerError("no CacheCluster spec to check" + (f" named {', '.join(names)}" if names else ""))
     if endpoint and len(clusters) > 1:
         raise ReconcilerError("--endpoint applies to one cluster: select it with --name")
-    if endpoint and not re.fullmatch(r"[^:\s]+:\d+", endpoint):
-        raise ReconcilerError(f"--endpoint {endpoint!r} is not HOST:PORT")
+    if endpoint:
+        from .health import parse_endpoint
+
+        try:
+            parse_endpoint(endpoint)
+        except ReconcilerError as exc:
+            raise ReconcilerError(f"--endpoint: {exc}") from None
     needs_aws = opts.sandbox or any(_needs_aws(s, endpoint) for s in clusters)
     aws = _connect(opts) if needs_aws else None
-    results = [check_cluster(s, aws, endpoint) for s in clusters]
+    results = [check_cluster(s, aws, endpoint, tls=tls, ca_file=ca_file) for s in clusters]
     click.echo(json.dumps({"clusters": [r.to_json() for r in results]}, indent=2) if as_json
                else render_results(results))
     return EXIT_OK if all(r.healthy for r in results) else EXIT_ERROR

@@ -9,6 +9,7 @@ look at. Used by `reconciler health` and by the agent every cycle.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import ssl
 import time
@@ -74,7 +75,7 @@ class _StepFailed(Exception):
 def check_redis(cluster: str, host: str, port: int, *, password: Secret | None = None, tls: bool = False,
                 ca_file: str | None = None, timeout: float = 2.0) -> HealthResult:
     """Probe a Redis endpoint step by step. Never raises for a failed check; never shows the token."""
-    result = HealthResult(cluster, f"{host}:{port}")
+    result = HealthResult(cluster, (f"[{host}]:{port}" if ":" in host else f"{host}:{port}"))
     secret = password.reveal() if password else None
     try:
         address = _timed(result, "dns", lambda: _resolve(host, port))
@@ -152,6 +153,10 @@ def _tls_probe(address: str, host: str, port: int, timeout: float, ca_file: str 
                 context.wrap_socket(raw, server_hostname=host) as secure:
             return secure.version() or ""
     except ssl.SSLCertVerificationError as exc:
+        if "hostname mismatch" in str(exc.verify_message).lower() or "IP address mismatch" in str(exc.verify_message):
+            raise _StepFailed(f"certificate name mismatch ({exc.verify_message})",
+                              f"the certificate is trusted but not issued for {host!r}: connect by the name it "
+                              "was issued for (the cluster's endpoint name, not an IP or an alias)") from None
         raise _StepFailed(f"certificate not trusted ({exc.verify_message})",
                           "the server's certificate does not verify against the trust store: for a private CA "
                           "set spec.healthCheck.caFile (or SSL_CERT_FILE)") from None
@@ -180,8 +185,12 @@ def _command(conn: redis.Connection, *args: Any, port: int) -> Any:
         conn.send_command(*args)
         return conn.read_response()
     except redis.exceptions.AuthenticationError as exc:
-        raise _StepFailed(_clean(exc, secret), "AUTH token mismatch: the token the spec references is not the "
-                                               "cluster's (was it rotated?)") from None
+        message = _clean(exc, secret)
+        if "without any password configured" in message or "no password is set" in message:
+            raise _StepFailed(message, "the server has no AUTH token but one was sent: remove spec.authToken, "
+                                       "or set the token on the cluster") from None
+        raise _StepFailed(message, "AUTH token mismatch: the token the spec references is not the "
+                                   "cluster's (was it rotated?)") from None
     except redis.exceptions.ResponseError as exc:
         message = _clean(exc, secret)
         if "NOAUTH" in message:
@@ -228,7 +237,21 @@ def render_results(results: list[HealthResult]) -> str:
     return "\n".join(lines)
 
 
-def check_cluster(spec: Any, aws: Any | None, endpoint: str | None = None) -> HealthResult:
+def parse_endpoint(text: str) -> tuple[str, int]:
+    """`host:6379`, `10.0.0.5:6379` or `[::1]:6379` -> (host, port); anything else is a clear error."""
+    from .errors import ReconcilerError
+
+    match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d+)|([^:\s\[\]]+):(\d+)", text.strip())
+    if not match:
+        raise ReconcilerError(f"{text!r} is not HOST:PORT (an IPv6 address goes in brackets: [::1]:6379)")
+    host, port = match.group(1) or match.group(3), int(match.group(2) or match.group(4))
+    if not 1 <= port <= 65535:
+        raise ReconcilerError(f"{text!r}: port {port} is not between 1 and 65535")
+    return host, port
+
+
+def check_cluster(spec: Any, aws: Any | None, endpoint: str | None = None, *, tls: bool | None = None,
+                  ca_file: str | None = None) -> HealthResult:
     """Health of one CacheCluster spec: resolve its endpoint and token, then probe.
 
     Endpoint: `endpoint` (the --endpoint flag), else spec.healthCheck.endpoint, else the live
@@ -249,7 +272,7 @@ def check_cluster(spec: Any, aws: Any | None, endpoint: str | None = None) -> He
             "to check a real server"))
     try:
         if target:
-            host, _, port = target.rpartition(":")
+            host, port = parse_endpoint(target)
         else:
             host, port = _live_endpoint(spec.name, aws)
         token = resolve(s["authToken"], aws) if s.get("authToken") else None
@@ -257,10 +280,12 @@ def check_cluster(spec: Any, aws: Any | None, endpoint: str | None = None) -> He
         message = str(exc) if isinstance(exc, ReconcilerError) else describe_error(exc)
         return HealthResult(spec.name, target, error=message,
                             cause="fix the configuration above; the check did not reach Redis")
-    ca_file = check.get("caFile")
-    if ca_file and not os.path.isabs(ca_file):
-        ca_file = str(spec.source_dir / ca_file)
-    tls = check.get("tls", s.get("transitEncryption", True))
+    if ca_file is None:
+        ca_file = check.get("caFile")
+        if ca_file and not os.path.isabs(ca_file):
+            ca_file = str(spec.source_dir / ca_file)
+    if tls is None:
+        tls = check.get("tls", s.get("transitEncryption", True))
     return check_redis(spec.name, host, int(port), password=token, tls=tls,
                        ca_file=ca_file, timeout=float(check.get("timeoutSeconds", 2)))
 

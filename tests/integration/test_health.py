@@ -6,6 +6,8 @@ import time
 
 import pytest
 
+from tests.conftest import free_port
+
 CACHE = """\
 apiVersion: reconciler/v1
 kind: CacheCluster
@@ -56,10 +58,13 @@ def test_wrong_token_says_auth_mismatch(cli, specs, aws, redis_server):
 
 
 def test_missing_token_variable_is_clear(cli, specs, aws, redis_server):
+    """Outside the sandbox (no sandbox endpoint: as against a real account) an unset variable is an error;
+    only the sandbox gets a throw-away value (tests/e2e/test_readme.py)."""
     root = specs("cache.yaml", spec_text())
-    env = {k: v for k, v in aws.env.items() if k != "REDIS_AUTH_TOKEN"}
+    env = {k: v for k, v in aws.env.items() if k not in ("REDIS_AUTH_TOKEN", "AWS_ENDPOINT_URL", "RECONCILER_SANDBOX")}
     result = cli("health", "--endpoint", redis_server.endpoint, str(root), env=env)
     assert result.code == 1 and "REDIS_AUTH_TOKEN is not set" in result.out
+    assert "secret.throw_away" not in result.err
 
 
 def test_stopped_server_is_connection_refused(cli, specs, aws, redis_server):
@@ -156,3 +161,59 @@ def test_token_from_secrets_manager_or_ssm(cli, specs, aws, redis_server, source
     assert result.code == 0, result.out + result.err
     assert [s["step"] for s in result.json["clusters"][0]["steps"]][2] == "auth"
     no_secret_anywhere(result, redis_server.password)
+
+
+@pytest.mark.parametrize(("endpoint", "message"), [
+    ("127.0.0.1:99999", "port 99999 is not between 1 and 65535"),
+    ("::1:6379", "is not HOST:PORT (an IPv6 address goes in brackets: [::1]:6379)"),
+    ("redis.example.com", "is not HOST:PORT"),
+])
+def test_endpoint_is_checked_before_anything(cli, specs, aws, endpoint, message):
+    result = cli("health", "--endpoint", endpoint, str(specs("cache.yaml", spec_text())))
+    assert result.code == 1 and message in result.err and "Traceback" not in result.err
+
+
+def test_an_ipv6_endpoint_in_brackets_is_probed(cli, specs, aws, silent_port):
+    root = specs("cache.yaml", spec_text())
+    result = cli("health", "--json", "--endpoint", f"[::1]:{free_port()}", str(root),
+                 env={**aws.env, "REDIS_AUTH_TOKEN": "t-1234567890abcdef"})
+    [cluster] = result.json["clusters"]
+    assert cluster["endpoint"].startswith("[::1]:") and cluster["steps"][0]["step"] == "dns"
+    assert cluster["steps"][0]["ok"]  # it got as far as connecting to ::1
+
+
+def test_a_server_without_a_password_is_not_blamed_on_the_token(cli, specs, aws, tmp_path):
+    from tests.conftest import start_redis
+
+    server = start_redis(tmp_path)  # no requirepass
+    try:
+        root = specs("cache.yaml", spec_text())
+        result = cli("health", "--json", "--endpoint", server.endpoint, str(root),
+                     env={**aws.env, "REDIS_AUTH_TOKEN": "t-1234567890abcdef"})
+    finally:
+        server.stop()
+    [cluster] = result.json["clusters"]
+    assert "the server has no AUTH token but one was sent" in cluster["cause"]
+    assert "mismatch" not in cluster["cause"]
+
+
+def test_a_certificate_for_another_name_is_not_blamed_on_the_trust_store(cli, specs, aws, tls_redis):
+    """The test certificate is for localhost and 127.0.0.1; `127.1` is the same address by another name."""
+    root = specs("cache.yaml", spec_text(tls=True, extra=f", caFile: {tls_redis.ca_file}"))
+    env = {**aws.env, "REDIS_AUTH_TOKEN": tls_redis.password}
+    result = cli("health", "--json", "--endpoint", f"127.1:{tls_redis.port}", str(root), env=env)
+    [cluster] = result.json["clusters"]
+    assert "certificate name mismatch" in cluster["error"]
+    assert "not issued for '127.1'" in cluster["cause"] and "trust store" not in cluster["cause"]
+
+
+def test_ca_file_and_tls_flags_override_the_spec(cli, specs, aws, tls_redis, redis_server):
+    tls_root = specs("tls.yaml", spec_text(tls=True))  # no caFile in the spec: the system store refuses it
+    env = {**aws.env, "REDIS_AUTH_TOKEN": tls_redis.password}
+    assert cli("health", "--endpoint", f"localhost:{tls_redis.port}", str(tls_root), env=env).code == 1
+    trusted = cli("health", "--endpoint", f"localhost:{tls_redis.port}", "--ca-file", tls_redis.ca_file,
+                  str(tls_root), env=env)
+    assert trusted.code == 0, trusted.out
+    plain = cli("health", "--endpoint", redis_server.endpoint, "--no-tls", str(tls_root),
+                env={**aws.env, "REDIS_AUTH_TOKEN": redis_server.password})
+    assert plain.code == 0, plain.out
