@@ -481,7 +481,8 @@ def export(kinds: tuple[str, ...], names: tuple[str, ...], output: Path, with_it
     items = export_stack(aws, list(kinds), list(names), {"with_items": with_items, "item_limit": item_limit})
     for item in items:
         for warning in item.warnings:
-            click.echo(f"warning: {item.kind}/{item.name}: {warning}", err=True)
+            where = f"{item.kind}/{item.name}" + (f" ({item.external_id})" if item.external_id else "")
+            click.echo(f"warning: {where}: {warning}", err=True)
     paths = write(items, output)
     if not paths:
         click.echo("Nothing to export.", err=True)
@@ -490,8 +491,11 @@ def export(kinds: tuple[str, ...], names: tuple[str, ...], output: Path, with_it
     for path in paths:
         click.echo(f"wrote {path}")
     adopt = sum(1 for i in items if not i.owned and not i.skipped)
-    click.echo(f"{len(spec_set.specs)} spec(s) written to {output}/; {adopt} to adopt. Review them, commit, then "
-               f"`reconciler plan {output}` should show only adopt.")
+    owned = len(spec_set.specs) - adopt
+    click.echo(f"{len(spec_set.specs)} spec(s) written to {output}/: {adopt} to adopt, {owned} already managed by "
+               f"reconciler. Review them, commit, then `reconciler plan {output}`: "
+               + ("it shows only adopt (the ownership tags) for those." if adopt
+                  else "it should show no changes."))
     return EXIT_OK
 
 

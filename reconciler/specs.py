@@ -368,7 +368,7 @@ def load_specs(root: str | Path, relative_to: Path | None = None) -> SpecSet:
                 other = seen[key]
                 problems.add(display, spec.line_of(("metadata", "name")), "metadata.name",
                              f"duplicate {spec.kind} {spec.name!r} "
-                             f"(first defined at {other.file}:{other.line})")
+                             f"(first defined at {other.file}:{other.line_of(('metadata', 'name'))})")
                 continue
             seen[key] = spec
             specs.append(spec)
@@ -386,6 +386,9 @@ def _validate_document(
             path = path[:-1]
         return lines.get(path, first)
 
+    if "apiVersion" not in doc:
+        problems.add(file, first, "apiVersion", f"missing; every document starts with apiVersion: {API_VERSION}")
+        return None
     if doc.get("apiVersion") != API_VERSION:
         problems.add(file, line(("apiVersion",)), "apiVersion",
                      f"{doc.get('apiVersion')!r} is not supported; expected {API_VERSION!r}")

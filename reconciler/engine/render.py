@@ -140,12 +140,15 @@ def render_report(report: ApplyReport) -> str:
         else:
             out.append(_style(f"{o.change.ref}: {o.status}: {o.message}", "error"))
     done = lambda *acts: report.count("applied", acts)  # noqa: E731
-    failed = sum(1 for o in report.outcomes if o.status not in ("applied", "pending"))
+    failed, refused = report.count("failed") + report.count("blocked"), report.count("refused")
     pending = report.count("pending")
-    verdict = "Apply complete!" if report.ok else "Apply finished with errors."
+    verdict = ("Apply complete!" if report.ok else "Apply finished with errors." if failed
+               else "Apply finished; some changes were refused.")
     out.append(f"{verdict} Resources: {done('create', 'replace')} added, {done('adopt')} adopted, "
                f"{done('update')} changed, {done('delete', 'replace')} destroyed"
-               + (f", {pending} in progress" if pending else "") + (f", {failed} failed." if failed else "."))
+               + (f", {pending} in progress" if pending else "")
+               + (f", {refused} refused by a safety rule (see above)" if refused else "")
+               + (f", {failed} failed." if failed else "."))
     if pending:
         out.append("AWS is still working on what is in progress; its next steps are taken by the next apply or "
                    "the agent's next cycle (apply --wait carries them through now).")

@@ -186,9 +186,14 @@ class Distribution(Resource):
             if ref and ref.startswith("Managed-") and ref not in MANAGED_CACHE_POLICIES:
                 problems.append((path, f"unknown managed cache policy {ref!r}; known: "
                                        + ", ".join(sorted(MANAGED_CACHE_POLICIES))))
-        if not any(o.kind == "Bucket" and o.name == s["origin"]["bucket"] for o in specs):
+        origin = next((o for o in specs if o.kind == "Bucket" and o.name == s["origin"]["bucket"]), None)
+        if origin is None:
             problems.append((("spec", "origin", "bucket"),
                              f"no Bucket spec named {s['origin']['bucket']!r} (the origin must be declared)"))
+        elif origin.metadata.state == "absent" and spec.metadata.state != "absent":
+            problems.append((("spec", "origin", "bucket"),
+                             f"the Bucket {origin.name!r} is tombstoned (state: absent): a distribution that stays "
+                             "cannot serve from it; tombstone the distribution too, or keep the bucket"))
         if s.get("aliases") and not s.get("certificateArn"):
             problems.append((("spec", "aliases"), "aliases need spec.certificateArn (an ACM certificate in "
                                                   "us-east-1 covering them)"))
@@ -370,18 +375,17 @@ class Distribution(Resource):
             fallback = f"dist-{summary['Id'].lower()}"
             name = tags.get(NAME_TAG) or spec_name(config.get("Comment") or "", fallback)
             item = Exported("Distribution", name, {}, tags, external_id=summary["Id"])
-            where = f"Distribution {name} ({summary['Id']})"
             origins = config.get("Origins", {}).get("Items") or []
             s3_origins = [o for o in origins if ".s3." in o["DomainName"] or ".s3-" in o["DomainName"]]
             if len(origins) != 1 or not s3_origins:
-                item.warnings.append(f"{where}: spec.origin: only a single S3 origin can be expressed; this one has "
+                item.warnings.append(f"spec.origin: only a single S3 origin can be expressed; this one has "
                                      f"{len(origins)} origin(s) ({', '.join(o['DomainName'] for o in origins)}): "
                                      "not exported")
                 item.skipped = True
                 out.append(item)
                 continue
             state = _config_state(config, oacs)
-            item.spec = _export_spec(state, config, item, where, name)
+            item.spec = _export_spec(state, config, item, name)
             item.requires.append(("Bucket", state["origin"]["bucket"]))
             if user_tags(tags):
                 item.spec["tags"] = user_tags(tags)
@@ -399,8 +403,7 @@ class Distribution(Resource):
 # ---------------------------------------------------------------------- spec <-> config
 
 
-def _export_spec(state: dict[str, Any], config: dict[str, Any], item: Exported, where: str,
-                 name: str) -> dict[str, Any]:
+def _export_spec(state: dict[str, Any], config: dict[str, Any], item: Exported, name: str) -> dict[str, Any]:
     """A distribution's live state as the spec a person would write (defaults left out)."""
     spec: dict[str, Any] = {}
     if not state["enabled"]:
@@ -412,7 +415,7 @@ def _export_spec(state: dict[str, Any], config: dict[str, Any], item: Exported, 
     if access and access != oac_name(name):
         origin["originAccessControl"] = access
     if not access:
-        item.warnings.append(f"{where}: spec.origin: the origin uses no Origin Access Control (public bucket or "
+        item.warnings.append("spec.origin: the origin uses no Origin Access Control (public bucket or "
                              "legacy OAI); adopting it switches it to an OAC the agent creates")
     spec["origin"] = origin
     for key, default in (("defaultRootObject", ""), ("priceClass", "PriceClass_All"),
@@ -431,10 +434,10 @@ def _export_spec(state: dict[str, Any], config: dict[str, Any], item: Exported, 
     viewer = [state["viewerProtocolPolicy"], *(b["viewerProtocolPolicy"] for b in state["behaviors"])]
     if "allow-all" in viewer:
         item.exceptions.append("plain-http")
-        item.warnings.append(f"{where}: spec.viewerProtocolPolicy: serves plain HTTP; exported as is with "
+        item.warnings.append("spec.viewerProtocolPolicy: serves plain HTTP; exported as is with "
                              "securityExceptions: [plain-http]")
     if state["cachePolicy"] is None or any(b["cachePolicy"] is None for b in state["behaviors"]):
-        item.warnings.append(f"{where}: spec.cachePolicy: a behavior uses legacy cache settings (no cache policy); "
+        item.warnings.append(f"spec.cachePolicy: a behavior uses legacy cache settings (no cache policy); "
                              f"adopting it switches it to {DEFAULT_CACHE_POLICY}")
         spec.pop("cachePolicy", None)
         for b in spec.get("behaviors", []):
@@ -449,7 +452,7 @@ def _export_spec(state: dict[str, Any], config: dict[str, Any], item: Exported, 
                    else value.get("GeoRestriction", {}).get("RestrictionType", "none") != "none"
                    if key == "Restrictions" and isinstance(value, dict) else value)
         if present:
-            item.warnings.append(f"{where}: {key}: {what} cannot be expressed in a spec yet; kept as is, "
+            item.warnings.append(f"{key}: {what} cannot be expressed in a spec yet; kept as is, "
                                  "not managed")
     return spec
 

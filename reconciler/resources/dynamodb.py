@@ -405,6 +405,13 @@ class Table(Resource):
                 if user_tags(tags):
                     spec["tags"] = user_tags(tags)
                 item = Exported("Table", name, spec, tags)
+                for setting, what in (("StreamSpecification", "DynamoDB Streams"),
+                                      ("Replicas", "global table replicas"),
+                                      ("LocalSecondaryIndexes", "local secondary indexes")):
+                    value = table.get(setting)
+                    if value and (not isinstance(value, dict) or value.get("StreamEnabled")):
+                        item.warnings.append(f"{setting}: {what} cannot be expressed in a spec yet; kept as is, "
+                                             "not managed")
                 if options.get("with_items"):
                     item.spec["items"] = _export_items(ddb, name, options.get("item_limit", 100), item.warnings)
                 out.append(item)

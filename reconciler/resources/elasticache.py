@@ -399,7 +399,7 @@ class CacheCluster(Resource):
             tags = {t["Key"]: t["Value"] for t in ec.list_tags_for_resource(ResourceName=group["ARN"])["TagList"]}
             item = Exported("CacheCluster", name, {}, tags)
             if group.get("ClusterEnabled"):
-                item.warnings.append(f"CacheCluster {name}: cluster mode (sharding) cannot be expressed yet: "
+                item.warnings.append("cluster mode (sharding) cannot be expressed yet: "
                                      "not exported")
                 item.skipped = True
                 out.append(item)
@@ -428,7 +428,7 @@ class CacheCluster(Resource):
             sg_ids = [g["SecurityGroupId"] for g in first.get("SecurityGroups", [])]
             groups = ec2.describe_security_groups(GroupIds=sg_ids)["SecurityGroups"] if sg_ids else []
             if len(groups) > 1:
-                item.warnings.append(f"CacheCluster {name}: spec.securityGroup: {len(groups)} security groups are "
+                item.warnings.append(f"spec.securityGroup: {len(groups)} security groups are "
                                      f"attached; only {groups[0]['GroupName']} is kept on adoption")
             if groups:
                 sg = groups[0]
@@ -492,7 +492,7 @@ def _export_allow(ec2: Any, sg: dict[str, Any], port: int, item: Exported) -> li
     for rule in _ingress(sg):
         source, where = rule.split(" ", 1)
         if where != f"tcp/{port}":
-            item.warnings.append(f"CacheCluster {item.name}: spec.allowFrom: the rule {rule} is not on the cache "
+            item.warnings.append(f"spec.allowFrom: the rule {rule} is not on the cache "
                                  "port and cannot be expressed; adoption revokes it")
             continue
         if source.startswith("sg-"):
@@ -502,7 +502,7 @@ def _export_allow(ec2: Any, sg: dict[str, Any], port: int, item: Exported) -> li
             entries.append({"cidr": source})
             if _open_to_world(source):
                 item.exceptions.append("open-to-world")
-                item.warnings.append(f"CacheCluster {item.name}: spec.allowFrom: {source} opens the cache to the "
+                item.warnings.append(f"spec.allowFrom: {source} opens the cache to the "
                                      "internet; exported as is with securityExceptions: [open-to-world]")
     return entries
 
