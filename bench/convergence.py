@@ -39,6 +39,9 @@ def refused_writes(box: Sandbox) -> dict[str, int]:
 def run(factor: float) -> list[tuple[str, int, float, float, dict[str, int], bool]]:
     box = Sandbox(aws_time=factor)
     box.start()
+    # moto's models are global to this process: start each factor from an empty account
+    urllib.request.urlopen(urllib.request.Request(box.endpoint + "/moto-api/reset", method="POST")).close()
+    box.seed()
     try:
         work = Path(tempfile.mkdtemp(prefix="convergence-"))
         shutil.copytree(ROOT / "specs", work / "specs")

@@ -96,18 +96,20 @@ class Aws:
                 "or try it locally with --sandbox"
             )
 
-    def client(self, service: str) -> Any:
-        """The shared client for a service (created once, thread-safely)."""
-        client = self._clients.get(service)
+    def client(self, service: str, region: str | None = None) -> Any:
+        """The shared client for a service (created once, thread-safely); `region` for a global
+        service's home Region (CloudFront's tags are listed in us-east-1)."""
+        key = f"{service}@{region}" if region else service
+        client = self._clients.get(key)
         if client is None:
             with self._lock:
-                client = self._clients.get(service)
+                client = self._clients.get(key)
                 if client is None:
-                    client = self.session.client(service, config=self._config)
+                    client = self.session.client(service, config=self._config, region_name=region or self.region)
                     client.meta.events.register("before-call", self._before_call)
                     client.meta.events.register("before-send", functools.partial(self._before_send, service))
                     client.meta.events.register("needs-retry", functools.partial(self._count_throttle, service))
-                    self._clients[service] = client
+                    self._clients[key] = client
         return client
 
     def cached(self, key: str, load: Callable[[], T]) -> T:

@@ -23,6 +23,8 @@ _ACTIONS = {
     ("s3", "DeleteBucketTagging"): "s3:PutBucketTagging",
     ("s3", "HeadObject"): "s3:GetObject",
     ("cloudfront", "CreateDistributionWithTags"): "cloudfront:CreateDistribution",
+    ("resourcegroupstaggingapi", "GetResources"): "tag:GetResources",
+    ("s3", "DeleteObjects"): "s3:DeleteObject",
 }
 
 
@@ -41,6 +43,9 @@ def policy(lease_table: str = "reconciler-lease") -> dict[str, Any]:
         {"Sid": f"Reconcile{cls.kind}", "Effect": "Allow", "Action": sorted(set(cls.iam_actions)), "Resource": "*"}
         for cls in registry.classes() if cls.iam_actions
     ]
+    from .engine.inventory import IAM_ACTIONS
+
+    statements.append({"Sid": "Inventory", "Effect": "Allow", "Action": list(IAM_ACTIONS), "Resource": "*"})
     statements.append({"Sid": "AgentLease", "Effect": "Allow", "Action": sorted(LEASE_ACTIONS),
                        "Resource": f"arn:aws:dynamodb:*:*:table/{lease_table}"})
     return {"Version": "2012-10-17", "Statement": statements}

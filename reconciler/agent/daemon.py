@@ -288,6 +288,8 @@ class Agent:
         with self.lock:
             self.status["resources"] = resources
             self.status["apiCalls"] = sum(self.aws.call_counts().values())
+            self.status["unmanaged"] = ([o.to_json() for o in plan.unmanaged] if plan.unmanaged is not None
+                                        else {"error": plan.inventory_error})
 
     def _record_calls(self) -> None:
         for (service, operation), n in (self.aws.call_counts() + self.aws.take_background_counts()).items():

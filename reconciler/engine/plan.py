@@ -15,6 +15,7 @@ from ..aws import describe_error, describe_failure, is_aws_failure
 from ..model import FieldChange, Live, Step
 from ..resources import Resource, registry
 from .diff import mark_ignored
+from .inventory import Owned, owned_resources, unmanaged
 
 if TYPE_CHECKING:
     from ..aws import Aws
@@ -96,6 +97,8 @@ class Plan:
     changes: list[Change]
     duration_s: float = 0.0
     api_calls: int = 0
+    unmanaged: list[Owned] | None = None  # owned by the agent, declared by no spec; None: could not list
+    inventory_error: str | None = None
 
     def summary(self) -> dict[str, int]:
         counts = dict.fromkeys((*ACTIONS, "error"), 0)
@@ -112,8 +115,13 @@ class Plan:
         return any(c.action == "error" for c in self.changes)
 
     def to_json(self) -> dict[str, Any]:
-        return {"format": PLAN_FORMAT, "changes": [c.to_json() for c in self.changes],
-                "summary": self.summary()}
+        out: dict[str, Any] = {"format": PLAN_FORMAT, "changes": [c.to_json() for c in self.changes],
+                               "summary": self.summary()}
+        if self.unmanaged is not None:
+            out["unmanaged"] = [o.to_json() for o in self.unmanaged]
+        if self.inventory_error:
+            out["unmanagedError"] = self.inventory_error
+        return out
 
 
 def build_resources(specs: SpecSet) -> list[Resource]:
@@ -157,8 +165,15 @@ def make_plan(specs: SpecSet, aws: Aws, workers: int = 16) -> Plan:
     resources = build_resources(specs)
     observed = observe_all(resources, aws, workers)
     changes = [with_steps(_decide_safely(r, o), aws) for r, o in zip(resources, observed, strict=True)]
-    return Plan(changes, duration_s=time.monotonic() - started,
-                api_calls=sum(aws.call_counts().values()) - calls_before)
+    plan = Plan(changes)
+    try:
+        plan.unmanaged = unmanaged(owned_resources(aws), [(s.kind, s.name) for s in specs.specs])
+    except Exception as exc:  # the inventory informs; it never stops a plan
+        plan.inventory_error = describe_failure(exc, "the inventory", "listing")
+        log.warning("inventory.error", error=plan.inventory_error)
+    plan.duration_s = time.monotonic() - started
+    plan.api_calls = sum(aws.call_counts().values()) - calls_before
+    return plan
 
 
 def _decide_safely(resource: Resource, observed: Live | ObserveFailure | None) -> Change:

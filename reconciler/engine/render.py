@@ -111,6 +111,13 @@ def render_plan(plan: Plan) -> str:
         out += ["reconciler will perform the following actions:", ""]
     for change in shown:
         out += [*render_change(change), ""]
+    if plan.unmanaged:
+        out.append(click.style("Unmanaged: these carry reconciler's ownership tags, but no spec declares them "
+                               "(a spec file was removed?). They are left alone; to delete one, restore its spec "
+                               "with state: absent and deletion: delete.", bold=True))
+        out += [f"  ? {o.kind}/{o.name}  ({o.id})" for o in plan.unmanaged] + [""]
+    if plan.inventory_error:
+        out += [f"(could not list what reconciler owns: {plan.inventory_error})", ""]
     out.append(summary_line(plan))
     return "\n".join(out)
 

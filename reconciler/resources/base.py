@@ -40,6 +40,7 @@ class Resource:
     """
 
     kind: ClassVar[str]
+    tagging_type: ClassVar[str] = ""       # service:type in the Resource Groups Tagging API (inventory)
     service: ClassVar[str]                 # boto3 service name, for errors and IAM
     fields: ClassVar[tuple[Field, ...]]
     order: ClassVar[int] = 50              # apply order: lower first; deletes run in reverse

@@ -127,6 +127,7 @@ class Distribution(Resource):
     """A CloudFront distribution serving an S3 bucket through Origin Access Control."""
 
     kind = "Distribution"
+    tagging_type = "cloudfront:distribution"  # its type in the Resource Groups Tagging API
     service = "cloudfront"
     order = 30
     fields = (

@@ -57,6 +57,7 @@ class Table(Resource):
     """A DynamoDB table, its settings, tags and declared reference items."""
 
     kind = "Table"
+    tagging_type = "dynamodb:table"  # its type in the Resource Groups Tagging API
     service = "dynamodb"
     order = 20
     data_bearing = True

@@ -71,6 +71,7 @@ class CacheCluster(Resource):
     """An ElastiCache Redis replication group reachable only from given security groups."""
 
     kind = "CacheCluster"
+    tagging_type = "elasticache:replicationgroup"  # its type in the Resource Groups Tagging API
     service = "elasticache"
     order = 40
     data_bearing = True

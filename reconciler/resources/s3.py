@@ -42,6 +42,7 @@ class Bucket(Resource):
     """An S3 bucket with public access blocked (reachable only through CloudFront)."""
 
     kind = "Bucket"
+    tagging_type = "s3:bucket"  # its type in the Resource Groups Tagging API
     service = "s3"
     order = 10
     fields = (

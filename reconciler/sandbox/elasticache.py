@@ -3,7 +3,8 @@
 Fidelity fixes of moto 5.2.5 (each tested): NumCacheClusters honoured; member clusters shown by
 DescribeCacheClusters; ModifyReplicationGroup applies EngineVersion, AuthToken and
 SecurityGroupIds; Increase/DecreaseReplicaCount implemented (cluster mode disabled); a deleted
-group goes away (moto kept it `deleting` for ever).
+group goes away (moto kept it `deleting` for ever); the Tagging API lists replication groups under
+AWS's type `elasticache:replicationgroup` (moto: `elasticache:replication-group`).
 
 AWS's time and rules (tests/integration/test_sandbox_time.py, docs/sandbox.md):
 - A new group and its members are `creating`, then `available`; a deleted one `deleting`, then gone
@@ -273,6 +274,18 @@ def patch_moto_elasticache() -> None:
             _require_available(group)
         remove_tags(self, arn, tags)
 
+    tagged = backend.iter_tagged_resources
+
+    def tagged_as_on_aws(self: Any) -> Any:
+        from moto.core.resource_tagging import TaggedResource
+
+        for resource in tagged(self):
+            if resource.resource_type == "elasticache:replication-group":  # AWS: as in the ARN
+                resource = TaggedResource(arn=resource.arn, tags=resource.tags,
+                                          resource_type="elasticache:replicationgroup")
+            yield resource
+
+    backend.iter_tagged_resources = tagged_as_on_aws  # type: ignore[method-assign]
     backend.create_replication_group = create_takes_time  # type: ignore[method-assign]
     backend.describe_cache_clusters = describe_with_members  # type: ignore[method-assign]
     backend.delete_replication_group = delete_takes_time  # type: ignore[method-assign]

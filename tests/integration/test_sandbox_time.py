@@ -342,3 +342,11 @@ def test_parse_aws_time():
     for bad in ("soon", "-1", "1000"):
         with pytest.raises(ValueError):
             parse_aws_time(bad)
+
+
+def test_tagging_api_lists_replication_groups_under_their_arn_type(aws):
+    ec, tagging = aws.client("elasticache"), aws.client("resourcegroupstaggingapi")
+    group(ec, Tags=[{"Key": "managed-by", "Value": "reconciler"}])
+    found = tagging.get_resources(TagFilters=[{"Key": "managed-by", "Values": ["reconciler"]}],
+                                  ResourceTypeFilters=["elasticache:replicationgroup"])["ResourceTagMappingList"]
+    assert [m["ResourceARN"].split(":")[-2:] for m in found] == [["replicationgroup", "g"]]
