@@ -24,6 +24,7 @@ _ACTIONS = {
     ("s3", "HeadObject"): "s3:GetObject",
     ("cloudfront", "CreateDistributionWithTags"): "cloudfront:CreateDistribution",
     ("resourcegroupstaggingapi", "GetResources"): "tag:GetResources",
+    ("tagging", "GetResources"): "tag:GetResources",  # the name in the request's signing scope
     ("s3", "DeleteObjects"): "s3:DeleteObject",
 }
 
