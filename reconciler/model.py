@@ -51,6 +51,7 @@ class FieldChange:
     forces_replacement: bool = False
     sensitive: bool = False
     ignored: bool = False
+    entry: str | None = None  # the key of a keyed list's entry it belongs to (`UserId=u-101`)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"path": self.path, "before": self.before, "after": self.after}

@@ -15,6 +15,7 @@ Rules (also in docs/agent.md):
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import time
@@ -87,6 +88,7 @@ class Agent:
         self._lease_on_demand = False  # --once: take the lease only when there is something to apply
         self._heartbeat: Heartbeat | None = None
         self.metrics = Metrics()
+        self._drift: dict[str, str] = {}  # ref -> the drift last reported
         self.backoff = Backoff(base_s=interval_s, cap_s=backoff_cap_s or interval_s * 16)
         self.stop = threading.Event()
         self.lock = threading.Lock()
@@ -277,9 +279,11 @@ class Agent:
                 self.backoff.succeeded(change.ref)
             counts[(change.kind, state)] = counts.get((change.kind, state), 0) + 1
             since = change.live.pending_since if change.live and state == "pending" else None
+            fields = [f.to_json() for f in change.fields] if state in ("drifted", "pending", "error") else []
+            self._report_drift(change, state, fields)
             resources.append({"kind": change.kind, "name": change.name, "state": state, "action": change.action,
                               "policy": change.policy, **({"message": message} if message else {}),
-                              **({"pendingSince": since} if since else {}),
+                              **({"pendingSince": since} if since else {}), **({"fields": fields} if fields else {}),
                               **({"retryInSeconds": round(self.backoff.waiting(change.ref))}
                                  if self.backoff.waiting(change.ref) else {})})
         self.metrics.resources.clear()
@@ -290,6 +294,17 @@ class Agent:
             self.status["apiCalls"] = sum(self.aws.call_counts().values())
             self.status["unmanaged"] = ([o.to_json() for o in plan.unmanaged] if plan.unmanaged is not None
                                         else {"error": plan.inventory_error})
+
+    def _report_drift(self, change: Change, state: str, fields: list[dict[str, Any]]) -> None:
+        """`drift.detected` once when a resource's drift appears or changes (the fields, secrets masked);
+        the drift that apply corrects is logged by apply itself."""
+        signature = json.dumps(fields, sort_keys=True, default=str) if state == "drifted" and fields else None
+        if signature and self._drift.get(change.ref) != signature:
+            log.warning("drift.detected", kind=change.kind, name=change.name, policy=change.policy, fields=fields)
+        if signature:
+            self._drift[change.ref] = signature
+        else:
+            self._drift.pop(change.ref, None)
 
     def _record_calls(self) -> None:
         for (service, operation), n in (self.aws.call_counts() + self.aws.take_background_counts()).items():

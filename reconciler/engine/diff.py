@@ -28,6 +28,8 @@ class Field:
     mode:     value (compare whole), set (unordered list), map (per key: tags),
               keyed (list of entries matched by `key`, e.g. GSIs by name).
     key:      for keyed lists, how an entry is identified.
+    per_attribute: keyed entries present on both sides are compared attribute by attribute
+              (`spec.items[UserId=u-1].Name`), not as whole entries.
     prune:    map/keyed: live entries the spec does not list are changes (removed),
               but only when the spec states the field.
     replace:  a change of this field forces replacement.
@@ -42,6 +44,7 @@ class Field:
     replace: bool = False
     sensitive: bool = False
     api: str = ""
+    per_attribute: bool = False  # keyed: an entry on both sides differs attribute by attribute (items)
 
     @property
     def path(self) -> str:
@@ -108,8 +111,8 @@ def _without_reserved(tags: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in tags.items() if not str(k).startswith(RESERVED_TAG_PREFIX)}
 
 
-def _change(f: Field, path: str, before: Any, after: Any) -> FieldChange:
-    return FieldChange(path, before, after, forces_replacement=f.replace, sensitive=f.sensitive)
+def _change(f: Field, path: str, before: Any, after: Any, entry: str | None = None) -> FieldChange:
+    return FieldChange(path, before, after, forces_replacement=f.replace, sensitive=f.sensitive, entry=entry)
 
 
 def _diff_map(f: Field, want: Mapping[str, Any], have: Mapping[str, Any], prune: bool) -> list[FieldChange]:
@@ -126,11 +129,18 @@ def _diff_keyed(f: Field, want: list[Any], have: list[Any], prune: bool) -> list
     wanted = {f.key(w): normalise(w) for w in want}
     found = {f.key(h): normalise(h) for h in have}
     keys = list(wanted) + sorted(k for k in found if k not in wanted and prune)
-    return [
-        _change(f, f"{f.path}[{k}]", found.get(k), wanted.get(k))
-        for k in keys
-        if wanted.get(k) != found.get(k)
-    ]
+    changes = []
+    for k in keys:
+        after, before = wanted.get(k), found.get(k)
+        if after == before:
+            continue
+        if f.per_attribute and isinstance(after, dict) and isinstance(before, dict):
+            names = list(after) + sorted(a for a in before if a not in after)
+            changes += [_change(f, f"{f.path}[{k}].{a}", before.get(a), after.get(a), entry=k)
+                        for a in names if after.get(a) != before.get(a)]
+        else:
+            changes.append(_change(f, f"{f.path}[{k}]", before, after, entry=k))
+    return changes
 
 
 def is_ignored(path: str, ignore: Iterable[str]) -> bool:

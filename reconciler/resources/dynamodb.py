@@ -71,7 +71,7 @@ class Table(Resource):
         Field("deletionProtection", api="DeletionProtectionEnabled"),
         Field("ttl", api="TimeToLiveDescription"),
         Field("tags", default={}, mode="map", api="Tags"),
-        Field("items", mode="keyed", prune=False, api="Items (by key)"),
+        Field("items", mode="keyed", prune=False, per_attribute=True, api="Items (by key)"),
     )
     iam_actions = (
         "dynamodb:DescribeTable", "dynamodb:ListTagsOfResource", "dynamodb:DescribeTimeToLive",
@@ -324,8 +324,8 @@ class Table(Resource):
             steps.append(Step(f"UpdateContinuousBackups: point-in-time recovery {'on' if on else 'off'}",
                               lambda: _set_pitr(ddb(), self.name, on), wait=waits.table()))
         declared = {self.item_key(item): item for item in spec.get("items") or []}
-        items = [declared[c.path[len("spec.items["):-1]] for c in changes  # the spec's own values, exactly
-                 if _field_of(c.path) == "items" and c.after is not None]
+        keys = dict.fromkeys(c.entry for c in changes if _field_of(c.path) == "items" and c.entry in declared)
+        items = [declared[k] for k in keys]  # the spec's own values, exactly; a whole item per changed key
         if items:
             steps.append(Step(f"BatchWriteItem: {len(items)} item(s)", lambda: self._put_items(ddb(), items),
                               wait=waits.exists()))

@@ -93,3 +93,40 @@ def test_no_color_and_NO_COLOR_are_honoured_on_a_terminal(aws, specs, tmp_path):
     assert "\x1b[" not in run_on_a_terminal([*plan, "--no-color"], aws.env, tmp_path)
     no_color = run_on_a_terminal(plan, {**aws.env, "NO_COLOR": "1"}, tmp_path)
     assert "\x1b[" not in no_color and "Plan: 1 to add" in no_color
+
+
+def test_observe_mode_drift_lists_its_fields_in_status_and_once_in_the_log(aws, specs, tmp_path):
+    table = ("apiVersion: reconciler/v1\nkind: Table\nmetadata: {name: Orders, policy: observe}\n"
+             "spec: {partitionKey: {name: Id, type: S}, tags: {team: web}}\n")
+    root = specs("t.yaml", table)
+    ddb = aws.client("dynamodb")
+    ddb.create_table(TableName="Orders", BillingMode="PAY_PER_REQUEST",
+                     KeySchema=[{"AttributeName": "Id", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "Id", "AttributeType": "S"}],
+                     Tags=[{"Key": "managed-by", "Value": "reconciler"}, {"Key": "reconciler:name", "Value": "Orders"},
+                           {"Key": "team", "Value": "console"}])
+    port, log = free_port(), tmp_path / "daemon.log"
+    proc = subprocess.Popen([*reconciler_command(), "run", str(root), "--interval", "1s", "--http-port", str(port),
+                             "--http-host", "127.0.0.1", "--no-lease"],
+                            env=aws.env, stdout=subprocess.DEVNULL, stderr=log.open("w"))
+    try:
+        import urllib.request
+
+        def status() -> dict:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=5) as answer:
+                return json.load(answer)
+
+        wait_for(lambda: len([e for e in log.read_text().splitlines() if '"cycle.done"' in e]) >= 3,
+                 what="three cycles")
+        [resource] = status()["resources"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert resource["state"] == "drifted" and resource["policy"] == "observe"
+    assert resource["fields"] == [{"path": "spec.tags.team", "before": "console", "after": "web"}]
+    events = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    drift = [e for e in events if e["event"] == "drift.detected"]
+    assert len(drift) == 1 and drift[0]["fields"] == resource["fields"]  # once, not every cycle
+    arn = ddb.describe_table(TableName="Orders")["Table"]["TableArn"]
+    tags = {t["Key"]: t["Value"] for t in ddb.list_tags_of_resource(ResourceArn=arn)["Tags"]}
+    assert tags["team"] == "console"  # observed, not changed

@@ -58,7 +58,10 @@ def test_every_attribute_type_round_trips_through_export_plan_apply(cli, aws, tm
     ddb.put_item(TableName="Things", Item={"Id": {"S": "all-types"}, "Text": {"S": "changed"}})  # the item drifts
     drifted = cli("plan", "--json", str(tmp_path / "out"))
     [change] = drifted.json["changes"]
-    assert [f["path"] for f in change["fields"] if f["path"].startswith("spec.items")] == ["spec.items[Id=all-types]"]
+    items = [f for f in change["fields"] if f["path"].startswith("spec.items")]
+    assert {f["path"] for f in items} == {f"spec.items[Id=all-types].{a}" for a in ITEM if a != "Id"}
+    assert next(f for f in items if f["path"].endswith(".Text")) == {
+        "path": "spec.items[Id=all-types].Text", "before": "changed", "after": "1e3"}  # per attribute
     applied = cli("apply", "--auto-approve", str(tmp_path / "out"))
     assert applied.code == 0, applied.out + applied.err
     assert scan(ddb) == before

@@ -69,7 +69,7 @@ def test_create_then_clean_then_drift_corrected(cli, specs, aws):
     assert change["action"] == "update"
     assert changed_paths(drift.json)[("Table", "Users")] == {
         "spec.tags.team", "spec.tags.extra", "spec.pointInTimeRecovery", "spec.ttl",
-        "spec.capacity", "spec.items[UserId=u-101]", "spec.items[UserId=u-102]",
+        "spec.capacity", "spec.items[UserId=u-101].Name", "spec.items[UserId=u-102]",
         "spec.globalSecondaryIndexes[ByRole]",
     }
 

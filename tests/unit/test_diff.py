@@ -78,3 +78,16 @@ def test_ignore_marks_paths_and_their_children():
         ("spec.tags.a", False), ("spec.tags.cost-center", True)]
     assert is_ignored("spec.items[1]", ["spec.items"])
     assert not is_ignored("spec.itemsX", ["spec.items"])
+
+
+def test_items_differ_attribute_by_attribute():
+    """An item present on both sides shows only the attributes that differ, not the whole item twice."""
+    field = Field("items", mode="keyed", key=lambda i: f"Id={i['Id']}", prune=False, per_attribute=True)
+    want = {"items": [{"Id": "u-1", "Name": "Alice", "Role": "Admin"}, {"Id": "u-2", "Name": "Bob"}]}
+    have = {"items": [{"Id": "u-1", "Name": "Mallory", "Role": "Admin", "Extra": 1}]}
+    changes = diff_fields([field], want, have, stated=["items"])
+    assert [(c.path, c.before, c.after, c.entry) for c in changes] == [
+        ("spec.items[Id=u-1].Name", "Mallory", "Alice", "Id=u-1"),
+        ("spec.items[Id=u-1].Extra", 1, None, "Id=u-1"),
+        ("spec.items[Id=u-2]", None, {"Id": "u-2", "Name": "Bob"}, "Id=u-2"),
+    ]
