@@ -331,7 +331,11 @@ def _holding_lease(aws: Any, lease_opts: LeaseOptions) -> Iterator[Callable[[], 
     if lease is None or not lease.table_exists():
         yield lambda: True
         return
-    if not lease.acquire_or_watch():
+    def waiting(holder: str, seconds: float) -> None:
+        click.echo(f"Waiting for the lease {lease.name!r}: {holder} holds it; if it does not renew it within "
+                   f"{seconds:g}s it has stopped and this apply takes over (Ctrl-C to give up)...", err=True)
+
+    if not lease.acquire_or_watch(on_wait=waiting):
         raise ReconcilerError(
             f"the agent {lease.holder} holds the lease {lease.name!r} (DynamoDB table {lease.table}) and renews "
             "it: it applies the specs it follows, and two writers would undo each other. Commit the change for "

@@ -158,15 +158,19 @@ class Lease:
                     reason=f"not renewed for {duration_s:g}s")
         return self._take(item)
 
-    def acquire_or_watch(self, sleep: Callable[[float], None] = time.sleep) -> bool:
+    def acquire_or_watch(self, sleep: Callable[[float], None] = time.sleep,
+                         on_wait: Callable[[str, float], None] | None = None) -> bool:
         """Take the lease now, or watch the holder for one of its durations: True once we hold it;
-        False as soon as the holder renews (it is alive) or another agent takes it first."""
+        False as soon as the holder renews (it is alive) or another agent takes it first.
+        `on_wait(holder, seconds)` is told before watching (a person at a terminal wants to know)."""
         if self.try_acquire():
             return True
         seen = self._seen
         if seen is None:
             return False
         log.info("lease.waiting", lease=self.name, holder=seen.owner, up_to_s=seen.duration_s)
+        if on_wait:
+            on_wait(seen.owner, seen.duration_s)
         poll_s = min(1.0, seen.duration_s / 4)
         while self._clock() - seen.at <= seen.duration_s + poll_s:
             sleep(poll_s)

@@ -269,6 +269,8 @@ def test_apply_by_hand_is_refused_while_an_agent_holds_the_lease(aws, repo, star
     refused = subprocess.run(apply, env=aws.env, capture_output=True, text=True, timeout=120)
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
     assert f"the agent {daemon.status()['lease']['owner']} holds the lease 'reconciler'" in refused.stderr
+    holder = daemon.status()["lease"]["owner"]
+    assert f"Waiting for the lease 'reconciler': {holder} holds it; if it does not renew it within 3s" in refused.stderr
     assert tags_of(aws, "Orders")["team"] == "web"  # nothing was written by hand
 
     daemon.proc.send_signal(signal.SIGTERM)  # a clean stop releases the lease: apply goes ahead at once
