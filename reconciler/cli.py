@@ -207,7 +207,7 @@ def cli() -> None:
 @_guarded
 def validate(specs: Path) -> int:
     """Check specs against the schemas and each other. Makes no AWS call."""
-    from .specs import load_specs
+    from .loading import load_specs
 
     spec_set = load_specs(specs)
     click.echo(f"{len(spec_set.specs)} resource(s) in {len(spec_set.files)} file(s): valid.")
@@ -230,7 +230,7 @@ def _plan(spec_set: Any, aws: Any, opts: AwsOptions) -> Any:
 def plan(specs: Path, as_json: bool, detailed_exitcode: bool, opts: AwsOptions) -> int:
     """Show what apply would change. Never writes anything."""
     from .engine.render import plan_json, render_plan
-    from .specs import load_specs
+    from .loading import load_specs
 
     opts.start()
 
@@ -256,7 +256,7 @@ def apply(specs: Path, auto_approve: bool, wait_s: int | None, opts: AwsOptions,
     """Plan, show the plan, ask, and apply it."""
     from .engine.apply import apply_plan
     from .engine.render import render_plan, render_report
-    from .specs import load_specs
+    from .loading import load_specs
 
     opts.start()
     spec_set = load_specs(specs)
@@ -429,7 +429,7 @@ def health(specs: Path, endpoint: str | None, names: tuple[str, ...], as_json: b
     import json
 
     from .health import check_cluster, render_results
-    from .specs import load_specs
+    from .loading import load_specs
 
     opts.start()
     clusters = [s for s in load_specs(specs).by_kind("CacheCluster") if not names or s.name in names]
@@ -474,8 +474,8 @@ def export(kinds: tuple[str, ...], names: tuple[str, ...], output: Path, with_it
            opts: AwsOptions) -> int:
     """Write specs for live resources (to adopt a stack built by hand). Makes no change in AWS."""
     from .engine.export import export_stack, write
+    from .loading import load_specs
     from .resources import registry
-    from .specs import load_specs
 
     opts.start()
     unknown = [k for k in kinds if k not in registry.kinds()]

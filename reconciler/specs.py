@@ -23,7 +23,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
 
-from .errors import SpecError, SpecProblem
+from .errors import SpecProblem
 
 API_VERSION = "reconciler/v1"
 _MAX_DEPTH = 64
@@ -343,18 +343,16 @@ def spec_files(root: Path) -> list[Path]:
     )
 
 
-def load_specs(root: str | Path, relative_to: Path | None = None) -> SpecSet:
-    """Load and validate every spec under root; raise SpecError with all problems found.
-
-    `relative_to` names files relative to that directory (a git checkout's root).
-    """
+def read_specs(root: str | Path, relative_to: Path | None = None) -> tuple[list[Spec], list[str], list[SpecProblem]]:
+    """Parse and schema-validate every spec under root: (specs, file names, problems). The kinds' own
+    rules and the order come from the layer above (reconciler.loading.load_specs)."""
     root = Path(root)
     problems = _Problems()
     if not root.exists():
-        raise SpecError([SpecProblem(str(root), None, "", "no such file or directory")])
+        return [], [], [SpecProblem(str(root), None, "", "no such file or directory")]
     files = spec_files(root)
     if not files:
-        raise SpecError([SpecProblem(str(root), None, "", "no *.yaml or *.yml files found")])
+        return [], [], [SpecProblem(str(root), None, "", "no *.yaml or *.yml files found")]
     specs: list[Spec] = []
     seen: dict[tuple[str, str], Spec] = {}
     for file in files:
@@ -372,10 +370,12 @@ def load_specs(root: str | Path, relative_to: Path | None = None) -> SpecSet:
                 continue
             seen[key] = spec
             specs.append(spec)
-    _check_semantics(specs, problems)
-    if problems:
-        raise SpecError(sorted(problems, key=lambda p: (p.file, p.line or 0, p.path)))
-    return SpecSet(specs=tuple(_ordered(specs)), files=tuple(_display(f, relative_to) for f in files))
+    for spec in specs:
+        for ignored in spec.metadata.ignore:
+            if not ignored.startswith("spec."):
+                problems.add(spec.file, spec.line_of(("metadata", "ignore")), "metadata.ignore",
+                             f"{ignored!r} must be a field path starting with 'spec.'")
+    return specs, [_display(f, relative_to) for f in files], list(problems)
 
 
 def _validate_document(
@@ -407,23 +407,3 @@ def _validate_document(
         return None
     return Spec(kind=kind, metadata=Metadata.from_dict(doc["metadata"]),
                 spec=doc.get("spec") or {}, file=file, line=first, lines=lines)
-
-
-def _check_semantics(specs: list[Spec], problems: _Problems) -> None:
-    """Checks a schema cannot express: each kind's own rules and references between specs."""
-    from .resources import registry
-
-    for spec in specs:
-        cls = registry.get(spec.kind)
-        for path, message in cls.check_spec(spec, specs):
-            problems.add(spec.file, spec.line_of(path), path, message)
-        for ignored in spec.metadata.ignore:
-            if not ignored.startswith("spec."):
-                problems.add(spec.file, spec.line_of(("metadata", "ignore")), "metadata.ignore",
-                             f"{ignored!r} must be a field path starting with 'spec.'")
-
-
-def _ordered(specs: list[Spec]) -> list[Spec]:
-    from .resources import registry
-
-    return sorted(specs, key=lambda s: (registry.get(s.kind).order, s.kind, s.name))

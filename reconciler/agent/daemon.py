@@ -32,7 +32,8 @@ from ..engine.plan import DEFAULT_MAX_DESTROY, Change, Plan, enforce_budget, mak
 from ..errors import ReconcilerError, SpecError
 from ..health import HealthResult, check_cluster
 from ..lease import Heartbeat, Lease, keep
-from ..specs import SpecSet, load_specs
+from ..loading import load_specs
+from ..specs import SpecSet
 from .metrics import Metrics
 
 if TYPE_CHECKING:

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from ..aws import describe_error, describe_failure, is_aws_failure
+from ..fields import mark_ignored
 from ..model import FieldChange, Live, Step
 from ..resources import Resource, registry
-from .diff import mark_ignored
 from .inventory import Owned, owned_resources, unmanaged
 
 if TYPE_CHECKING:

@@ -6,12 +6,12 @@ import copy
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..engine.diff import MISSING, Field, diff_fields
+from ..fields import MISSING, Field, diff_fields
 from ..model import FieldChange, Live, Step, ownership_tags
 
 if TYPE_CHECKING:
     from ..aws import Aws
-    from ..engine.export import Exported
+    from ..exported import Exported
     from ..specs import Path_, Spec
 
 

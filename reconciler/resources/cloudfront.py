@@ -28,8 +28,8 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..engine.diff import Field, diff_fields
 from ..errors import ReconcilerError
+from ..fields import Field, diff_fields
 from ..model import NAME_TAG, OWNER_TAG, OWNER_VALUE, FieldChange, Live, Step
 from . import register
 from .base import Resource, tag_changes
@@ -37,7 +37,7 @@ from .s3 import error_code
 
 if TYPE_CHECKING:
     from ..aws import Aws
-    from ..engine.export import Exported
+    from ..exported import Exported
     from ..specs import Path_, Spec
 
 # The managed cache policies' ids, from the CloudFront Developer Guide, "Use managed cache
@@ -364,7 +364,7 @@ class Distribution(Resource):
 
     @classmethod
     def export(cls, aws: Aws, options: dict[str, Any]) -> list[Exported]:
-        from ..engine.export import Exported, spec_name, user_tags
+        from ..exported import Exported, spec_name, user_tags
 
         cf = aws.client("cloudfront")
         oacs = _list_oacs(cf)

@@ -24,14 +24,14 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from ..engine.diff import MISSING, Field
+from ..fields import MISSING, Field
 from ..model import LEASE_ROLE, ROLE_TAG, FieldChange, Live, Step
 from . import register
 from .base import Resource, tag_changes
 
 if TYPE_CHECKING:
     from ..aws import Aws
-    from ..engine.export import Exported
+    from ..exported import Exported
     from ..specs import Path_, Spec
 
 
@@ -369,7 +369,7 @@ class Table(Resource):
 
     @classmethod
     def export(cls, aws: Aws, options: dict[str, Any]) -> list[Exported]:
-        from ..engine.export import Exported, user_tags
+        from ..exported import Exported, user_tags
 
         ddb = aws.client("dynamodb")
         out = []

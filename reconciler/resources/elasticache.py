@@ -30,8 +30,8 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..engine.diff import MISSING, Field, diff_fields
 from ..errors import ReconcilerError
+from ..fields import MISSING, Field, diff_fields
 from ..model import FieldChange, Live, Step, ownership_tags
 from ..secrets import resolve
 from . import register
@@ -40,7 +40,7 @@ from .s3 import error_code
 
 if TYPE_CHECKING:
     from ..aws import Aws
-    from ..engine.export import Exported
+    from ..exported import Exported
     from ..specs import Path_, Spec
 
 FINGERPRINT_TAG = "reconciler:auth-fingerprint"  # the token that is SET (the only one accepted)
@@ -388,7 +388,7 @@ class CacheCluster(Resource):
 
     @classmethod
     def export(cls, aws: Aws, options: dict[str, Any]) -> list[Exported]:
-        from ..engine.export import Exported, user_tags
+        from ..exported import Exported, user_tags
 
         ec, ec2 = aws.client("elasticache"), aws.client("ec2")
         clusters = {c["CacheClusterId"]: c for c in _list(ec, "describe_cache_clusters", "CacheClusters")}

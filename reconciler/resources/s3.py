@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .. import intents
-from ..engine.diff import Field
+from ..fields import Field
 from ..model import OWNER_TAG, FieldChange, Live
 from . import register
 from . import s3_content as site
@@ -25,7 +25,7 @@ from .base import Resource, tag_changes
 
 if TYPE_CHECKING:
     from ..aws import Aws
-    from ..engine.export import Exported
+    from ..exported import Exported
     from ..specs import Path_, Spec
 
 BLOCK_ALL = {"BlockPublicAcls": True, "IgnorePublicAcls": True,
@@ -220,7 +220,7 @@ class Bucket(Resource):
 
     @classmethod
     def export(cls, aws: Aws, options: dict[str, Any]) -> list[Exported]:
-        from ..engine.export import Exported, user_tags
+        from ..exported import Exported, user_tags
 
         s3 = aws.client("s3")
         out = []

@@ -152,8 +152,8 @@ def test_stale_etag_is_reread_and_retried_once(aws, specs, cli, monkeypatch):
         monkeypatch.setenv(key, value)
     from reconciler.aws import Aws
     from reconciler.engine.plan import make_plan
+    from reconciler.loading import load_specs
     from reconciler.resources.cloudfront import Distribution
-    from reconciler.specs import load_specs
 
     spec_set = load_specs(root)
     handle = Aws()

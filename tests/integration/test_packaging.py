@@ -23,7 +23,8 @@ def test_iam_policy_covers_every_call_the_agent_makes(cli, aws, example_specs):
     policy = cli("iam-policy").json
     allowed = {a for s in policy["Statement"] for a in s["Action"]}
     assert {s["Sid"] for s in policy["Statement"]} == {
-        "ReconcileBucket", "ReconcileTable", "ReconcileDistribution", "ReconcileCacheCluster", "Inventory", "AgentLease"}
+        "ReconcileBucket", "ReconcileTable", "ReconcileDistribution", "ReconcileCacheCluster", "Inventory",
+        "AgentLease"}
     [lease] = [s for s in policy["Statement"] if s["Sid"] == "AgentLease"]
     assert lease["Resource"] == "arn:aws:dynamodb:*:*:table/reconciler-lease"  # scoped to the lease table
     # the agent's own cycle first (it creates the lease table), then applies that take the lease

@@ -9,9 +9,9 @@ from reconciler.agent.daemon import Backoff, _state_of
 from reconciler.agent.source import redact
 from reconciler.engine.apply import Outcome
 from reconciler.engine.plan import Change
+from reconciler.loading import load_specs
 from reconciler.model import Live
 from reconciler.resources.dynamodb import Table
-from reconciler.specs import load_specs
 
 
 def test_backoff_doubles_and_is_capped_and_clears():

@@ -9,9 +9,9 @@ import click
 
 from reconciler.engine.plan import Change, Plan, decide
 from reconciler.engine.render import plan_json, render_plan
+from reconciler.loading import load_specs
 from reconciler.model import FieldChange, Live, ownership_tags
 from reconciler.resources.dynamodb import Table
-from reconciler.specs import load_specs
 
 SPEC = """\
 apiVersion: reconciler/v1

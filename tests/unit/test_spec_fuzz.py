@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler.errors import SpecError
-from reconciler.specs import load_specs
+from reconciler.loading import load_specs
 
 GOOD = {
     "apiVersion": "reconciler/v1", "kind": "Table", "metadata": {"name": "Users"},

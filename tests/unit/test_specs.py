@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import SpecError
-from reconciler.specs import load_specs
+from reconciler.loading import load_specs
 
 GOOD = """\
 apiVersion: reconciler/v1
@@ -54,7 +54,7 @@ def test_duplicate_names_are_an_error_with_both_places(tmp_path):
     write(tmp_path, "a.yaml", GOOD + "---\n" + GOOD)
     [problem] = problems(tmp_path)
     assert "a.yaml:9 metadata.name: duplicate Table 'Users' (first defined at" in problem
-    assert "a.yaml:1)" in problem
+    assert "a.yaml:3)" in problem  # the first name, not the first document's start
 
 
 def test_unknown_kind_lists_the_known_ones(tmp_path):

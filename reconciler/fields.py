@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
-from ..model import FieldChange
+from .model import FieldChange
 
 MISSING: Any = object()
 Mode = Literal["value", "set", "map", "keyed"]

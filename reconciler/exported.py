@@ -1,0 +1,52 @@
+"""What `reconciler export` gets from each kind: a live resource as the spec a person would write, with
+what could not be expressed. Shared by the kinds (which make them) and the engine (which writes them)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .model import OWNER_TAG, OWNER_VALUE
+
+
+@dataclass
+class Exported:
+    """One live resource as a spec, with what could not be expressed."""
+
+    kind: str
+    name: str
+    spec: dict[str, Any]
+    tags: dict[str, str]
+    external_id: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    comments: dict[str, str] = field(default_factory=dict)  # a line's text -> a comment placed above it
+    exceptions: list[str] = field(default_factory=list)     # metadata.securityExceptions it needs
+    requires: list[tuple[str, str]] = field(default_factory=list)  # (kind, name) it refers to
+    skipped: bool = False  # cannot be expressed as a spec: only its warnings are reported
+
+    @property
+    def owned(self) -> bool:
+        return self.tags.get(OWNER_TAG) == OWNER_VALUE
+
+    def document(self) -> dict[str, Any]:
+        metadata: dict[str, Any] = {"name": self.name}
+        if not self.owned:
+            metadata["adopt"] = True
+        metadata["deletion"] = "retain"
+        if self.external_id:
+            metadata["externalId"] = self.external_id
+        if self.exceptions:
+            metadata["securityExceptions"] = sorted(self.exceptions)
+        return {"apiVersion": "reconciler/v1", "kind": self.kind, "metadata": metadata, "spec": self.spec}
+
+
+def user_tags(tags: dict[str, str]) -> dict[str, str]:
+    """Tags a spec states: without the agent's own (ownership, bookkeeping) and AWS's."""
+    return {k: v for k, v in tags.items() if k != OWNER_TAG and not k.startswith(("reconciler:", "aws:"))}
+
+
+def spec_name(text: str, fallback: str) -> str:
+    """A spec name made from free text (a distribution's comment): lower-case, dashes."""
+    name = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:64]
+    return name or fallback

@@ -1,0 +1,32 @@
+"""Load a spec set: parse and schema-check it (specs.py), then each kind's own rules and references
+between specs (the kinds' `check_spec`), in the kinds' apply order. Every problem is collected and
+raised together as one SpecError; nothing is half-loaded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import SpecError, SpecProblem
+from .resources import registry
+from .specs import Spec, SpecSet, format_path, read_specs
+
+
+def load_specs(root: str | Path, relative_to: Path | None = None) -> SpecSet:
+    """Load and validate every spec under root; raise SpecError with all problems found.
+
+    `relative_to` names files relative to that directory (a git checkout's root).
+    """
+    specs, files, problems = read_specs(root, relative_to)
+    if not files and problems:
+        raise SpecError(problems)
+    problems += kind_problems(specs)
+    if problems:
+        raise SpecError(sorted(problems, key=lambda p: (p.file, p.line or 0, p.path)))
+    ordered = sorted(specs, key=lambda s: (registry.get(s.kind).order, s.kind, s.name))
+    return SpecSet(specs=tuple(ordered), files=tuple(files))
+
+
+def kind_problems(specs: list[Spec]) -> list[SpecProblem]:
+    """Rules a JSON Schema cannot express: each kind's own, and references between specs."""
+    return [SpecProblem(spec.file, spec.line_of(path), format_path(path), message)
+            for spec in specs for path, message in registry.get(spec.kind).check_spec(spec, specs)]
