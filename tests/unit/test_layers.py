@@ -43,8 +43,9 @@ def imports_of(path: Path) -> set[str]:
 
 
 def test_every_module_has_a_layer():
-    modules = {p.stem if p.parent == ROOT / "reconciler" else p.relative_to(ROOT / "reconciler").parts[0]
-               for p in (ROOT / "reconciler").rglob("*.py") if p.name != "__init__.py" or p.parent != ROOT / "reconciler"}
+    package = ROOT / "reconciler"
+    modules = {p.stem if p.parent == package else p.relative_to(package).parts[0]
+               for p in package.rglob("*.py") if p.name != "__init__.py" or p.parent != package}
     assert modules - set(LEVEL) == set()
 
 
