@@ -129,6 +129,7 @@ class Aws:
     def _before_call(self, model: Any, **_: Any) -> None:
         service = model.service_model.service_name
         _local.operation = f"{model.service_model.service_id}.{model.name}"
+        _record_call(service, model.name)
         with self._lock:
             if getattr(_local, "background", False):  # the lease's heartbeat: not the cycle's calls
                 self.background_calls[(service, model.name)] += 1
@@ -194,6 +195,19 @@ class _Once:
                 self._value = load()
                 self._done = True
             return self._value  # type: ignore[no-any-return]
+
+
+_CALL_LOG = os.environ.get("RECONCILER_CALL_LOG")
+_logged: set[tuple[str, str]] = set()
+
+
+def _record_call(service: str, operation: str) -> None:
+    """With RECONCILER_CALL_LOG=FILE, append each distinct (service, operation) this process calls, by
+    botocore's own names: the IAM policy's coverage test reads it."""
+    if _CALL_LOG and (service, operation) not in _logged:
+        _logged.add((service, operation))
+        with open(_CALL_LOG, "a", encoding="utf-8") as log_file:
+            log_file.write(f"{service} {operation}\n")
 
 
 def counted_apart() -> None:

@@ -207,7 +207,6 @@ def cli() -> None:
 @_guarded
 def validate(specs: Path) -> int:
     """Check specs against the schemas and each other. Makes no AWS call."""
-    from .loading import load_specs
 
     spec_set = load_specs(specs)
     click.echo(f"{len(spec_set.specs)} resource(s) in {len(spec_set.files)} file(s): valid.")
@@ -230,7 +229,6 @@ def _plan(spec_set: Any, aws: Any, opts: AwsOptions) -> Any:
 def plan(specs: Path, as_json: bool, detailed_exitcode: bool, opts: AwsOptions) -> int:
     """Show what apply would change. Never writes anything."""
     from .engine.render import plan_json, render_plan
-    from .loading import load_specs
 
     opts.start()
 
@@ -256,7 +254,6 @@ def apply(specs: Path, auto_approve: bool, wait_s: int | None, opts: AwsOptions,
     """Plan, show the plan, ask, and apply it."""
     from .engine.apply import apply_plan
     from .engine.render import render_plan, render_report
-    from .loading import load_specs
 
     opts.start()
     spec_set = load_specs(specs)
@@ -429,7 +426,6 @@ def health(specs: Path, endpoint: str | None, names: tuple[str, ...], as_json: b
     import json
 
     from .health import check_cluster, render_results
-    from .loading import load_specs
 
     opts.start()
     clusters = [s for s in load_specs(specs).by_kind("CacheCluster") if not names or s.name in names]
@@ -474,7 +470,6 @@ def export(kinds: tuple[str, ...], names: tuple[str, ...], output: Path, with_it
            opts: AwsOptions) -> int:
     """Write specs for live resources (to adopt a stack built by hand). Makes no change in AWS."""
     from .engine.export import export_stack, write
-    from .loading import load_specs
     from .resources import registry
 
     opts.start()
@@ -504,16 +499,19 @@ def export(kinds: tuple[str, ...], names: tuple[str, ...], output: Path, with_it
 
 
 @cli.command("iam-policy")
+@click.argument("specs", required=False, type=click.Path(path_type=Path))
 @click.option("--lease-table", default="reconciler-lease", show_default=True, envvar="RECONCILER_LEASE_TABLE",
               help="The lease table the agents use (its statement is scoped to it).")
 @_guarded
-def iam_policy(lease_table: str) -> int:
-    """Print a least-privilege IAM policy for exactly the calls the agent makes."""
+def iam_policy(specs: Path | None, lease_table: str) -> int:
+    """Print a least-privilege IAM policy for exactly the calls the agent makes; with SPECS, writes are
+    scoped to the resources they name."""
     import json
 
     from .iam import policy
 
-    click.echo(json.dumps(policy(lease_table), indent=2))
+    spec_set = load_specs(specs).specs if specs else None
+    click.echo(json.dumps(policy(lease_table, spec_set), indent=2))
     return EXIT_OK
 
 
@@ -550,6 +548,13 @@ def sandbox_cmd(port: int, aws_time: str | None) -> int:
     except KeyboardInterrupt:
         box.stop()
     return EXIT_OK
+
+
+def load_specs(root: Path) -> Any:
+    """The spec set (imported here, not at start-up: `--help` stays fast)."""
+    from .loading import load_specs as load
+
+    return load(root)
 
 
 def main() -> None:

@@ -8,9 +8,13 @@ that every call the agent sends is covered).
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from .resources import registry
+
+if TYPE_CHECKING:
+    from .specs import Spec
 
 # API operation -> IAM action, where AWS names them differently.
 _ACTIONS = {
@@ -23,10 +27,15 @@ _ACTIONS = {
     ("s3", "DeleteBucketTagging"): "s3:PutBucketTagging",
     ("s3", "HeadObject"): "s3:GetObject",
     ("cloudfront", "CreateDistributionWithTags"): "cloudfront:CreateDistribution",
-    ("resourcegroupstaggingapi", "GetResources"): "tag:GetResources",
-    ("tagging", "GetResources"): "tag:GetResources",  # the name in the request's signing scope
     ("s3", "DeleteObjects"): "s3:DeleteObject",
+    ("s3", "CreateMultipartUpload"): "s3:PutObject",
+    ("s3", "UploadPart"): "s3:PutObject",
+    ("s3", "CompleteMultipartUpload"): "s3:PutObject",
+    ("s3", "AbortMultipartUpload"): "s3:AbortMultipartUpload",
+    ("s3", "ListParts"): "s3:ListMultipartUploadParts",
 }
+# botocore's service name -> IAM's prefix, where they differ.
+_PREFIXES = {"resourcegroupstaggingapi": "tag", "tagging": "tag"}
 
 
 # The calls of reconciler/lease.py, on the lease table only.
@@ -35,18 +44,71 @@ LEASE_ACTIONS = ("dynamodb:CreateTable", "dynamodb:DescribeTable", "dynamodb:Tag
 
 
 def iam_action(service: str, operation: str) -> str:
-    return _ACTIONS.get((service, operation), f"{service}:{operation}")
+    """The IAM action that authorises an API operation (botocore's service and operation names)."""
+    return _ACTIONS.get((service, operation), f"{_PREFIXES.get(service, service)}:{operation}")
 
 
-def policy(lease_table: str = "reconciler-lease") -> dict[str, Any]:
-    """One statement per kind, in registry order, and one for the single-writer lease table."""
-    statements = [
-        {"Sid": f"Reconcile{cls.kind}", "Effect": "Allow", "Action": sorted(set(cls.iam_actions)), "Resource": "*"}
-        for cls in registry.classes() if cls.iam_actions
-    ]
+OWNED = {"StringEquals": {"aws:ResourceTag/managed-by": "reconciler"}}
+CREATED_OWNED = {"StringEquals": {"aws:RequestTag/managed-by": "reconciler"}}
+# Data and secrets are never readable on "*": every S3 call, secret and parameter reads, table items.
+_SCOPED_SERVICES = ("s3", "secretsmanager", "ssm")
+_DATA_READS = ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan")
+
+
+def is_metadata_read(action: str) -> bool:
+    """A control-plane read (Describe*, List*, Get* of configuration): allowed on any resource."""
+    service, operation = action.split(":", 1)
+    return (service not in _SCOPED_SERVICES and action not in _DATA_READS
+            and operation.startswith(("Describe", "List", "Get")))
+
+
+def policy(lease_table: str = "reconciler-lease", specs: Sequence[Spec] | None = None) -> dict[str, Any]:
+    """Least privilege, per kind: configuration reads on any resource; writes, data and secrets only on the
+    ARNs of the specs' names
+    (any name of the kind without specs), or, where names cannot be known, only on resources tagged
+    as the agent's (creates: with that tag in the request). With specs, kinds none declares get nothing."""
+    statements: list[dict[str, Any]] = []
+    for cls in registry.classes():
+        if not cls.iam_actions:
+            continue
+        mine: list[Spec | None] = [None] if specs is None else [s for s in specs if s.kind == cls.kind]
+        if not mine:
+            continue
+        statements += _kind_statements(cls, mine)
     from .engine.inventory import IAM_ACTIONS
 
     statements.append({"Sid": "Inventory", "Effect": "Allow", "Action": list(IAM_ACTIONS), "Resource": "*"})
     statements.append({"Sid": "AgentLease", "Effect": "Allow", "Action": sorted(LEASE_ACTIONS),
                        "Resource": f"arn:aws:dynamodb:*:*:table/{lease_table}"})
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _kind_statements(cls: Any, specs: list[Spec | None]) -> list[dict[str, Any]]:
+    kind, actions = cls.kind, sorted(set(cls.iam_actions))
+    special = set(cls.iam_tagged) | set(cls.iam_request_tagged) | set(cls.iam_unscoped)
+    resources: dict[str, list[str]] = {}
+    for spec in specs:
+        for prefix, arns in cls.iam_resources(spec).items():
+            resources.setdefault(prefix, [])
+            resources[prefix] += [a for a in arns if a not in resources[prefix]]
+    out = [_statement(f"Read{kind}", [a for a in actions if is_metadata_read(a)], "*")]
+    for prefix in sorted({a.split(":", 1)[0] for a in actions}):
+        scoped = [a for a in actions if a.startswith(prefix + ":") and not is_metadata_read(a) and a not in special]
+        if scoped and resources.get(prefix):
+            out.append(_statement(f"{kind}{prefix.title().replace('-', '')}Scoped", scoped, resources[prefix]))
+    out.append(_statement(f"{kind}OwnedByTag", list(cls.iam_tagged), "*", OWNED))
+    out.append(_statement(f"{kind}CreateTagged", list(cls.iam_request_tagged), "*", CREATED_OWNED))
+    out.append(_statement(f"{kind}Untaggable", list(cls.iam_unscoped), "*"))
+    return [s for s in out if s["Action"]]
+
+
+def _statement(sid: str, actions: list[str], resource: str | list[str],
+               condition: dict[str, Any] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"Sid": sid, "Effect": "Allow", "Action": sorted(actions), "Resource": resource}
+    if condition:
+        out["Condition"] = condition
+    return out
+
+
+def allowed_actions(document: dict[str, Any]) -> set[str]:
+    return {a for s in document["Statement"] for a in s["Action"]}

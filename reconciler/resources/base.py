@@ -46,6 +46,12 @@ class Resource:
     order: ClassVar[int] = 50              # apply order: lower first; deletes run in reverse
     data_bearing: ClassVar[bool] = False   # deleting/replacing it loses data
     iam_actions: ClassVar[tuple[str, ...]] = ()
+    # Of those, the writes allowed only on resources tagged managed-by=reconciler (their names are not
+    # known ahead), the creates allowed only with that tag in the request, and the few that cannot be
+    # scoped at all (untaggable, random ids). Every other write is scoped by iam_resources().
+    iam_tagged: ClassVar[tuple[str, ...]] = ()
+    iam_request_tagged: ClassVar[tuple[str, ...]] = ()
+    iam_unscoped: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, spec: Spec, specs: Sequence[Spec] = ()):
         self.spec = spec
@@ -60,6 +66,11 @@ class Resource:
         return self.spec.ref
 
     # ------------------------------------------------------------------ validation
+
+    @classmethod
+    def iam_resources(cls, spec: Spec | None) -> dict[str, list[str]]:
+        """The ARNs (by IAM service prefix) this spec's writes act on; None = any name of this kind."""
+        return {}
 
     @classmethod
     def check_spec(cls, spec: Spec, specs: Sequence[Spec]) -> list[tuple[Path_, str]]:

@@ -154,6 +154,17 @@ class Distribution(Resource):
         "cloudfront:GetOriginAccessControl", "cloudfront:CreateInvalidation",
         "s3:GetBucketPolicy", "s3:PutBucketPolicy", "s3:DeleteBucketPolicy",
     )
+    # A distribution's id is random: its writes are allowed on distributions tagged as the agent's; the
+    # create carries those tags in the request; Origin Access Controls cannot be tagged.
+    iam_tagged = ("cloudfront:UpdateDistribution", "cloudfront:DeleteDistribution", "cloudfront:TagResource",
+                  "cloudfront:UntagResource", "cloudfront:CreateInvalidation")
+    iam_request_tagged = ("cloudfront:CreateDistribution",)
+    iam_unscoped = ("cloudfront:CreateOriginAccessControl", "cloudfront:DeleteOriginAccessControl")
+
+    @classmethod
+    def iam_resources(cls, spec: Spec | None) -> dict[str, list[str]]:
+        bucket = spec.spec["origin"]["bucket"] if spec else "*"
+        return {"s3": [f"arn:aws:s3:::{bucket}"]}  # the origin bucket's policy
 
     # ------------------------------------------------------------------ spec
 

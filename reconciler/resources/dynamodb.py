@@ -81,6 +81,11 @@ class Table(Resource):
         "dynamodb:BatchWriteItem", "dynamodb:CreateBackup", "dynamodb:Scan",
     )
 
+    @classmethod
+    def iam_resources(cls, spec: Spec | None) -> dict[str, list[str]]:
+        name = spec.name if spec else "*"
+        return {"dynamodb": [f"arn:aws:dynamodb:*:*:table/{name}", f"arn:aws:dynamodb:*:*:table/{name}/*"]}
+
     # ------------------------------------------------------------------ spec
 
     @property

@@ -101,6 +101,23 @@ class CacheCluster(Resource):
         "ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress", "ec2:DeleteSecurityGroup",
         "ec2:CreateTags", "secretsmanager:GetSecretValue", "ssm:GetParameter",
     )
+    # The agent's security group is tagged as its own at creation; its ingress is changed only there.
+    iam_tagged = ("ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress", "ec2:DeleteSecurityGroup")
+    iam_request_tagged = ("ec2:CreateSecurityGroup", "ec2:CreateTags")
+
+    @classmethod
+    def iam_resources(cls, spec: Spec | None) -> dict[str, list[str]]:
+        name = spec.name if spec else "*"
+        arn = "arn:aws:elasticache:*:*:"
+        out = {"elasticache": [f"{arn}replicationgroup:{name}", f"{arn}cluster:{name}-*",
+                               f"{arn}subnetgroup:{resource_name(name)}", f"{arn}snapshot:{name}-final-*",
+                               f"{arn}parametergroup:*", f"{arn}user:*", f"{arn}usergroup:*"]}
+        token = (spec.spec.get("authToken") or {}) if spec else {"fromSecretsManager": "*", "fromSsmParameter": "*"}
+        if "fromSecretsManager" in token:
+            out["secretsmanager"] = [f"arn:aws:secretsmanager:*:*:secret:{token['fromSecretsManager']}*"]
+        if "fromSsmParameter" in token:
+            out["ssm"] = [f"arn:aws:ssm:*:*:parameter/{token['fromSsmParameter'].lstrip('/')}"]
+        return out
 
     @classmethod
     def check_spec(cls, spec: Spec, specs: Sequence[Spec]) -> list[tuple[Path_, str]]:

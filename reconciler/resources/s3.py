@@ -54,7 +54,14 @@ class Bucket(Resource):
         "s3:DeleteBucketPublicAccessBlock", "s3:GetObject", "s3:PutObject", "s3:DeleteObject",
         "cloudfront:CreateInvalidation",
         "s3:PutBucketTagging", "s3:PutBucketPublicAccessBlock", "s3:DeleteBucket",
+        "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts",  # large files go up in parts (boto3)
     )
+    iam_tagged = ("cloudfront:CreateInvalidation",)  # on the distribution it publishes for: the agent's own
+
+    @classmethod
+    def iam_resources(cls, spec: Spec | None) -> dict[str, list[str]]:
+        name = spec.name if spec else "*"
+        return {"s3": [f"arn:aws:s3:::{name}", f"arn:aws:s3:::{name}/*"]}
 
     @classmethod
     def check_spec(cls, spec: Spec, specs: Sequence[Spec]) -> list[tuple[Path_, str]]:

@@ -14,19 +14,17 @@ import time
 import zipfile
 from pathlib import Path
 
-from reconciler.iam import iam_action
+from reconciler.iam import allowed_actions, iam_action
 from tests.conftest import ROOT, free_port, reconciler_command
 
 
-def test_iam_policy_covers_every_call_the_agent_makes(cli, aws, example_specs):
-    env = {**aws.env, "REDIS_AUTH_TOKEN": "policy-test-token-1"}
-    policy = cli("iam-policy").json
-    allowed = {a for s in policy["Statement"] for a in s["Action"]}
-    assert {s["Sid"] for s in policy["Statement"]} == {
-        "ReconcileBucket", "ReconcileTable", "ReconcileDistribution", "ReconcileCacheCluster", "Inventory",
-        "AgentLease"}
-    [lease] = [s for s in policy["Statement"] if s["Sid"] == "AgentLease"]
-    assert lease["Resource"] == "arn:aws:dynamodb:*:*:table/reconciler-lease"  # scoped to the lease table
+def test_iam_policy_covers_every_call_the_agent_makes(cli, aws, example_specs, tmp_path):
+    """Every call the agent made in a full run (create, update, invalidate, delete), named by botocore
+    itself (RECONCILER_CALL_LOG), is allowed by `iam-policy SPECS`; and that policy scopes what matters."""
+    calls = tmp_path / "calls.log"
+    env = {**aws.env, "REDIS_AUTH_TOKEN": "policy-test-token-1", "RECONCILER_CALL_LOG": str(calls)}
+    document = cli("iam-policy", str(example_specs)).json
+    allowed = allowed_actions(document)
     # the agent's own cycle first (it creates the lease table), then applies that take the lease
     assert cli("run", "--once", str(example_specs), env=env).code == 0
     stack = (example_specs / "site.yaml").read_text().replace("Static site", "Static site v2")
@@ -36,9 +34,41 @@ def test_iam_policy_covers_every_call_the_agent_makes(cli, aws, example_specs):
                                                                "name: Products\n  state: absent\n  deletion: delete\n")
     (example_specs / "tables.yaml").write_text(tomb)
     assert cli("apply", "--auto-approve", str(example_specs), env=env).code == 0
-    used = {iam_action(r["service"], r["operation"]) for r in aws.requests()}
+    used = {iam_action(*line.split()) for line in calls.read_text().splitlines()}
     assert used - allowed == set()
     assert len(used) > 30  # the run exercised the whole stack, not a corner of it
+
+    def resources_for(action: str) -> list[tuple[object, object]]:
+        return [(s["Resource"], s.get("Condition")) for s in document["Statement"] if action in s["Action"]]
+
+    assert resources_for("dynamodb:DeleteTable") == [([
+        "arn:aws:dynamodb:*:*:table/Products", "arn:aws:dynamodb:*:*:table/Products/*",
+        "arn:aws:dynamodb:*:*:table/Users", "arn:aws:dynamodb:*:*:table/Users/*"], None)]
+    assert resources_for("s3:DeleteBucket") == [(["arn:aws:s3:::example-site-bucket",
+                                                  "arn:aws:s3:::example-site-bucket/*"], None)]
+    assert resources_for("s3:GetObject")[0][0] != "*"  # data is never readable everywhere
+    [(where, condition)] = resources_for("cloudfront:DeleteDistribution")
+    assert where == "*" and condition == {"StringEquals": {"aws:ResourceTag/managed-by": "reconciler"}}
+    assert resources_for("elasticache:DeleteReplicationGroup")[0][0][0] == (
+        "arn:aws:elasticache:*:*:replicationgroup:app-cache")
+    assert "secretsmanager:GetSecretValue" not in allowed  # the example's token comes from the environment
+    [lease] = [s for s in document["Statement"] if s["Sid"] == "AgentLease"]
+    assert lease["Resource"] == "arn:aws:dynamodb:*:*:table/reconciler-lease"  # scoped to the lease table
+    unscoped = {a for s in document["Statement"] if s["Resource"] == "*" and "Condition" not in s
+                for a in s["Action"] if not a.split(":", 1)[1].startswith(("Describe", "List", "Get"))}
+    assert unscoped == {"cloudfront:CreateOriginAccessControl", "cloudfront:DeleteOriginAccessControl"}
+
+
+def test_iam_policy_without_specs_scopes_by_kind_and_secrets_by_reference(cli, specs):
+    document = cli("iam-policy").json
+    [delete] = [s for s in document["Statement"] if "dynamodb:DeleteTable" in s["Action"]]
+    assert delete["Resource"] == ["arn:aws:dynamodb:*:*:table/*", "arn:aws:dynamodb:*:*:table/*/*"]
+    cache = ("apiVersion: reconciler/v1\nkind: CacheCluster\nmetadata: {name: c1}\n"
+             "spec: {allowFrom: [{securityGroupName: bastion}], authToken: {fromSecretsManager: prod/redis}}\n")
+    scoped = cli("iam-policy", str(specs("c.yaml", cache))).json
+    [secret] = [s for s in scoped["Statement"] if "secretsmanager:GetSecretValue" in s["Action"]]
+    assert secret["Resource"] == ["arn:aws:secretsmanager:*:*:secret:prod/redis*"]
+    assert not any("dynamodb:DeleteTable" in s["Action"] for s in scoped["Statement"])  # no Table spec: none
 
 
 def test_dockerfile_lints_clean_and_bakes_in_no_secrets():
