@@ -95,11 +95,12 @@ def _apply_one(change: Change, aws: Aws, failed: set[str]) -> Outcome | None:
                   exc_info=_debugging() and not is_aws_failure(exc))
         return Outcome(change, "failed", message, time.monotonic() - started)
     duration = time.monotonic() - started
+    fields = [f.to_json() for f in change.effective_fields]  # before -> after; secrets masked
     if status == "pending":
-        log.info(f"apply.{change.action}.pending", kind=change.kind, name=change.name, waiting=message)
+        log.info(f"apply.{change.action}.pending", kind=change.kind, name=change.name, waiting=message, fields=fields)
     else:
         log.info(f"apply.{change.action}", kind=change.kind, name=change.name, duration_ms=round(duration * 1000),
-                 fields=[f.to_json() for f in change.effective_fields])
+                 fields=fields)
     return Outcome(change, status, message, duration)
 
 

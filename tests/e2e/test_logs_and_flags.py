@@ -130,3 +130,24 @@ def test_observe_mode_drift_lists_its_fields_in_status_and_once_in_the_log(aws, 
     arn = ddb.describe_table(TableName="Orders")["Table"]["TableArn"]
     tags = {t["Key"]: t["Value"] for t in ddb.list_tags_of_resource(ResourceArn=arn)["Tags"]}
     assert tags["team"] == "console"  # observed, not changed
+
+
+def test_apply_events_say_what_changed_with_secrets_masked(aws, specs, cli):
+    table = ("apiVersion: reconciler/v1\nkind: Table\nmetadata: {name: Orders}\n"
+             "spec: {partitionKey: {name: Id, type: S}, tags: {team: web}}\n")
+    root = specs("t.yaml", table)
+    assert cli("run", "--once", "--no-lease", str(root)).code == 0
+    specs("t.yaml", table.replace("team: web", "team: platform"))
+    ran = cli("run", "--once", "--no-lease", str(root))
+    [update] = [json.loads(line) for line in ran.err.splitlines() if '"apply.update"' in line]
+    assert update["fields"] == [{"path": "spec.tags.team", "before": "web", "after": "platform"}]
+    cache = ("apiVersion: reconciler/v1\nkind: CacheCluster\nmetadata: {name: c1}\n"
+             "spec: {allowFrom: [{securityGroupName: bastion}], authToken: {fromEnv: REDIS_AUTH_TOKEN}}\n")
+    root = specs("t.yaml", cache)
+    first = cli("run", "--once", "--no-lease", str(root), env={**aws.env, "REDIS_AUTH_TOKEN": "first-0123456789"})
+    assert first.code == 0
+    rotated = cli("run", "--once", "--no-lease", str(root), env={**aws.env, "REDIS_AUTH_TOKEN": "second-0123456789"})
+    [event] = [json.loads(line) for line in rotated.err.splitlines() if '"apply.update' in line]
+    assert {"path": "spec.authToken", "before": "(sensitive)", "after": "(sensitive)", "sensitive": True} in event[
+        "fields"]
+    assert "first-0123456789" not in rotated.err and "second-0123456789" not in rotated.err
