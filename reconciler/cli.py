@@ -382,15 +382,19 @@ def parse_duration(text: str, option: str = "--interval") -> float:
               help="With --once: exit 1 when a Redis health check fails.")
 @click.option("--pending-interval", default="30s", show_default=True, envvar="RECONCILER_PENDING_INTERVAL",
               help="While AWS is still working on a change, look again this soon (at most --interval).")
+@click.option("--notify-webhook", "webhooks", multiple=True, metavar="URL", envvar="RECONCILER_NOTIFY_WEBHOOKS",
+              help="POST each event (reconciler.event/v1 JSON, signed with RECONCILER_WEBHOOK_SECRET) here; "
+                   "repeatable.")
 @_lease_options
 @_aws_options
 @_guarded
 def run(specs: Path, once: bool, interval: str, git_url: str | None, git_branch: str, http_port: int | None,
-        http_host: str, state_dir: Path | None, require_healthy: bool, pending_interval: str, opts: AwsOptions,
-        lease_opts: LeaseOptions) -> int:
+        http_host: str, state_dir: Path | None, require_healthy: bool, pending_interval: str,
+        webhooks: tuple[str, ...], opts: AwsOptions, lease_opts: LeaseOptions) -> int:
     """The agent: plan and apply the `enforce` resources, check Redis, cycle after cycle."""
     from .agent import Agent, DirectorySource, GitSource
     from .agent.daemon import state_dir_default
+    from .agent.events import Events
 
     opts.start(default_level="info")
     seconds = parse_duration(interval)
@@ -399,10 +403,15 @@ def run(specs: Path, once: bool, interval: str, git_url: str | None, git_branch:
     aws = _connect(opts)
     source = (GitSource(git_url, git_branch, state_dir or state_dir_default(), str(specs)) if git_url
               else DirectorySource(specs))
+    events = Events(state_dir or state_dir_default(), list(webhooks), os.environ.get("RECONCILER_WEBHOOK_SECRET"))
     agent = Agent(source, aws, interval_s=seconds, workers=opts.workers, max_destroy=opts.max_destroy,
-                  lease=lease_opts.make(aws), pending_interval_s=parse_duration(pending_interval, "--pending-interval"))
+                  lease=lease_opts.make(aws), pending_interval_s=parse_duration(pending_interval, "--pending-interval"),
+                  events=events)
+    if webhooks and not os.environ.get("RECONCILER_WEBHOOK_SECRET"):
+        click.echo("warning: --notify-webhook without RECONCILER_WEBHOOK_SECRET: events are sent unsigned", err=True)
     if once:
         result = agent.run_once()
+        events.close()
         return EXIT_OK if result.ok and (result.healthy is not False or not require_healthy) else EXIT_ERROR
     return agent.run_forever(http_host, 9090 if http_port is None else http_port, jitter_s=seconds * 0.1)
 

@@ -34,6 +34,7 @@ from ..health import HealthResult, check_cluster
 from ..lease import Heartbeat, Lease, keep
 from ..loading import load_specs
 from ..specs import SpecSet
+from .events import Event, Events
 from .metrics import Metrics
 
 if TYPE_CHECKING:
@@ -81,9 +82,14 @@ class Agent:
 
     def __init__(self, source: DirectorySource | GitSource, aws: Aws, *, interval_s: float = 300,
                  workers: int = 16, backoff_cap_s: float | None = None, max_destroy: int = DEFAULT_MAX_DESTROY,
-                 lease: Lease | None = None, pending_interval_s: float = 30):
+                 lease: Lease | None = None, pending_interval_s: float = 30, events: Events | None = None,
+                 stuck_after: int = 3):
         self.source, self.aws, self.interval_s, self.workers = source, aws, interval_s, workers
         self.pending_interval_s = min(pending_interval_s, interval_s)
+        self.events = events or Events(None)
+        self.stuck_after = stuck_after  # agent.stuck once no cycle has succeeded for this many intervals
+        self.last_success: float | None = None
+        self._unhealthy: set[str] = set()
         self.max_destroy, self.lease = max_destroy, lease
         self._role: str | None = None
         self._lease_on_demand = False  # --once: take the lease only when there is something to apply
@@ -117,6 +123,7 @@ class Agent:
             log.exception("cycle.crashed", error=message)
             result = CycleResult(ok=False, error=message)
         duration = time.monotonic() - started
+        self._watch_progress(result)
         self.metrics.cycles.labels(result="ok" if result.ok else "error").inc()
         self.metrics.cycle_duration.observe(duration)
         self.metrics.last_cycle.set_to_current_time()
@@ -132,6 +139,19 @@ class Agent:
             self._requeue(self.pending_interval_s)
         structlog.contextvars.unbind_contextvars("revision", "attempted_revision")
         return result
+
+    def _watch_progress(self, result: CycleResult) -> None:
+        """agent.stuck when no cycle has succeeded for `stuck_after` intervals (cleared by a success)."""
+        now = time.monotonic()
+        if result.ok:
+            self.last_success = now
+            self.events.clear("agent.stuck", None, None)
+            return
+        since = self.last_success or self.started_at
+        if now - since >= self.stuck_after * self.interval_s:
+            self.events.emit(Event("agent.stuck", None, None, f"no cycle has succeeded for {now - since:.0f}s "
+                                   f"({self.stuck_after} intervals); last error: {result.error}",
+                                   revision=self.status.get("lastAttemptedRevision")))
 
     def _pending_refs(self) -> list[str]:
         with self.lock:
@@ -199,6 +219,9 @@ class Agent:
             self.metrics.spec_errors.inc()
             with self.lock:
                 self.status["specError"] = {"revision": revision, "problems": problems}
+            first = exc.problems[0]
+            self.events.emit(Event("spec.invalid", None, None, f"{first}" + (
+                f" (and {len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""), revision=revision))
             if self.source.supports_fallback and self.last_good and self.last_good != revision:
                 log.warning("specs.fallback", last_good=self.last_good,
                             reason="the new revision is broken; drift correction continues at the last good one")
@@ -207,6 +230,7 @@ class Agent:
                 return load_specs(self.source.checkout(self.last_good), self.source.root), self.last_good
             return None, None
         self.last_good = revision
+        self.events.clear("spec.invalid", None, None)
         with self.lock:
             self.status["specError"] = None
         return spec_set, revision
@@ -237,6 +261,8 @@ class Agent:
             return True
         if self.lease is not None and not self.lease.held:
             log.error("apply.stopped", reason="the lease was lost or could not be renewed in time")
+            self.events.emit(Event("lease.lost", None, None, "the lease was lost or could not be renewed in time: "
+                                   "applying stopped", revision=self.status.get("lastAttemptedRevision")))
             return True
         return False
 
@@ -269,6 +295,7 @@ class Agent:
                 message = f"left to the lease holder ({self.status['lease'].get('holder')})"
             if change.is_change:
                 self.metrics.drift.labels(kind=change.kind).inc()
+            self._outcome_events(change, outcome)
             if outcome and outcome.status == "applied":
                 self.metrics.changes.labels(kind=change.kind, action=change.action).inc()
                 self.backoff.succeeded(change.ref)
@@ -302,10 +329,27 @@ class Agent:
         signature = json.dumps(fields, sort_keys=True, default=str) if state == "drifted" and fields else None
         if signature and self._drift.get(change.ref) != signature:
             log.warning("drift.detected", kind=change.kind, name=change.name, policy=change.policy, fields=fields)
+            why = "policy: observe" if change.policy == "observe" else (change.refused or "not applied")
+            self.events.emit(Event("drift.detected", change.kind, change.name, f"drifted ({why})",
+                                   revision=self.status.get("lastAppliedRevision"), fields=fields))
         if signature:
             self._drift[change.ref] = signature
-        else:
-            self._drift.pop(change.ref, None)
+        elif self._drift.pop(change.ref, None):
+            self.events.clear("drift.detected", change.kind, change.name)
+
+    def _outcome_events(self, change: Change, outcome: Outcome | None) -> None:
+        """drift.corrected for a drift the agent fixed; apply.failed for a failure (once, until it clears)."""
+        revision = self.status.get("lastAttemptedRevision")
+        if outcome is None:
+            return
+        if outcome.status == "failed":
+            self.events.emit(Event("apply.failed", change.kind, change.name, outcome.message, revision=revision))
+            return
+        if outcome.status == "applied":
+            self.events.clear("apply.failed", change.kind, change.name)
+            if change.action in ("update", "adopt", "replace"):
+                self.events.emit(Event("drift.corrected", change.kind, change.name, f"{change.action} applied",
+                                       revision=revision, fields=[f.to_json() for f in change.effective_fields]))
 
     def _record_calls(self) -> None:
         for (service, operation), n in (self.aws.call_counts() + self.aws.take_background_counts()).items():
@@ -324,12 +368,27 @@ class Agent:
             self.metrics.redis_healthy.labels(cluster=r.cluster).set(-1 if r.skipped else int(r.healthy))
             for step in r.steps:
                 self.metrics.redis_latency.labels(cluster=r.cluster, step=step.name).set(step.ms / 1000)
+            self._health_events(r)
             event = "health.skipped" if r.skipped else ("health.ok" if r.healthy else "health.failed")
             log.log(20 if r.healthy else 40, event, cluster=r.cluster, status=r.status, error=r.error,
                     cause=r.cause, total_ms=round(r.total_ms, 1))
         with self.lock:
             self.status["health"] = [r.to_json() for r in results]
         return results
+
+    def _health_events(self, result: HealthResult) -> None:
+        revision = self.status.get("lastAttemptedRevision")
+        if result.skipped:
+            return
+        if not result.healthy:
+            self.events.emit(Event("health.degraded", "CacheCluster", result.cluster,
+                                   f"{result.error}; likely cause: {result.cause}", revision=revision))
+            self._unhealthy.add(result.cluster)
+        elif result.cluster in self._unhealthy:
+            self._unhealthy.discard(result.cluster)
+            self.events.clear("health.degraded", "CacheCluster", result.cluster)
+            self.events.emit(Event("health.recovered", "CacheCluster", result.cluster, "healthy again",
+                                   revision=revision))
 
     # ------------------------------------------------------------------ reporting
 
@@ -384,6 +443,7 @@ class Agent:
         while not wake.wait(1):
             pass
         scheduler.shutdown(wait=True)  # the running cycle stops between two resources
+        self.events.close()
         if heartbeat is not None:
             heartbeat.stop()  # and release the lease, so a follower takes over at once
         if server:

@@ -1,4 +1,4 @@
-"""The agent's HTTP endpoints: /healthz, /metrics (Prometheus text), /status (JSON)."""
+"""The agent's HTTP endpoints: /healthz, /metrics (Prometheus text), /status and /events (JSON)."""
 
 from __future__ import annotations
 
@@ -28,8 +28,11 @@ def serve(agent: Agent, host: str, port: int) -> ThreadingHTTPServer:
             elif path == "/status":
                 body = json.dumps(agent.snapshot(), indent=2, default=str).encode()
                 self._send(200, body, "application/json")
+            elif path == "/events":
+                body = json.dumps({"events": agent.events.recent()}, indent=2, default=str).encode()
+                self._send(200, body, "application/json")
             else:
-                self._send(404, b"not found: try /healthz, /metrics or /status\n", "text/plain")
+                self._send(404, b"not found: try /healthz, /metrics, /status or /events\n", "text/plain")
 
         def _send(self, code: int, body: bytes, content_type: str) -> None:
             self.send_response(code)
