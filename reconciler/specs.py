@@ -46,6 +46,7 @@ class Metadata:
     state: str = "present"
     allow_replacement: bool = False
     security_exceptions: tuple[str, ...] = ()
+    paused: bool = False
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Metadata:
@@ -59,6 +60,7 @@ class Metadata:
             state=raw.get("state", "present"),
             allow_replacement=bool(raw.get("allowReplacement", False)),
             security_exceptions=tuple(raw.get("securityExceptions") or ()),
+            paused=bool(raw.get("paused", False)),
         )
 
 

@@ -307,7 +307,7 @@ class Agent:
                 self.backoff.succeeded(change.ref)
             counts[(change.kind, state)] = counts.get((change.kind, state), 0) + 1
             since = change.live.pending_since if change.live and state == "pending" else None
-            fields = [f.to_json() for f in change.fields] if state in ("drifted", "pending", "error") else []
+            fields = [f.to_json() for f in change.fields] if state in ("drifted", "paused", "pending", "error") else []
             self._report_drift(change, state, fields)
             resources.append({"kind": change.kind, "name": change.name, "state": state, "action": change.action,
                               "policy": change.policy, **({"message": message} if message else {}),
@@ -326,10 +326,12 @@ class Agent:
     def _report_drift(self, change: Change, state: str, fields: list[dict[str, Any]]) -> None:
         """`drift.detected` once when a resource's drift appears or changes (the fields, secrets masked);
         the drift that apply corrects is logged by apply itself."""
-        signature = json.dumps(fields, sort_keys=True, default=str) if state == "drifted" and fields else None
+        reported = state in ("drifted", "paused") and fields
+        signature = json.dumps(fields, sort_keys=True, default=str) if reported else None
         if signature and self._drift.get(change.ref) != signature:
             log.warning("drift.detected", kind=change.kind, name=change.name, policy=change.policy, fields=fields)
-            why = "policy: observe" if change.policy == "observe" else (change.refused or "not applied")
+            why = ("paused" if change.paused else "policy: observe" if change.policy == "observe"
+                   else change.refused or "not applied")
             self.events.emit(Event("drift.detected", change.kind, change.name, f"drifted ({why})",
                                    revision=self.status.get("lastAppliedRevision"), fields=fields))
         if signature:
@@ -465,6 +467,8 @@ def _state_of(change: Change, outcome: Outcome | None, backoff_s: float) -> tupl
             return "drifted", f"refused: {outcome.message}"
         return "error", outcome.message
     if change.is_change:
+        if change.paused:
+            return "paused", "metadata.paused: observed, not changed"
         if backoff_s:
             return "error", f"failed before; retrying in {backoff_s:.0f}s"
         return "drifted", ("policy: observe" if change.policy == "observe" else None)

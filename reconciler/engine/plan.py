@@ -66,9 +66,13 @@ class Change:
         return self.action not in ("noop", "error")
 
     @property
+    def paused(self) -> bool:
+        return self.resource.spec.metadata.paused
+
+    @property
     def applicable(self) -> bool:
-        """Would `apply` act on this change?"""
-        return self.is_change and not self.refused and self.policy == "enforce"
+        """Would `apply` act on this change? Not when refused, observed only, or paused."""
+        return self.is_change and not self.refused and self.policy == "enforce" and not self.paused
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -77,6 +81,8 @@ class Change:
         }
         if self.policy != "enforce":
             out["policy"] = self.policy
+        if self.paused:
+            out["paused"] = True
         for key in ("error", "refused"):
             if getattr(self, key):
                 out[key] = getattr(self, key)
@@ -230,7 +236,7 @@ def decide(resource: Resource, observed: Live | ObserveFailure | BaseException |
 
 def with_steps(change: Change, aws: Aws) -> Change:
     """Fill in the steps a change takes (none for what will not be applied)."""
-    if not change.is_change or change.refused or change.policy != "enforce":
+    if not change.applicable:
         return change
     try:
         change.steps = change_steps(change, aws)

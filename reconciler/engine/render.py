@@ -67,13 +67,13 @@ def _field_line(action: str, f: FieldChange) -> str:
 
 def render_change(change: Change) -> list[str]:
     action = change.action
-    observing = change.policy == "observe" and action not in ("noop", "error")
+    observing = (change.policy == "observe" or change.paused) and action not in ("noop", "error")
     verb = OBSERVED.get(action, VERBS[action]) if observing else VERBS[action]
     if action == "noop" and change.live and change.live.pending:
         verb = "has nothing to change; AWS is still working on it"
     header = f"  # {change.ref} {verb}"
     if observing:
-        header += " (policy: observe, not changed)"
+        header += " (paused: not changed)" if change.paused else " (policy: observe, not changed)"
     lines = [click.style(header, bold=True)]
     if change.error:
         lines.append(_style(f"  ! {change.error}", "error"))
@@ -129,9 +129,11 @@ def summary_line(plan: Plan) -> str:
         return (("No changes." if not errors else "No changes planned.") + errors
                 + ("" if errors else " The stack matches the specs."))
     refused = sum(1 for c in plan.changes if c.refused)
-    observed = sum(1 for c in plan.changes if c.is_change and c.policy == "observe")
+    observed = sum(1 for c in plan.changes if c.is_change and c.policy == "observe" and not c.paused)
+    paused = sum(1 for c in plan.changes if c.is_change and c.paused)
     extra = (f" {refused} refused." if refused else "") + (
-        f" {observed} observe-only (not applied)." if observed else "")
+        f" {observed} observe-only (not applied)." if observed else "") + (
+        f" {paused} paused (not applied)." if paused else "")
     return (f"Plan: {s['create']} to add, {s['adopt']} to adopt, {s['update']} to change, "
             f"{s['replace']} to replace, {s['delete']} to destroy.{extra}{errors}")
 

@@ -51,3 +51,24 @@ def test_export_of_a_managed_stack_says_so_once(cli, specs, aws, tmp_path):
     assert "0 to adopt, 1 already managed by reconciler" in result.out and "should show no changes" in result.out
     assert "warning: Table/Orders: StreamSpecification: DynamoDB Streams cannot be expressed" in result.err
     assert "Table/Orders: Table Orders" not in result.err
+
+
+def test_a_paused_resource_is_observed_and_shown_never_changed_or_created(cli, specs, aws):
+    paused = TABLE.replace("metadata: {name: Orders}", "metadata: {name: Orders, paused: true}")
+    root = specs("t.yaml", paused)
+    plan = cli("plan", "--json", "--detailed-exitcode", str(root))
+    [change] = plan.json["changes"]
+    assert change["action"] == "create" and change["paused"] is True and "steps" not in change
+    assert "1 paused (not applied)" in cli("plan", str(root)).out
+    assert cli("apply", "--auto-approve", str(root)).code == 0
+    assert aws.client("dynamodb").list_tables()["TableNames"] == []  # not created
+    specs("t.yaml", TABLE)
+    assert cli("apply", "--auto-approve", str(root)).code == 0
+    specs("t.yaml", paused.replace("spec: {", "spec: {tags: {team: ops}, "))
+    aws.reset_requests()
+    drifted = cli("plan", str(root))
+    assert "Table/Orders has drifted (paused: not changed)" in drifted.out
+    ran = cli("run", "--once", "--no-lease", str(root))
+    assert ran.code == 0 and aws.writes() == []
+    [done] = [line for line in ran.err.splitlines() if '"event": "drift.detected"' in line]
+    assert '"spec.tags.team"' in done
