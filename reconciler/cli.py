@@ -213,10 +213,11 @@ def validate(specs: Path) -> int:
     return EXIT_OK
 
 
-def _plan(spec_set: Any, aws: Any, opts: AwsOptions) -> Any:
-    from .engine.plan import enforce_budget, make_plan
+def _plan(spec_set: Any, aws: Any, opts: AwsOptions, manual: bool = False) -> Any:
+    from .engine.plan import enforce_budget, enforce_windows, make_plan
 
-    return enforce_budget(make_plan(spec_set, aws, workers=opts.workers), opts.max_destroy)
+    return enforce_windows(enforce_budget(make_plan(spec_set, aws, workers=opts.workers), opts.max_destroy),
+                           spec_set, manual=manual)
 
 
 @cli.command()
@@ -258,7 +259,7 @@ def apply(specs: Path, auto_approve: bool, wait_s: int | None, opts: AwsOptions,
     opts.start()
     spec_set = load_specs(specs)
     aws = _connect(opts)
-    result = _plan(spec_set, aws, opts)
+    result = _plan(spec_set, aws, opts, manual=True)  # a hand-run apply: `manual: true` windows let it through
     click.echo(render_plan(result))
     if not any(c.applicable or c.refused or c.action == "error" for c in result.changes):
         return EXIT_OK
@@ -306,7 +307,7 @@ def _carry_through(spec_set: Any, aws: Any, opts: AwsOptions, report: Any, wait_
             click.echo()
         if waiting or not still_held():
             return waiting
-        follow_up = _plan(spec_set, aws, opts)
+        follow_up = _plan(spec_set, aws, opts, manual=True)
         if not any(c.applicable for c in follow_up.changes):
             return []
         if time.monotonic() > deadline:

@@ -6,9 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .engine import windows
 from .errors import SpecError, SpecProblem
 from .resources import registry
 from .specs import Spec, SpecSet, format_path, read_specs
+
+# Kinds that are policy, not AWS resources: their own rules, applied before anything else.
+POLICY_KINDS = {windows.KIND: windows.check_spec}
 
 
 def load_specs(root: str | Path, relative_to: Path | None = None) -> SpecSet:
@@ -22,11 +26,17 @@ def load_specs(root: str | Path, relative_to: Path | None = None) -> SpecSet:
     problems += kind_problems(specs)
     if problems:
         raise SpecError(sorted(problems, key=lambda p: (p.file, p.line or 0, p.path)))
-    ordered = sorted(specs, key=lambda s: (registry.get(s.kind).order, s.kind, s.name))
+    ordered = sorted(specs, key=lambda s: (0 if s.kind in POLICY_KINDS else registry.get(s.kind).order,
+                                           s.kind, s.name))
     return SpecSet(specs=tuple(ordered), files=tuple(files))
 
 
 def kind_problems(specs: list[Spec]) -> list[SpecProblem]:
     """Rules a JSON Schema cannot express: each kind's own, and references between specs."""
+    def rules(spec: Spec) -> list[tuple[tuple[str | int, ...], str]]:
+        if spec.kind in POLICY_KINDS:
+            return POLICY_KINDS[spec.kind](spec)
+        return registry.get(spec.kind).check_spec(spec, specs)
+
     return [SpecProblem(spec.file, spec.line_of(path), format_path(path), message)
-            for spec in specs for path, message in registry.get(spec.kind).check_spec(spec, specs)]
+            for spec in specs for path, message in rules(spec)]

@@ -28,7 +28,7 @@ import structlog
 
 from ..aws import describe_failure
 from ..engine.apply import ApplyReport, Outcome, apply_plan
-from ..engine.plan import DEFAULT_MAX_DESTROY, Change, Plan, enforce_budget, make_plan
+from ..engine.plan import DEFAULT_MAX_DESTROY, Change, Plan, enforce_budget, enforce_windows, make_plan
 from ..errors import ReconcilerError, SpecError
 from ..health import HealthResult, check_cluster
 from ..lease import Heartbeat, Lease, keep
@@ -176,7 +176,8 @@ class Agent:
         if spec_set is None:
             return CycleResult(ok=False, error="specs failed to load; nothing applied")
         self.aws.reset_counts()
-        plan = enforce_budget(make_plan(spec_set, self.aws, workers=self.workers), self.max_destroy)
+        plan = enforce_windows(enforce_budget(make_plan(spec_set, self.aws, workers=self.workers), self.max_destroy),
+                               spec_set)
         if self.stop.is_set():
             return CycleResult(ok=True, error="stopped")
         leader = self._may_apply(plan)
@@ -307,7 +308,8 @@ class Agent:
                 self.backoff.succeeded(change.ref)
             counts[(change.kind, state)] = counts.get((change.kind, state), 0) + 1
             since = change.live.pending_since if change.live and state == "pending" else None
-            fields = [f.to_json() for f in change.fields] if state in ("drifted", "paused", "pending", "error") else []
+            shown = ("drifted", "paused", "window-blocked", "pending", "error")
+            fields = [f.to_json() for f in change.fields] if state in shown else []
             self._report_drift(change, state, fields)
             resources.append({"kind": change.kind, "name": change.name, "state": state, "action": change.action,
                               "policy": change.policy, **({"message": message} if message else {}),
@@ -326,9 +328,13 @@ class Agent:
     def _report_drift(self, change: Change, state: str, fields: list[dict[str, Any]]) -> None:
         """`drift.detected` once when a resource's drift appears or changes (the fields, secrets masked);
         the drift that apply corrects is logged by apply itself."""
-        reported = state in ("drifted", "paused") and fields
+        reported = state in ("drifted", "paused", "window-blocked") and fields
         signature = json.dumps(fields, sort_keys=True, default=str) if reported else None
-        if signature and self._drift.get(change.ref) != signature:
+        if signature and self._drift.get(change.ref) != signature and change.window:
+            log.warning("window.blocked", kind=change.kind, name=change.name, window=change.window, fields=fields)
+            self.events.emit(Event("window.blocked", change.kind, change.name, f"drift held by {change.window}",
+                                   revision=self.status.get("lastAppliedRevision"), fields=fields))
+        elif signature and self._drift.get(change.ref) != signature:
             log.warning("drift.detected", kind=change.kind, name=change.name, policy=change.policy, fields=fields)
             why = ("paused" if change.paused else "policy: observe" if change.policy == "observe"
                    else change.refused or "not applied")
@@ -338,6 +344,7 @@ class Agent:
             self._drift[change.ref] = signature
         elif self._drift.pop(change.ref, None):
             self.events.clear("drift.detected", change.kind, change.name)
+            self.events.clear("window.blocked", change.kind, change.name)
 
     def _outcome_events(self, change: Change, outcome: Outcome | None) -> None:
         """drift.corrected for a drift the agent fixed; apply.failed for a failure (once, until it clears)."""
@@ -469,6 +476,8 @@ def _state_of(change: Change, outcome: Outcome | None, backoff_s: float) -> tupl
     if change.is_change:
         if change.paused:
             return "paused", "metadata.paused: observed, not changed"
+        if change.window:
+            return "window-blocked", f"held by {change.window}"
         if backoff_s:
             return "error", f"failed before; retrying in {backoff_s:.0f}s"
         return "drifted", ("policy: observe" if change.policy == "observe" else None)

@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -16,6 +17,7 @@ from ..fields import mark_ignored
 from ..model import FieldChange, Live, Step
 from ..resources import Resource, registry
 from .inventory import Owned, owned_resources, unmanaged
+from .windows import blocked, windows_of
 
 if TYPE_CHECKING:
     from ..aws import Aws
@@ -39,6 +41,7 @@ class Change:
     refused: str | None = None        # planned, but a safety rule forbids applying it
     notes: list[str] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)  # the work, in AWS's order (see Resource.steps)
+    window: str | None = None         # a change window blocks it now (which, until when)
 
     @property
     def kind(self) -> str:
@@ -72,7 +75,8 @@ class Change:
     @property
     def applicable(self) -> bool:
         """Would `apply` act on this change? Not when refused, observed only, or paused."""
-        return self.is_change and not self.refused and self.policy == "enforce" and not self.paused
+        return (self.is_change and not self.refused and self.policy == "enforce" and not self.paused
+                and not self.window)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -83,6 +87,8 @@ class Change:
             out["policy"] = self.policy
         if self.paused:
             out["paused"] = True
+        if self.window:
+            out["blockedBy"] = self.window
         for key in ("error", "refused"):
             if getattr(self, key):
                 out[key] = getattr(self, key)
@@ -131,7 +137,9 @@ class Plan:
 
 
 def build_resources(specs: SpecSet) -> list[Resource]:
-    return [registry.get(s.kind)(s, specs.specs) for s in specs.specs]
+    """One Resource per spec of an AWS kind (policy specs, such as change windows, are not resources)."""
+    kinds = set(registry.kinds())
+    return [registry.get(s.kind)(s, specs.specs) for s in specs.specs if s.kind in kinds]
 
 
 @dataclass
@@ -285,6 +293,16 @@ def enforce_budget(plan: Plan, max_destroy: int) -> Plan:
         for change in destructive:
             change.refused = (f"{len(destructive)} deletes/replaces in one cycle exceed the budget of "
                               f"{max_destroy}; raise --max-destroy to allow them")
+    return plan
+
+
+def enforce_windows(plan: Plan, specs: SpecSet, manual: bool = False, now: datetime | None = None) -> Plan:
+    """Hold back the changes a change window blocks now (`manual`: a hand-run apply, which windows with
+    `manual: true` let through). They stay in the plan, marked with the window and until when."""
+    found = windows_of(specs.specs)
+    for change in plan.changes if found else []:
+        if change.applicable and (block := blocked(found, change.ref, now, manual)):
+            change.window = block.message()
     return plan
 
 

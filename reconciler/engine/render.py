@@ -85,6 +85,8 @@ def render_change(change: Change) -> list[str]:
     lines += [f"    note: {n}" for n in change.notes]
     if change.refused:
         lines.append(_style(f"    refused: {change.refused}", "error"))
+    if change.window:
+        lines.append(_style(f"    blocked by {change.window} (applied once the window allows)", "update"))
     return lines
 
 
@@ -131,9 +133,11 @@ def summary_line(plan: Plan) -> str:
     refused = sum(1 for c in plan.changes if c.refused)
     observed = sum(1 for c in plan.changes if c.is_change and c.policy == "observe" and not c.paused)
     paused = sum(1 for c in plan.changes if c.is_change and c.paused)
+    windowed = sum(1 for c in plan.changes if c.window)
     extra = (f" {refused} refused." if refused else "") + (
         f" {observed} observe-only (not applied)." if observed else "") + (
-        f" {paused} paused (not applied)." if paused else "")
+        f" {paused} paused (not applied)." if paused else "") + (
+        f" {windowed} held by a change window." if windowed else "")
     return (f"Plan: {s['create']} to add, {s['adopt']} to adopt, {s['update']} to change, "
             f"{s['replace']} to replace, {s['delete']} to destroy.{extra}{errors}")
 
