@@ -386,12 +386,18 @@ def parse_duration(text: str, option: str = "--interval") -> float:
 @click.option("--notify-webhook", "webhooks", multiple=True, metavar="URL", envvar="RECONCILER_NOTIFY_WEBHOOKS",
               help="POST each event (reconciler.event/v1 JSON, signed with RECONCILER_WEBHOOK_SECRET) here; "
                    "repeatable.")
+@click.option("--notify", "notify", multiple=True, metavar="URL", envvar="RECONCILER_NOTIFY",
+              help="Tell people: a chat or paging service by its apprise URL (slack://..., msteams://..., "
+                   "pagerduty://..., mailto://..., json://...); repeatable.")
+@click.option("--notify-after", type=click.IntRange(1), default=1, show_default=True,
+              envvar="RECONCILER_NOTIFY_AFTER", help="Report drift only once it has lasted this many cycles.")
 @_lease_options
 @_aws_options
 @_guarded
 def run(specs: Path, once: bool, interval: str, git_url: str | None, git_branch: str, http_port: int | None,
         http_host: str, state_dir: Path | None, require_healthy: bool, pending_interval: str,
-        webhooks: tuple[str, ...], opts: AwsOptions, lease_opts: LeaseOptions) -> int:
+        webhooks: tuple[str, ...], notify: tuple[str, ...], notify_after: int, opts: AwsOptions,
+        lease_opts: LeaseOptions) -> int:
     """The agent: plan and apply the `enforce` resources, check Redis, cycle after cycle."""
     from .agent import Agent, DirectorySource, GitSource
     from .agent.daemon import state_dir_default
@@ -404,10 +410,11 @@ def run(specs: Path, once: bool, interval: str, git_url: str | None, git_branch:
     aws = _connect(opts)
     source = (GitSource(git_url, git_branch, state_dir or state_dir_default(), str(specs)) if git_url
               else DirectorySource(specs))
-    events = Events(state_dir or state_dir_default(), list(webhooks), os.environ.get("RECONCILER_WEBHOOK_SECRET"))
+    events = Events(state_dir or state_dir_default(), list(webhooks), os.environ.get("RECONCILER_WEBHOOK_SECRET"),
+                    notify=list(notify))
     agent = Agent(source, aws, interval_s=seconds, workers=opts.workers, max_destroy=opts.max_destroy,
                   lease=lease_opts.make(aws), pending_interval_s=parse_duration(pending_interval, "--pending-interval"),
-                  events=events)
+                  events=events, notify_after=notify_after)
     if webhooks and not os.environ.get("RECONCILER_WEBHOOK_SECRET"):
         click.echo("warning: --notify-webhook without RECONCILER_WEBHOOK_SECRET: events are sent unsigned", err=True)
     if once:

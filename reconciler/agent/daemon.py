@@ -83,7 +83,7 @@ class Agent:
     def __init__(self, source: DirectorySource | GitSource, aws: Aws, *, interval_s: float = 300,
                  workers: int = 16, backoff_cap_s: float | None = None, max_destroy: int = DEFAULT_MAX_DESTROY,
                  lease: Lease | None = None, pending_interval_s: float = 30, events: Events | None = None,
-                 stuck_after: int = 3):
+                 stuck_after: int = 3, notify_after: int = 1):
         self.source, self.aws, self.interval_s, self.workers = source, aws, interval_s, workers
         self.pending_interval_s = min(pending_interval_s, interval_s)
         self.events = events or Events(None)
@@ -96,6 +96,8 @@ class Agent:
         self._heartbeat: Heartbeat | None = None
         self.metrics = Metrics()
         self._drift: dict[str, str] = {}  # ref -> the drift last reported
+        self.notify_after = notify_after  # drift is reported once it has lasted this many cycles
+        self._drift_cycles: dict[str, tuple[str, int]] = {}  # ref -> (drift, cycles seen in a row)
         self.backoff = Backoff(base_s=interval_s, cap_s=backoff_cap_s or interval_s * 16)
         self.stop = threading.Event()
         self.lock = threading.Lock()
@@ -330,6 +332,13 @@ class Agent:
         the drift that apply corrects is logged by apply itself."""
         reported = state in ("drifted", "paused", "window-blocked") and fields
         signature = json.dumps(fields, sort_keys=True, default=str) if reported else None
+        if signature:  # --notify-after: how many cycles in a row this drift has been seen
+            previous, seen = self._drift_cycles.get(change.ref, ("", 0))
+            self._drift_cycles[change.ref] = (signature, seen + 1 if previous == signature else 1)
+            if self._drift_cycles[change.ref][1] < self.notify_after:
+                return
+        else:
+            self._drift_cycles.pop(change.ref, None)
         if signature and self._drift.get(change.ref) != signature and change.window:
             log.warning("window.blocked", kind=change.kind, name=change.name, window=change.window, fields=fields)
             self.events.emit(Event("window.blocked", change.kind, change.name, f"drift held by {change.window}",

@@ -1,5 +1,6 @@
 """The agent's events (`reconciler.event/v1`): a bounded history kept in the state directory (it
-survives a restart, served newest first at /events), and delivery to webhooks.
+survives a restart, served newest first at /events), delivery to webhooks, and readable messages to
+chat and paging services through apprise (Slack, Teams, Discord, PagerDuty, email, ... by URL scheme).
 
 Delivery runs on its own thread with retries and backoff, so a receiver that is slow or down never
 holds up a cycle. Each POST is the event as JSON, signed `X-Reconciler-Signature: sha256=<hex HMAC-SHA256
@@ -66,17 +67,19 @@ class Events:
     """The history (bounded, persisted as JSON lines) and the notifications of one agent."""
 
     def __init__(self, state_dir: Path | None, webhooks: list[str] = (), secret: str | None = None,
-                 retries: int = 5, timeout_s: float = 5):
+                 retries: int = 5, timeout_s: float = 5, notify: list[str] = ()):
         self.path = state_dir / "events.jsonl" if state_dir else None
         self.history: collections.deque[dict[str, Any]] = collections.deque(maxlen=HISTORY)
         self.webhooks, self.secret, self.retries, self.timeout_s = list(webhooks), secret, retries, timeout_s
+        self.notify = list(notify)  # apprise URLs (slack://, msteams://, pagerduty://, mailto://, json://...)
         self._sent: dict[tuple[Any, ...], tuple[Any, ...]] = {}  # subject -> key last sent
         self._lock = threading.Lock()
         self._load()
         # one queue and sender per webhook: a receiver that is down delays no other
-        self._queues: dict[str, queue.Queue[Event | None]] = {url: queue.Queue() for url in self.webhooks}
+        targets = [*self.webhooks, *self.notify]
+        self._queues: dict[str, queue.Queue[Event | None]] = {url: queue.Queue() for url in targets}
         self._senders = [threading.Thread(target=self._deliver_forever, args=(url,), name="notify", daemon=True)
-                         for url in self.webhooks]
+                         for url in targets]
         for sender in self._senders:
             sender.start()
 
@@ -139,7 +142,28 @@ class Events:
 
     def _deliver_forever(self, url: str) -> None:
         while (event := self._queues[url].get()) is not None:
-            self._deliver(url, json.dumps(event.to_json(), default=str).encode(), event)
+            if url in self.notify:
+                self._tell(url, event)
+            else:
+                self._deliver(url, json.dumps(event.to_json(), default=str).encode(), event)
+
+    def _tell(self, url: str, event: Event) -> None:
+        """A readable message to a chat or paging service, through apprise (it knows their URL schemes)."""
+        import apprise
+
+        teller = apprise.Apprise()
+        if not teller.add(url):
+            log.error("notify.bad_url", url=_safe(url), reason="apprise does not know this URL scheme")
+            return
+        delay = 1.0
+        for attempt in range(1, self.retries + 1):
+            if teller.notify(title=f"reconciler: {event.type}", body=readable(event),
+                             notify_type=_SEVERITY.get(event.type, "info")):
+                return
+            log.warning("notify.failed", url=_safe(url), type=event.type, attempt=attempt)
+            time.sleep(delay)
+            delay = min(delay * 2, 60)
+        log.error("notify.gave_up", url=_safe(url), type=event.type, attempts=self.retries)
 
     def _deliver(self, url: str, body: bytes, event: Event) -> None:
         headers = {"Content-Type": "application/json", "User-Agent": "reconciler"}
@@ -157,6 +181,21 @@ class Events:
             time.sleep(delay)
             delay = min(delay * 2, 60)
         log.error("notify.gave_up", url=_safe(url), type=event.type, attempts=self.retries)
+
+
+_SEVERITY = {"drift.detected": "warning", "drift.corrected": "success", "apply.failed": "failure",
+             "health.degraded": "failure", "health.recovered": "success", "spec.invalid": "failure",
+             "agent.stuck": "failure", "lease.lost": "warning", "window.blocked": "info"}
+
+
+def readable(event: Event) -> str:
+    """One event as a person reads it in a chat: what, where, which revision, and each field."""
+    where = f"{event.kind}/{event.name}: " if event.kind else ""
+    lines = [f"{where}{event.message}"]
+    lines += [f"  {f['path']}: {json.dumps(f.get('before'))} -> {json.dumps(f.get('after'))}" for f in event.fields]
+    if event.revision:
+        lines.append(f"revision {event.revision}")
+    return "\n".join(lines)
 
 
 def _safe(url: str) -> str:

@@ -43,12 +43,13 @@ class Receiver:
         return [json.loads(body) for _, body in self.got]
 
 
-def start(aws, root: Path, state: Path, log: Path, *hooks: str) -> tuple[subprocess.Popen, int]:
+def start(aws, root: Path, state: Path, log: Path, *options: str) -> tuple[subprocess.Popen, int]:
+    """The daemon; each option that is a URL is a --notify-webhook, the others are passed as they are."""
     port = free_port()
     args = [*reconciler_command(), "run", str(root), "--interval", "1s", "--http-port", str(port), "--http-host",
             "127.0.0.1", "--no-lease", "--state-dir", str(state)]
-    for hook in hooks:
-        args += ["--notify-webhook", hook]
+    for option in options:
+        args += ["--notify-webhook", option] if option.startswith("http://") else [option]
     proc = subprocess.Popen(args, env={**aws.env, "RECONCILER_WEBHOOK_SECRET": SECRET}, stdout=subprocess.DEVNULL,
                             stderr=log.open("a"))
     return proc, port
@@ -102,3 +103,30 @@ def test_signed_events_once_per_drift_a_dead_receiver_slows_nothing_and_history_
     finally:
         stop(proc)
     assert any(e["type"] == "drift.detected" and e["name"] == "Orders" for e in kept)
+
+
+def test_people_are_told_through_apprise_once_drift_has_lasted(aws, specs, tmp_path):
+    """--notify with apprise's generic json:// scheme (the same path as slack://, msteams://, ...) to a real
+    receiver; --notify-after 3 holds the drift back until it has lasted three cycles."""
+    root = specs("t.yaml", TABLE)
+    ddb = aws.client("dynamodb")
+    ddb.create_table(TableName="Orders", BillingMode="PAY_PER_REQUEST",
+                     KeySchema=[{"AttributeName": "Id", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "Id", "AttributeType": "S"}],
+                     Tags=[{"Key": "managed-by", "Value": "reconciler"}, {"Key": "reconciler:name", "Value": "Orders"},
+                           {"Key": "team", "Value": "console"}])
+    receiver = Receiver()
+    chat = receiver.url.replace("http://", "json://")
+    log = tmp_path / "daemon.log"
+    proc, _ = start(aws, root, tmp_path / "state", log, "--notify", chat, "--notify-after", "3")
+    try:
+        wait_for(lambda: receiver.got, timeout=30, what="the message")
+    finally:
+        stop(proc)
+    [message] = receiver.events()
+    assert message["title"] == "reconciler: drift.detected" and message["type"] == "warning"
+    assert "Table/Orders: drifted (policy: observe)" in message["message"]
+    assert 'spec.tags.team: "console" -> "web"' in message["message"]
+    lines = log.read_text().splitlines()
+    reported = next(i for i, line in enumerate(lines) if '"event": "drift.detected"' in line)
+    assert sum('"cycle.done"' in line for line in lines[:reported]) >= 2  # the third cycle reported it
