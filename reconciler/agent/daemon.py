@@ -15,6 +15,7 @@ Rules (also in docs/agent.md):
 
 from __future__ import annotations
 
+import collections
 import json
 import signal
 import threading
@@ -29,6 +30,7 @@ import structlog
 from ..aws import describe_failure
 from ..engine.apply import ApplyReport, Outcome, apply_plan
 from ..engine.plan import DEFAULT_MAX_DESTROY, Change, Plan, enforce_budget, enforce_windows, make_plan
+from ..engine.windows import windows_of
 from ..errors import ReconcilerError, SpecError
 from ..health import HealthResult, check_cluster
 from ..lease import Heartbeat, Lease, keep
@@ -96,6 +98,7 @@ class Agent:
         self._heartbeat: Heartbeat | None = None
         self.metrics = Metrics()
         self._drift: dict[str, str] = {}  # ref -> the drift last reported
+        self._cycles: collections.deque[dict[str, Any]] = collections.deque(maxlen=60)  # for the page's chart
         self.notify_after = notify_after  # drift is reported once it has lasted this many cycles
         self._drift_cycles: dict[str, tuple[str, int]] = {}  # ref -> (drift, cycles seen in a row)
         self.backoff = Backoff(base_s=interval_s, cap_s=backoff_cap_s or interval_s * 16)
@@ -134,6 +137,10 @@ class Agent:
             self.status["lastCycle"] = {"finished": _now(), "durationSeconds": round(duration, 3),
                                         "result": "ok" if result.ok else "error", "error": result.error,
                                         "healthy": result.healthy}
+            changed = sum(1 for r in self.status["resources"] if r.get("changed"))
+            errors = sum(1 for r in self.status["resources"] if r["state"] == "error")
+            self._cycles.append({**self.status["lastCycle"], "changes": changed, "errors": errors})
+            self.status["cycles"] = list(self._cycles)
         pending = self._pending_refs()
         log.info("cycle.done", ok=result.ok, healthy=result.healthy, duration_ms=round(duration * 1000),
                  **({"pending": pending} if pending else {}))
@@ -177,6 +184,7 @@ class Agent:
         spec_set, applied_revision = self._load(revision)
         if spec_set is None:
             return CycleResult(ok=False, error="specs failed to load; nothing applied")
+        self._record_windows(spec_set)
         self.aws.reset_counts()
         plan = enforce_windows(enforce_budget(make_plan(spec_set, self.aws, workers=self.workers), self.max_destroy),
                                spec_set)
@@ -194,6 +202,18 @@ class Agent:
             self.metrics.revision.info({"revision": revision})
         return CycleResult(ok=ok and self.status["specError"] is None,
                            healthy=all(h.healthy for h in health) if health else None)
+
+    def _record_windows(self, spec_set: SpecSet) -> None:
+        """The change windows, open (until when) or closed (next opening), for /status and the page."""
+        now = datetime.now(UTC)
+        shown = []
+        for window in windows_of(spec_set.specs):
+            until = window.open_until(now)
+            shown.append({"name": window.name, "type": window.type, "open": until is not None,
+                          **({"until": until.isoformat(timespec="minutes")} if until
+                             else {"next": window.next_open(now).isoformat(timespec="minutes")})})
+        with self.lock:
+            self.status["windows"] = shown
 
     def _record_source_error(self, error: str | None) -> None:
         """A spec source that cannot be reached now: said in the log and /status; the cycle goes on
@@ -316,6 +336,7 @@ class Agent:
             resources.append({"kind": change.kind, "name": change.name, "state": state, "action": change.action,
                               "policy": change.policy, **({"message": message} if message else {}),
                               **({"pendingSince": since} if since else {}), **({"fields": fields} if fields else {}),
+                              **({"changed": True} if outcome and outcome.status == "applied" else {}),
                               **({"retryInSeconds": round(self.backoff.waiting(change.ref))}
                                  if self.backoff.waiting(change.ref) else {})})
         self.metrics.resources.clear()

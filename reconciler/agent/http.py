@@ -1,4 +1,5 @@
-"""The agent's HTTP endpoints: /healthz, /metrics (Prometheus text), /status and /events (JSON)."""
+"""The agent's HTTP endpoints: the status page at /, /healthz, /metrics (Prometheus text), /status and
+/events (JSON). Nothing here changes anything."""
 
 from __future__ import annotations
 
@@ -19,7 +20,12 @@ def serve(agent: Agent, host: str, port: int) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
-            if path == "/healthz":
+            if path in ("/", "/index.html"):
+                from .page import render
+
+                body = render(agent.snapshot(), agent.events.recent(30)).encode()
+                self._send(200, body, "text/html; charset=utf-8")
+            elif path == "/healthz":
                 ok = agent.alive()
                 self._send(200 if ok else 503, b"ok\n" if ok else b"stale: no cycle finished recently\n",
                            "text/plain")
@@ -32,7 +38,7 @@ def serve(agent: Agent, host: str, port: int) -> ThreadingHTTPServer:
                 body = json.dumps({"events": agent.events.recent()}, indent=2, default=str).encode()
                 self._send(200, body, "application/json")
             else:
-                self._send(404, b"not found: try /healthz, /metrics, /status or /events\n", "text/plain")
+                self._send(404, b"not found: try /, /healthz, /metrics, /status or /events\n", "text/plain")
 
         def _send(self, code: int, body: bytes, content_type: str) -> None:
             self.send_response(code)

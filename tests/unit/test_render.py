@@ -84,3 +84,18 @@ def test_no_changes_says_so(tmp_path):
     change = decide(table(tmp_path), live({**ownership_tags("Users"), "team": "web"}))
     assert change.action == "noop"
     assert click.unstyle(render_plan(Plan([change]))).strip() == "No changes. The stack matches the specs."
+
+
+def test_the_page_chart_and_verdicts():
+    from reconciler.agent.page import chart, overall, sync
+
+    cycles = [{"finished": "t1", "durationSeconds": 1.0, "result": "ok", "changes": 1, "errors": 0},
+              {"finished": "t2", "durationSeconds": 0.5, "result": "error", "changes": 0, "errors": 1}]
+    drawn = chart(cycles, width=600, slots=60)
+    assert [b["x"] for b in drawn["bars"]] == [1.0, 11.0] and drawn["bars"][1]["failed"] and drawn["top"] == 1.0
+    assert drawn["bars"][0]["h"] > drawn["bars"][1]["h"]
+    status = {"lastCycle": {"result": "ok"}, "resources": [{"state": "in-sync"}, {"state": "pending"}]}
+    assert overall(status) == "progressing" and sync(status) == "drifted"
+    assert overall({"lastCycle": None}) == "unknown"
+    assert overall({**status, "resources": [{"state": "error"}]}) == "degraded"
+    assert overall({**status, "resources": [{"state": "in-sync"}]}) == "healthy"
