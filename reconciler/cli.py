@@ -391,13 +391,16 @@ def parse_duration(text: str, option: str = "--interval") -> float:
                    "pagerduty://..., mailto://..., json://...); repeatable.")
 @click.option("--notify-after", type=click.IntRange(1), default=1, show_default=True,
               envvar="RECONCILER_NOTIFY_AFTER", help="Report drift only once it has lasted this many cycles.")
+@click.option("--http-token-env", default=None, metavar="VAR",
+              help="Allow actions on the HTTP port (reconcile now, pause/resume a resource) to requests bearing the "
+                   "token in this environment variable. Without it the port is read-only.")
 @_lease_options
 @_aws_options
 @_guarded
 def run(specs: Path, once: bool, interval: str, git_url: str | None, git_branch: str, http_port: int | None,
         http_host: str, state_dir: Path | None, require_healthy: bool, pending_interval: str,
-        webhooks: tuple[str, ...], notify: tuple[str, ...], notify_after: int, opts: AwsOptions,
-        lease_opts: LeaseOptions) -> int:
+        webhooks: tuple[str, ...], notify: tuple[str, ...], notify_after: int, http_token_env: str | None,
+        opts: AwsOptions, lease_opts: LeaseOptions) -> int:
     """The agent: plan and apply the `enforce` resources, check Redis, cycle after cycle."""
     from .agent import Agent, DirectorySource, GitSource
     from .agent.daemon import state_dir_default
@@ -410,11 +413,17 @@ def run(specs: Path, once: bool, interval: str, git_url: str | None, git_branch:
     aws = _connect(opts)
     source = (GitSource(git_url, git_branch, state_dir or state_dir_default(), str(specs)) if git_url
               else DirectorySource(specs))
+    http_token = None
+    if http_token_env:
+        http_token = os.environ.get(http_token_env)
+        if not http_token or len(http_token) < 16:
+            raise ReconcilerError(f"--http-token-env {http_token_env}: the variable must hold a token of 16 "
+                                  "characters or more")
     events = Events(state_dir or state_dir_default(), list(webhooks), os.environ.get("RECONCILER_WEBHOOK_SECRET"),
                     notify=list(notify))
     agent = Agent(source, aws, interval_s=seconds, workers=opts.workers, max_destroy=opts.max_destroy,
                   lease=lease_opts.make(aws), pending_interval_s=parse_duration(pending_interval, "--pending-interval"),
-                  events=events, notify_after=notify_after)
+                  events=events, notify_after=notify_after, http_token=http_token)
     if webhooks and not os.environ.get("RECONCILER_WEBHOOK_SECRET"):
         click.echo("warning: --notify-webhook without RECONCILER_WEBHOOK_SECRET: events are sent unsigned", err=True)
     if once:

@@ -85,7 +85,7 @@ class Agent:
     def __init__(self, source: DirectorySource | GitSource, aws: Aws, *, interval_s: float = 300,
                  workers: int = 16, backoff_cap_s: float | None = None, max_destroy: int = DEFAULT_MAX_DESTROY,
                  lease: Lease | None = None, pending_interval_s: float = 30, events: Events | None = None,
-                 stuck_after: int = 3, notify_after: int = 1):
+                 stuck_after: int = 3, notify_after: int = 1, http_token: str | None = None):
         self.source, self.aws, self.interval_s, self.workers = source, aws, interval_s, workers
         self.pending_interval_s = min(pending_interval_s, interval_s)
         self.events = events or Events(None)
@@ -100,9 +100,13 @@ class Agent:
         self._drift: dict[str, str] = {}  # ref -> the drift last reported
         self._cycles: collections.deque[dict[str, Any]] = collections.deque(maxlen=60)  # for the page's chart
         self.notify_after = notify_after  # drift is reported once it has lasted this many cycles
+        self.http_token = http_token      # actions on the HTTP port need it; None: read-only
+        self._paused_file = (events.path.parent / "paused.json") if events and events.path else None
+        self.paused: set[str] = self._load_paused()  # refs paused by an operator on the page
         self._drift_cycles: dict[str, tuple[str, int]] = {}  # ref -> (drift, cycles seen in a row)
         self.backoff = Backoff(base_s=interval_s, cap_s=backoff_cap_s or interval_s * 16)
         self.stop = threading.Event()
+        self._again = threading.Event()  # a cycle was asked for (SIGHUP, the page) while one ran
         self.lock = threading.Lock()
         self.started_at = time.monotonic()
         self.last_finished: float | None = None
@@ -118,6 +122,7 @@ class Agent:
     def cycle(self) -> CycleResult:
         """One reconcile cycle; never raises (every failure is reported)."""
         started = time.monotonic()
+        self._again.clear()  # a cycle asked for from here on runs after this one
         try:
             result = self._cycle()
         except ReconcilerError as exc:
@@ -144,7 +149,9 @@ class Agent:
         pending = self._pending_refs()
         log.info("cycle.done", ok=result.ok, healthy=result.healthy, duration_ms=round(duration * 1000),
                  **({"pending": pending} if pending else {}))
-        if pending:
+        if self._again.is_set():
+            self._requeue(0)
+        elif pending:
             self._requeue(self.pending_interval_s)
         structlog.contextvars.unbind_contextvars("revision", "attempted_revision")
         return result
@@ -188,6 +195,8 @@ class Agent:
         self.aws.reset_counts()
         plan = enforce_windows(enforce_budget(make_plan(spec_set, self.aws, workers=self.workers), self.max_destroy),
                                spec_set)
+        for change in plan.changes:
+            change.operator_paused = change.ref in self.paused
         if self.stop.is_set():
             return CycleResult(ok=True, error="stopped")
         leader = self._may_apply(plan)
@@ -202,6 +211,22 @@ class Agent:
             self.metrics.revision.info({"revision": revision})
         return CycleResult(ok=ok and self.status["specError"] is None,
                            healthy=all(h.healthy for h in health) if health else None)
+
+    def set_paused(self, ref: str, paused: bool) -> None:
+        """Pause or resume a resource from the page (kept in the state directory across restarts)."""
+        with self.lock:
+            (self.paused.add if paused else self.paused.discard)(ref)
+            if self._paused_file:
+                self._paused_file.parent.mkdir(parents=True, exist_ok=True)
+                self._paused_file.write_text(json.dumps(sorted(self.paused)))
+        log.warning("resource.paused" if paused else "resource.resumed", resource=ref, by="the HTTP action")
+        self.cycle_now()
+
+    def _load_paused(self) -> set[str]:
+        try:
+            return set(json.loads(self._paused_file.read_text())) if self._paused_file else set()
+        except (OSError, ValueError):
+            return set()
 
     def _record_windows(self, spec_set: SpecSet) -> None:
         """The change windows, open (until when) or closed (next opening), for /status and the page."""
@@ -433,7 +458,8 @@ class Agent:
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
-            return {**self.status, "intervalSeconds": self.interval_s}
+            return {**self.status, "intervalSeconds": self.interval_s, "actions": self.http_token is not None,
+                    "pausedByOperator": sorted(self.paused)}
 
     def alive(self) -> bool:
         """/healthz: the scheduler runs and the last cycle finished within three intervals
@@ -446,7 +472,8 @@ class Agent:
     # ------------------------------------------------------------------ the daemon
 
     def cycle_now(self) -> None:
-        """Start a cycle now (coalesced with a running one)."""
+        """Start a cycle now; when one is running, right after it."""
+        self._again.set()
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.modify_job("cycle", next_run_time=datetime.now(UTC))
 
@@ -504,6 +531,8 @@ def _state_of(change: Change, outcome: Outcome | None, backoff_s: float) -> tupl
             return "drifted", f"refused: {outcome.message}"
         return "error", outcome.message
     if change.is_change:
+        if change.operator_paused:
+            return "paused", "paused on the agent's page (POST /actions/resume to resume)"
         if change.paused:
             return "paused", "metadata.paused: observed, not changed"
         if change.window:

@@ -1,10 +1,13 @@
 """The agent's HTTP endpoints: the status page at /, /healthz, /metrics (Prometheus text), /status and
-/events (JSON). Nothing here changes anything."""
+/events (JSON); with --http-token-env, POST /actions/reconcile, /actions/pause and /actions/resume behind
+a bearer token. Without it nothing here changes anything."""
 
 from __future__ import annotations
 
+import hmac
 import json
 import threading
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +42,33 @@ def serve(agent: Agent, host: str, port: int) -> ThreadingHTTPServer:
                 self._send(200, body, "application/json")
             else:
                 self._send(404, b"not found: try /, /healthz, /metrics, /status or /events\n", "text/plain")
+
+        def do_POST(self) -> None:
+            """Actions, only with --http-token-env: `Authorization: Bearer <token>` (compared in constant
+            time) and no foreign Origin. A browser never adds that header by itself, so a page elsewhere
+            cannot make a visitor's browser act (CSRF)."""
+            path, _, query = self.path.partition("?")
+            if agent.http_token is None:
+                return self._send(403, b"the agent's HTTP port is read-only: start it with --http-token-env VAR\n",
+                                  "text/plain")
+            given = self.headers.get("Authorization", "")
+            expected = f"Bearer {agent.http_token}"
+            if not hmac.compare_digest(given.encode(), expected.encode()):
+                return self._send(401, b"a bearer token is needed (Authorization: Bearer ...)\n", "text/plain")
+            origin = self.headers.get("Origin")
+            if origin and urllib.parse.urlparse(origin).netloc != self.headers.get("Host", ""):
+                return self._send(403, b"cross-origin requests are refused\n", "text/plain")
+            ref = urllib.parse.parse_qs(query).get("resource", [""])[0]
+            if path == "/actions/reconcile":
+                agent.cycle_now()
+                return self._send(202, b"a cycle starts now\n", "text/plain")
+            if path in ("/actions/pause", "/actions/resume"):
+                if "/" not in ref:
+                    return self._send(400, b"name the resource: ?resource=Kind/name\n", "text/plain")
+                agent.set_paused(ref, path.endswith("pause"))
+                return self._send(200, f"{ref} {'paused' if path.endswith('pause') else 'resumed'}\n".encode(),
+                                  "text/plain")
+            return self._send(404, b"actions: /actions/reconcile, /actions/pause, /actions/resume\n", "text/plain")
 
         def _send(self, code: int, body: bytes, content_type: str) -> None:
             self.send_response(code)

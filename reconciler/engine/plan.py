@@ -42,6 +42,7 @@ class Change:
     notes: list[str] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)  # the work, in AWS's order (see Resource.steps)
     window: str | None = None         # a change window blocks it now (which, until when)
+    operator_paused: bool = False     # paused by an operator on the agent's page (not in the spec)
 
     @property
     def kind(self) -> str:
@@ -70,7 +71,7 @@ class Change:
 
     @property
     def paused(self) -> bool:
-        return self.resource.spec.metadata.paused
+        return self.resource.spec.metadata.paused or self.operator_paused
 
     @property
     def applicable(self) -> bool:
