@@ -99,6 +99,7 @@ class Agent:
         self.metrics = Metrics()
         self._drift: dict[str, str] = {}  # ref -> the drift last reported
         self._cycles: collections.deque[dict[str, Any]] = collections.deque(maxlen=60)  # for the page's chart
+        self._last_change: dict[str, dict[str, str]] = {}  # ref -> when and what the agent last applied
         self.notify_after = notify_after  # drift is reported once it has lasted this many cycles
         self.http_token = http_token      # actions on the HTTP port need it; None: read-only
         self._paused_file = (events.path.parent / "paused.json") if events and events.path else None
@@ -186,8 +187,10 @@ class Agent:
         revision = self.source.fetch()
         structlog.contextvars.bind_contextvars(revision=revision)
         self._record_source_error(self.source.fetch_error)
+        commit = self.source.describe(revision)
         with self.lock:
             self.status["lastAttemptedRevision"] = revision
+            self.status["commit"] = commit
         spec_set, applied_revision = self._load(revision)
         if spec_set is None:
             return CycleResult(ok=False, error="specs failed to load; nothing applied")
@@ -345,6 +348,8 @@ class Agent:
                 self.metrics.drift.labels(kind=change.kind).inc()
             self._outcome_events(change, outcome)
             if outcome and outcome.status == "applied":
+                self._last_change[change.ref] = {"time": _now(), "action": change.action}
+            if outcome and outcome.status == "applied":
                 self.metrics.changes.labels(kind=change.kind, action=change.action).inc()
                 self.backoff.succeeded(change.ref)
             elif state == "error":
@@ -362,6 +367,8 @@ class Agent:
                               "policy": change.policy, **({"message": message} if message else {}),
                               **({"pendingSince": since} if since else {}), **({"fields": fields} if fields else {}),
                               **({"changed": True} if outcome and outcome.status == "applied" else {}),
+                              **({"lastChange": self._last_change[change.ref]} if change.ref in self._last_change
+                                 else {}),
                               **({"retryInSeconds": round(self.backoff.waiting(change.ref))}
                                  if self.backoff.waiting(change.ref) else {})})
         self.metrics.resources.clear()

@@ -41,6 +41,10 @@ class DirectorySource:
     def checkout(self, revision: str) -> Path:
         return self.specs
 
+    def describe(self, revision: str) -> dict[str, str] | None:
+        """A commit's subject and author (git only)."""
+        return None
+
 
 def redact(url: str) -> str:
     """A URL without the password or token it may carry."""
@@ -100,3 +104,11 @@ class GitSource:
         self._git("checkout", "--quiet", "--force", "--detach", revision)
         self._git("clean", "--quiet", "-fdx")
         return self.workdir / self.specs_path
+
+    def describe(self, revision: str) -> dict[str, str] | None:
+        """A commit's subject and author, for /status and the page."""
+        try:
+            subject, author, when = self._git("log", "-1", "--format=%s%n%an%n%aI", revision).split("\n", 2)
+        except (ReconcilerError, ValueError):
+            return None
+        return {"revision": revision, "subject": subject, "author": author, "date": when}

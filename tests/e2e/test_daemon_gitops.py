@@ -121,6 +121,10 @@ def test_daemon_follows_git_corrects_drift_and_survives_a_broken_commit(aws, rep
     assert tags_of(aws, "Orders")["team"] == "platform"
     status = daemon.status()
     assert status["lastAttemptedRevision"] == second
+    assert status["commit"]["subject"] == "Orders belongs to platform" and status["commit"]["author"] == "Ops"
+    page = daemon.get("/")[1]
+    assert "“Orders belongs to platform” by Ops" in page  # the page says which commit, and whose
+    assert status["resources"][0]["lastChange"]["action"] in ("update", "create")
     assert {"kind": "Table", "name": "Orders", "state": "in-sync"}.items() <= status["resources"][0].items()
 
     arn = ddb.describe_table(TableName="Orders")["Table"]["TableArn"]
