@@ -137,7 +137,8 @@ def _diff_keyed(f: Field, want: list[Any], have: list[Any], prune: bool) -> list
         if f.per_attribute and isinstance(after, dict) and isinstance(before, dict):
             names = list(after) + sorted(a for a in before if a not in after)
             changes += [_change(f, f"{f.path}[{k}].{a}", before.get(a), after.get(a), entry=k)
-                        for a in names if after.get(a) != before.get(a)]
+                        for a in names  # an absent attribute is not one whose value is null
+                        if (a in after) != (a in before) or after.get(a) != before.get(a)]
         else:
             changes.append(_change(f, f"{f.path}[{k}]", before, after, entry=k))
     return changes

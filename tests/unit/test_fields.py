@@ -91,3 +91,10 @@ def test_items_differ_attribute_by_attribute():
         ("spec.items[Id=u-1].Extra", 1, None, "Id=u-1"),
         ("spec.items[Id=u-2]", None, {"Id": "u-2", "Name": "Bob"}, "Id=u-2"),
     ]
+
+
+def test_an_absent_attribute_is_not_a_null_one():
+    field = Field("items", mode="keyed", key=lambda i: f"Id={i['Id']}", prune=False, per_attribute=True)
+    changes = diff_fields([field], {"items": [{"Id": "a", "Gone": None}]}, {"items": [{"Id": "a"}]},
+                          stated=["items"])
+    assert [c.path for c in changes] == ["spec.items[Id=a].Gone"]
