@@ -56,6 +56,14 @@ class Aws:
         return {f"{r['service']}:{r['operation']}:{code}": n for r in self.requests()
                 for code, n in r["errors"].items() if not (writes_only and r["read"])}
 
+    def owned_table(self, name: str, **tags: str) -> None:
+        """A table the agent owns (its ownership tags), keyed by Id, with these other tags: drift made ready."""
+        self.client("dynamodb").create_table(
+            TableName=name, BillingMode="PAY_PER_REQUEST", KeySchema=[{"AttributeName": "Id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "Id", "AttributeType": "S"}],
+            Tags=[{"Key": "managed-by", "Value": "reconciler"}, {"Key": "reconciler:name", "Value": name},
+                  *({"Key": k, "Value": v} for k, v in tags.items())])
+
     def set_time(self, time: str | float) -> None:
         """The sandbox's AWS time: instant, aws, or a factor of AWS's typical durations."""
         self._post("/_sandbox/time", {"time": str(time)})

@@ -69,12 +69,8 @@ def stop(proc: subprocess.Popen) -> None:
 
 def test_signed_events_once_per_drift_a_dead_receiver_slows_nothing_and_history_survives(aws, specs, tmp_path):
     root = specs("t.yaml", TABLE)
-    ddb = aws.client("dynamodb")
-    ddb.create_table(TableName="Orders", BillingMode="PAY_PER_REQUEST",
-                     KeySchema=[{"AttributeName": "Id", "KeyType": "HASH"}],
-                     AttributeDefinitions=[{"AttributeName": "Id", "AttributeType": "S"}],
-                     Tags=[{"Key": "managed-by", "Value": "reconciler"}, {"Key": "reconciler:name", "Value": "Orders"},
-                           {"Key": "team", "Value": "console"}])
+    aws.client("dynamodb")
+    aws.owned_table("Orders", team="console")
     receiver, dead = Receiver(), f"http://127.0.0.1:{free_port()}/nobody-listens"
     state, log = tmp_path / "state", tmp_path / "daemon.log"
     proc, port = start(aws, root, state, log, dead, receiver.url)
@@ -109,12 +105,8 @@ def test_people_are_told_through_apprise_once_drift_has_lasted(aws, specs, tmp_p
     """--notify with apprise's generic json:// scheme (the same path as slack://, msteams://, ...) to a real
     receiver; --notify-after 3 holds the drift back until it has lasted three cycles."""
     root = specs("t.yaml", TABLE)
-    ddb = aws.client("dynamodb")
-    ddb.create_table(TableName="Orders", BillingMode="PAY_PER_REQUEST",
-                     KeySchema=[{"AttributeName": "Id", "KeyType": "HASH"}],
-                     AttributeDefinitions=[{"AttributeName": "Id", "AttributeType": "S"}],
-                     Tags=[{"Key": "managed-by", "Value": "reconciler"}, {"Key": "reconciler:name", "Value": "Orders"},
-                           {"Key": "team", "Value": "console"}])
+    aws.client("dynamodb")
+    aws.owned_table("Orders", team="console")
     receiver = Receiver()
     chat = receiver.url.replace("http://", "json://")
     log = tmp_path / "daemon.log"

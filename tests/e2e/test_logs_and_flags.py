@@ -100,11 +100,7 @@ def test_observe_mode_drift_lists_its_fields_in_status_and_once_in_the_log(aws, 
              "spec: {partitionKey: {name: Id, type: S}, tags: {team: web}}\n")
     root = specs("t.yaml", table)
     ddb = aws.client("dynamodb")
-    ddb.create_table(TableName="Orders", BillingMode="PAY_PER_REQUEST",
-                     KeySchema=[{"AttributeName": "Id", "KeyType": "HASH"}],
-                     AttributeDefinitions=[{"AttributeName": "Id", "AttributeType": "S"}],
-                     Tags=[{"Key": "managed-by", "Value": "reconciler"}, {"Key": "reconciler:name", "Value": "Orders"},
-                           {"Key": "team", "Value": "console"}])
+    aws.owned_table("Orders", team="console")
     port, log = free_port(), tmp_path / "daemon.log"
     proc = subprocess.Popen([*reconciler_command(), "run", str(root), "--interval", "1s", "--http-port", str(port),
                              "--http-host", "127.0.0.1", "--no-lease"],

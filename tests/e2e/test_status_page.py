@@ -75,12 +75,8 @@ def check_page(driver, url: str) -> None:
 
 def test_the_status_page_in_a_real_browser(aws, specs, tmp_path, redis_server):
     root = specs("stack.yaml", STACK.replace("ENDPOINT", redis_server.endpoint))
-    ddb = aws.client("dynamodb")
-    ddb.create_table(TableName="Orders", BillingMode="PAY_PER_REQUEST",
-                     KeySchema=[{"AttributeName": "Id", "KeyType": "HASH"}],
-                     AttributeDefinitions=[{"AttributeName": "Id", "AttributeType": "S"}],
-                     Tags=[{"Key": "managed-by", "Value": "reconciler"}, {"Key": "reconciler:name", "Value": "Orders"},
-                           {"Key": "team", "Value": "console"}])
+    aws.client("dynamodb")
+    aws.owned_table("Orders", team="console")
     aws.set_time("aws")  # the cache stays `creating` for the whole test
     port, log = free_port(), tmp_path / "daemon.log"
     env = {**aws.env, "REDIS_AUTH_TOKEN": redis_server.password}
