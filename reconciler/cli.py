@@ -294,13 +294,13 @@ def _carry_through(spec_set: Any, aws: Any, opts: AwsOptions, report: Any, wait_
                    still_held: Callable[[], bool]) -> list[str]:
     """apply --wait: wait until AWS has finished, plan again, apply the next steps; until nothing is
     left or `wait_s` has passed. Returns what is still in progress at the timeout."""
+    from .aws import talks_to_sandbox
     from .engine.apply import apply_plan, wait_until_settled
     from .engine.render import render_report
 
     deadline = time.monotonic() + wait_s
-    from .aws import talks_to_sandbox
-
     progress, poll = _progress_line(), 2 if opts.sandbox or talks_to_sandbox() else 10
+    last: list[str] = []
     while True:
         waiting = wait_until_settled(report, aws, max(1.0, deadline - time.monotonic()), progress, poll_s=poll)
         if sys.stdout.isatty():
@@ -308,10 +308,17 @@ def _carry_through(spec_set: Any, aws: Any, opts: AwsOptions, report: Any, wait_
         if waiting or not still_held():
             return waiting
         follow_up = _plan(spec_set, aws, opts, manual=True)
-        if not any(c.applicable for c in follow_up.changes):
+        todo = [c for c in follow_up.changes if c.applicable]
+        if not todo:
             return []
         if time.monotonic() > deadline:
-            return [c.ref for c in follow_up.changes if c.applicable]
+            return [c.ref for c in todo]
+        again = sorted(f"{c.ref} {[f.path for f in c.effective_fields]} {[st.description for st in c.steps]}"
+                       for c in todo)
+        if again == last:  # applied, settled, and the same difference is back: AWS keeps another value
+            return [f"{c.ref} (applied, but AWS still reports {', '.join(f.path for f in c.effective_fields)} "
+                    "differently; not sent again)" for c in todo]
+        last = again
         more = apply_plan(follow_up, aws, should_stop=lambda: not still_held())
         click.echo(render_report(more))
         report.outcomes += more.outcomes

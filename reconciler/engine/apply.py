@@ -160,7 +160,8 @@ def wait_until_settled(report: ApplyReport, aws: Aws, timeout_s: float,
                        on_progress: Callable[[str], None] = lambda _: None, poll_s: float = 5) -> list[str]:
     """Poll the applied resources until AWS reports none of them pending (e.g. a distribution
     deploying). Returns the refs still pending at the timeout."""
-    resources = [o.change.resource for o in report.outcomes if o.status in ("applied", "pending")]
+    resources = list({o.change.ref: o.change.resource for o in report.outcomes
+                      if o.status in ("applied", "pending")}.values())
     deadline = time.monotonic() + timeout_s
     started = time.monotonic()
     while True:
