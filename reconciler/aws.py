@@ -249,6 +249,11 @@ def is_aws_failure(exc: BaseException) -> bool:
                       | ReconcilerError | TimeoutError | OSError)
 
 
+def wants_traceback(exc: BaseException) -> bool:
+    """Log the traceback of a failure: only a bug in reconciler, and only with RECONCILER_DEBUG=1."""
+    return bool(os.environ.get("RECONCILER_DEBUG")) and not is_aws_failure(exc)
+
+
 def describe_failure(exc: BaseException, ref: str, doing: str) -> str:
     """One line for a failure while `doing` something to `ref`: the AWS call that failed, or, for a
     bug in reconciler, an internal error that says so (never blamed on the last AWS call)."""

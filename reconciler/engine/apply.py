@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -10,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from ..aws import describe_failure, is_aws_failure
+from ..aws import describe_failure, wants_traceback
 from .plan import Change, Plan, change_steps, decide, observe_all
 
 if TYPE_CHECKING:
@@ -90,9 +89,9 @@ def _apply_one(change: Change, aws: Aws, failed: set[str]) -> Outcome | None:
     try:
         status, message = _run_steps(change, aws)
     except Exception as exc:
-        message = failure_message(change, exc, "applying")
+        message = describe_failure(exc, change.ref, "applying")
         log.error("apply.failed", kind=change.kind, name=change.name, action=change.action, error=message,
-                  exc_info=_debugging() and not is_aws_failure(exc))
+                  exc_info=wants_traceback(exc))
         return Outcome(change, "failed", message, time.monotonic() - started)
     duration = time.monotonic() - started
     fields = [f.to_json() for f in change.effective_fields]  # before -> after; secrets masked
@@ -145,15 +144,6 @@ def _look_again(change: Change, aws: Aws) -> Change:
     aws.new_cycle()
     resource = change.resource
     return decide(resource, observe_all([resource], aws, workers=1)[0])
-
-
-def failure_message(change: Change, exc: BaseException, doing: str) -> str:
-    """What went wrong, in one line: the AWS call that failed, or an internal error named as ours."""
-    return describe_failure(exc, change.ref, doing)
-
-
-def _debugging() -> bool:
-    return bool(os.environ.get("RECONCILER_DEBUG"))
 
 
 def wait_until_settled(report: ApplyReport, aws: Aws, timeout_s: float,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from ..aws import describe_error, describe_failure, is_aws_failure
+from ..aws import describe_error, describe_failure, wants_traceback
 from ..fields import mark_ignored
 from ..model import FieldChange, Live, Step
 from ..resources import Resource, registry
@@ -162,7 +161,7 @@ def observe_all(resources: Iterable[Resource], aws: Aws, workers: int = 16
         except Exception as exc:
             message = describe_failure(exc, resource.ref, "observing")  # on this thread: it knows the call
             log.warning("observe.error", kind=resource.kind, name=resource.name, error=message,
-                        exc_info=bool(os.environ.get("RECONCILER_DEBUG")) and not is_aws_failure(exc))
+                        exc_info=wants_traceback(exc))
             return ObserveFailure(message, exc)
 
     resources = list(resources)
