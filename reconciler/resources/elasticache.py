@@ -18,7 +18,7 @@ AWS facts that shape this module:
   which this kind does not drive).
 - An AUTH token needs transit encryption. The live token cannot be read: the agent keeps a
   salted scrypt fingerprint of it in the tag `reconciler:auth-fingerprint` to notice a
-  changed reference value, and rotates.
+  changed reference value (then ROTATE, SET, record: above).
 - Names: the security group and subnet group are `reconciler-<name>`.
 """
 
