@@ -213,7 +213,7 @@ class Agent:
                 self.status["lastAppliedRevision"] = revision
             self.metrics.revision.info({"revision": revision})
         return CycleResult(ok=ok and self.status["specError"] is None,
-                           healthy=all(h.healthy for h in health) if health else None)
+                           healthy=_verdict(health))
 
     def set_paused(self, ref: str, paused: bool) -> None:
         """Pause or resume a resource from the page (kept in the state directory across restarts)."""
@@ -550,6 +550,12 @@ def _state_of(change: Change, outcome: Outcome | None, backoff_s: float) -> tupl
     if change.live and change.live.pending:
         return "pending", change.live.pending
     return "in-sync", None
+
+
+def _verdict(health: list[HealthResult]) -> bool | None:
+    """Healthy or not, from the checks that ran; None when none did (no cache, the sandbox, a stopped cycle)."""
+    checked = [h for h in health if not h.skipped]
+    return all(h.healthy for h in checked) if checked else None
 
 
 def state_dir_default() -> Path:
