@@ -531,6 +531,50 @@ def export(kinds: tuple[str, ...], names: tuple[str, ...], output: Path, with_it
     return EXIT_OK
 
 
+@cli.command()
+@_specs_arg
+@click.option("--kind", "kinds", multiple=True, help="Only resources of this kind (repeatable).")
+@click.option("--name", "names", multiple=True, help="Only resources of this name (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Print the diff of the spec files; write nothing.")
+@click.option("--allow-replacement", is_flag=True,
+              help="Also write live values of fields whose spec value forces replacement (a table's keys).")
+@_aws_options
+@_guarded
+def writeback(specs: Path, kinds: tuple[str, ...], names: tuple[str, ...], dry_run: bool, allow_replacement: bool,
+              opts: AwsOptions) -> int:
+    """Make the spec files state the live values of drifted fields (the console was right).
+
+    Only those values change in the files: comments, order, quoting and layout stay. Secrets are never
+    written. Makes no change in AWS.
+    """
+    from .engine.writeback import write_back
+
+    opts.start()
+    spec_set = load_specs(specs)
+    aws = _connect(opts)
+    result = _plan(spec_set, aws, opts)
+    done = write_back(result, spec_set, specs, aws, allow_replacement=allow_replacement,
+                      only=lambda c: (not kinds or c.kind in kinds) and (not names or c.name in names))
+    for entry in done.skipped:
+        click.echo(f"skipped {entry.ref} {entry.path}: {entry.reason}", err=True)
+    for change in result.changes:
+        if change.action == "error" and (not kinds or change.kind in kinds) and (not names or change.name in names):
+            click.echo(f"error: {change.ref}: {change.error}", err=True)
+    if not done.written:
+        click.echo("No drift to write back.")
+        return EXIT_ERROR if result.has_errors else EXIT_OK
+    click.echo(done.diff(), nl=False)
+    files = len(done.changed_files())
+    fields_ = len(done.written)
+    if dry_run:
+        click.echo(f"Dry run: {fields_} field(s) in {files} file(s) would be written; nothing was written.")
+    else:
+        done.save()
+        click.echo(f"Wrote {fields_} field(s) to {files} file(s). Review the diff and commit it; "
+                   f"`reconciler plan {specs}` now shows no change for them.")
+    return EXIT_ERROR if result.has_errors else EXIT_OK
+
+
 @cli.command("iam-policy")
 @click.argument("specs", required=False, type=click.Path(path_type=Path))
 @click.option("--lease-table", default="reconciler-lease", show_default=True, envvar="RECONCILER_LEASE_TABLE",

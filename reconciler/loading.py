@@ -4,6 +4,7 @@ raised together as one SpecError; nothing is half-loaded."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from .engine import windows
@@ -15,12 +16,14 @@ from .specs import Spec, SpecSet, format_path, read_specs
 POLICY_KINDS = {windows.KIND: windows.check_spec}
 
 
-def load_specs(root: str | Path, relative_to: Path | None = None) -> SpecSet:
+def load_specs(root: str | Path, relative_to: Path | None = None, overrides: Mapping[Path, str] | None = None
+               ) -> SpecSet:
     """Load and validate every spec under root; raise SpecError with all problems found.
 
-    `relative_to` names files relative to that directory (a git checkout's root).
+    `relative_to` names files relative to that directory (a git checkout's root); `overrides` gives
+    the text of some files instead of their contents (an edit being checked before it is written).
     """
-    specs, files, problems = read_specs(root, relative_to)
+    specs, files, problems = read_specs(root, relative_to, overrides)
     if not files and problems:
         raise SpecError(problems)
     problems += kind_problems(specs)

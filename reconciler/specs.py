@@ -47,6 +47,7 @@ class Metadata:
     allow_replacement: bool = False
     security_exceptions: tuple[str, ...] = ()
     paused: bool = False
+    write_back: bool = False  # drift of ignored fields is written back to git too
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Metadata:
@@ -61,6 +62,7 @@ class Metadata:
             allow_replacement=bool(raw.get("allowReplacement", False)),
             security_exceptions=tuple(raw.get("securityExceptions") or ()),
             paused=bool(raw.get("paused", False)),
+            write_back=bool(raw.get("writeBack", False)),
         )
 
 
@@ -83,6 +85,10 @@ class Spec:
     def ref(self) -> str:
         """`Kind/name`, how logs, plans and errors name this resource."""
         return f"{self.kind}/{self.name}"
+
+    def path(self, relative_to: Path | None = None) -> Path:
+        """The file this spec came from (`file` names it relative to `relative_to`, else to the cwd)."""
+        return relative_to / self.file if relative_to is not None else Path(self.file)
 
     @property
     def source_dir(self) -> Path:
@@ -242,11 +248,12 @@ class _TooBig(Exception):
 
 
 def _read_documents(
-    file: Path, display: str, problems: _Problems
+    file: Path, display: str, problems: _Problems, text: str | None = None
 ) -> list[tuple[dict[str, Any], dict[Path_, int], int]]:
-    """Parse one file into (document, line map, first line) triples, recording problems."""
+    """Parse one file (or `text` given for it) into (document, line map, first line) triples,
+    recording problems."""
     try:
-        text = file.read_text(encoding="utf-8")
+        text = file.read_text(encoding="utf-8") if text is None else text
     except (OSError, UnicodeDecodeError) as exc:
         problems.add(display, None, "", f"cannot read file: {exc}")
         return []
@@ -345,9 +352,12 @@ def spec_files(root: Path) -> list[Path]:
     )
 
 
-def read_specs(root: str | Path, relative_to: Path | None = None) -> tuple[list[Spec], list[str], list[SpecProblem]]:
+def read_specs(root: str | Path, relative_to: Path | None = None, overrides: Mapping[Path, str] | None = None
+               ) -> tuple[list[Spec], list[str], list[SpecProblem]]:
     """Parse and schema-validate every spec under root: (specs, file names, problems). The kinds' own
-    rules and the order come from the layer above (reconciler.loading.load_specs)."""
+    rules and the order come from the layer above (reconciler.loading.load_specs). `overrides` gives
+    the text to read for some files instead of their contents (an edit being checked)."""
+    overrides = {p.resolve(): text for p, text in (overrides or {}).items()}
     root = Path(root)
     problems = _Problems()
     if not root.exists():
@@ -359,7 +369,7 @@ def read_specs(root: str | Path, relative_to: Path | None = None) -> tuple[list[
     seen: dict[tuple[str, str], Spec] = {}
     for file in files:
         display = _display(file, relative_to)
-        for doc, lines, first in _read_documents(file, display, problems):
+        for doc, lines, first in _read_documents(file, display, problems, overrides.get(file.resolve())):
             spec = _validate_document(doc, lines, first, display, problems)
             if spec is None:
                 continue

@@ -1,0 +1,290 @@
+"""Write drift back into the spec files: when the console was right, the spec says so.
+
+For each drifted field of a resource, the spec file is edited (reconciler.yamledit) so that it states
+the live value, and nothing else in the file changes. Each edit is checked before it is kept: the
+edited spec set must load (schemas and the kinds' rules) and the resource's diff against what is live
+must no longer list that field, nor any field it did not list before. An edit that fails the check is
+undone and reported: a live value the spec cannot state is never guessed at.
+
+Never written: secrets (sensitive fields), fields the spec does not state (they are not managed),
+fields in `metadata.ignore` unless the spec says `metadata.writeBack: true`, drift of a resource AWS
+is still changing (the values are not settled), and fields that force replacement unless asked.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import SpecError
+from ..fields import MISSING, Field, mark_ignored, normalise
+from ..model import OWNERSHIP_TAGS, FieldChange
+from ..resources import registry
+from ..yamledit import YamlEditError, append, delete, find_document, set_value
+
+if TYPE_CHECKING:
+    from ..aws import Aws
+    from ..loading import SpecSet
+    from ..resources import Resource
+    from .plan import Change, Plan
+
+WRITABLE_ACTIONS = ("update", "replace", "adopt")
+
+
+@dataclass
+class Entry:
+    """One drifted field and what write-back did with it."""
+
+    ref: str
+    path: str
+    spec_value: Any          # what the spec said (the plan's `after`)
+    live_value: Any          # what AWS has (the plan's `before`): what the spec says once written
+    written: bool
+    reason: str | None = None  # why it was not written
+    file: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"resource": self.ref, "path": self.path, "written": self.written}
+        if self.written:
+            out |= {"before": self.spec_value, "after": self.live_value, "file": self.file}
+        else:
+            out["reason"] = self.reason
+        return out
+
+
+@dataclass
+class WriteBack:
+    """The edited files (old and new text) and an entry per drifted field."""
+
+    entries: list[Entry] = field(default_factory=list)
+    files: dict[Path, tuple[str, str, str]] = field(default_factory=dict)  # path -> (display, old, new)
+
+    @property
+    def written(self) -> list[Entry]:
+        return [e for e in self.entries if e.written]
+
+    @property
+    def skipped(self) -> list[Entry]:
+        return [e for e in self.entries if not e.written]
+
+    def changed_files(self) -> dict[Path, str]:
+        """path -> new text, for the files whose text changed."""
+        return {p: new for p, (_, old, new) in self.files.items() if new != old}
+
+    def diff(self) -> str:
+        """The unified diff of every changed file (`a/` and `b/` the file's name, as git shows it)."""
+        out = []
+        for display, old, new in self.files.values():
+            out += difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
+                                        f"a/{display}", f"b/{display}")
+        return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in out)
+
+    def save(self) -> None:
+        """Write the changed files (each replaced whole, atomically: a crash leaves old or new)."""
+        for path, text in self.changed_files().items():
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+                out.write(text)
+            os.chmod(tmp, path.stat().st_mode & 0o777)
+            os.replace(tmp, path)
+
+
+FieldFilter = Callable[["Change", FieldChange], str | None]
+
+
+def every_field(change: Change, fc: FieldChange) -> str | None:
+    """`reconciler writeback`: any drifted field (ignored ones where the spec opts in)."""
+    if fc.ignored and not change.resource.spec.metadata.write_back:
+        return "in metadata.ignore (set metadata.writeBack: true to write its drift back)"
+    return None
+
+
+def uncorrected_fields(change: Change, fc: FieldChange) -> str | None:
+    """The agent's write-back branch: drift it does not correct itself: of `observe` or paused resources,
+    and of ignored fields where the spec opts in."""
+    if fc.ignored:
+        return every_field(change, fc)
+    if change.policy == "observe" or change.paused:
+        return None
+    return "corrected by the agent (policy enforce)"
+
+
+def write_back(plan: Plan, specs: SpecSet, root: Path, aws: Aws, *, relative_to: Path | None = None,
+               allow_replacement: bool = False, fields: FieldFilter = every_field,
+               only: Callable[[Change], bool] = lambda change: True) -> WriteBack:
+    """Edit the spec files under `root` so that they state the live values of the plan's drift."""
+    result = WriteBack()
+    for change in plan.changes:
+        if not only(change) or change.action not in WRITABLE_ACTIONS or change.live is None:
+            continue
+        _write_change(change, specs, root, aws, relative_to, allow_replacement, fields, result)
+    return result
+
+
+def _write_change(change: Change, specs: SpecSet, root: Path, aws: Aws, relative_to: Path | None,
+                  allow_replacement: bool, fields: FieldFilter, result: WriteBack) -> None:
+    spec = change.resource.spec
+    path = spec.path(relative_to)
+    if path.resolve() not in {p.resolve() for p in result.files}:
+        text = path.read_text(encoding="utf-8")
+        result.files[path] = (spec.file, text, text)
+    key = next(p for p in result.files if p.resolve() == path.resolve())
+    state = _Editing(change, specs, root, aws, relative_to, key, result)
+    for fc in change.fields:
+        if fc.path.startswith("spec.tags.") and fc.path[len("spec.tags."):] in OWNERSHIP_TAGS:
+            continue  # the agent's own tags: never in a spec
+        reason = _why_not(change, fc, allow_replacement) or fields(change, fc)
+        if reason is None:
+            reason = state.write(fc)
+        result.entries.append(Entry(change.ref, fc.path, fc.after, fc.before, reason is None,
+                                    reason, spec.file if reason is None else None))
+
+
+def _why_not(change: Change, fc: FieldChange, allow_replacement: bool) -> str | None:
+    if fc.sensitive:
+        return "a secret: never written to a spec"
+    if change.live is not None and change.live.pending:
+        return f"AWS is still changing it ({change.live.pending}); written back once it has settled"
+    if fc.forces_replacement and not allow_replacement:
+        return "the spec's value forces replacement; pass --allow-replacement to write the live value back"
+    return None
+
+
+@dataclass
+class _Editing:
+    """One resource's spec being edited field by field, each edit checked before it is kept."""
+
+    change: Change
+    specs: SpecSet
+    root: Path
+    aws: Aws
+    relative_to: Path | None
+    file: Path
+    result: WriteBack
+
+    @property
+    def text(self) -> str:
+        return self.result.files[self.file][2]
+
+    def write(self, fc: FieldChange) -> str | None:
+        """Write one field's live value; None when written, else why not (the text is then unchanged)."""
+        resource = self.change.resource
+        found = _field_of(resource, fc)
+        if found is None:
+            return "no spec field states it"
+        spec = self._current_spec()
+        doc = find_document(self.text, resource.kind, resource.name)
+        if spec is None or doc is None:
+            return "its document was not found in the file"
+        before_paths = {c.path for c in self._diff(spec)}
+        try:
+            text = _edit(self.text, doc, found, fc, spec.spec, self.change.live.state)
+        except YamlEditError as exc:
+            return f"not written: {exc}"
+        if text == self.text:
+            return "the spec cannot state this live value"
+        problem = self._check(text, fc.path, before_paths)
+        if problem is None:
+            display, old, _ = self.result.files[self.file]
+            self.result.files[self.file] = (display, old, text)
+        return problem
+
+    def _load(self, text: str) -> SpecSet:
+        from ..loading import load_specs
+
+        return load_specs(self.root, self.relative_to, overrides={self.file: text})
+
+    def _current_spec(self) -> Any:
+        try:
+            return self._load(self.text).get(self.change.kind, self.change.name)
+        except SpecError:
+            return None
+
+    def _diff(self, spec: Any) -> list[FieldChange]:
+        resource = registry.get(spec.kind)(spec, self.specs.specs)
+        resource.prepare(self.aws)
+        return mark_ignored(resource.diff(self.change.live), spec.metadata.ignore)
+
+    def _check(self, text: str, path: str, before_paths: set[str]) -> str | None:
+        try:
+            spec = self._load(text).get(self.change.kind, self.change.name)
+        except SpecError as exc:
+            return f"the live value does not pass validation: {exc.problems[0].message}"
+        if spec is None:
+            return "the edited document no longer loads"
+        after_paths = {c.path for c in self._diff(spec)}
+        if path in after_paths:
+            return "the spec cannot state this live value (writing it does not reproduce it)"
+        if extra := sorted(after_paths - before_paths):
+            return f"writing it would make other fields differ ({', '.join(extra)})"
+        return None
+
+
+def _field_of(resource: Resource, fc: FieldChange) -> Field | None:
+    for f in resource.field_table():
+        if fc.path == f.path or fc.path.startswith((f.path + ".", f.path + "[")):
+            return f
+    return None
+
+
+def _edit(text: str, doc: int, f: Field, fc: FieldChange, stated: dict[str, Any], live: dict[str, Any]) -> str:
+    """The text with the live value of one field change written into document `doc`."""
+    at: tuple[str | int, ...] = ("spec", f.name)
+    if f.mode == "map":
+        key = fc.path[len(f.path) + 1:]
+        if fc.before is None:
+            return delete(text, doc, (*at, key)) if key in (stated.get(f.name) or {}) else text
+        return set_value(text, doc, (*at, key), fc.before)
+    if f.mode == "keyed" and fc.entry is not None:
+        assert f.key is not None
+        entries = stated.get(f.name) or []
+        index = next((i for i, e in enumerate(entries) if f.key(e) == fc.entry), None)
+        entry_path = f"{f.path}[{fc.entry}]"
+        # the live entry as observed, not as compared: a set stays a set (the diff sees a sorted list)
+        raw = next((e for e in live.get(f.name) or [] if f.key(e) == fc.entry), None)
+        if index is None:  # live only: the console added it
+            return append(text, doc, at, raw if raw is not None else fc.before) if fc.before is not None else text
+        if fc.path != entry_path:  # one attribute of an entry (an item's)
+            attribute = fc.path[len(entry_path) + 1:]
+            if fc.before is None:
+                return delete(text, doc, (*at, index, attribute))
+            value = raw[attribute] if isinstance(raw, dict) and attribute in raw else fc.before
+            return set_value(text, doc, (*at, index, attribute), value)
+        if fc.before is None:  # the console removed it
+            return delete(text, doc, (*at, index))
+        return _write_value(text, doc, (*at, index), fc.after, fc.before, entries[index])
+    if fc.before is None:
+        return text  # "not there" is no value a spec states (leaving the field out means "not managed")
+    return _write_value(text, doc, at, fc.after, fc.before, stated.get(f.name, MISSING))
+
+
+def _write_value(text: str, doc: int, at: tuple[str | int, ...], after: Any, before: Any, stated: Any) -> str:
+    """Write `before` (live) where the spec states `stated` (which reads as `after`): mappings key by key,
+    so that keys the spec leaves to their defaults stay left out and comments inside stay."""
+    if normalise(after) == normalise(before):
+        return text
+    if isinstance(after, dict) and isinstance(before, dict) and isinstance(stated, dict):
+        for key in _keys(after, before):
+            a, b = after.get(key), before.get(key)
+            if normalise(a) == normalise(b):
+                continue
+            if b is None:
+                text = delete(text, doc, (*at, key)) if key in stated else text
+            elif key in stated:
+                text = _write_value(text, doc, (*at, key), a, b, stated[key])
+            else:
+                text = set_value(text, doc, (*at, key), b)
+        return text
+    return set_value(text, doc, at, before)
+
+
+def _keys(*maps: dict[str, Any]) -> Iterable[str]:
+    seen: dict[str, None] = {}
+    for m in maps:
+        seen.update(dict.fromkeys(m))
+    return seen
