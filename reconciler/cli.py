@@ -398,6 +398,9 @@ def parse_duration(text: str, option: str = "--interval") -> float:
                    "pagerduty://..., mailto://..., json://...); repeatable.")
 @click.option("--notify-after", type=click.IntRange(1), default=1, show_default=True,
               envvar="RECONCILER_NOTIFY_AFTER", help="Report drift only once it has lasted this many cycles.")
+@click.option("--write-back-branch", default=None, metavar="BRANCH", envvar="RECONCILER_WRITE_BACK_BRANCH",
+              help="With --git-url: drift the agent does not correct (observe, paused) becomes one commit on "
+                   "BRANCH of the spec repository, for review.")
 @click.option("--http-token-env", default=None, metavar="VAR",
               help="Allow actions on the HTTP port (reconcile now, pause/resume a resource) to requests bearing the "
                    "token in this environment variable. Without it the port is read-only.")
@@ -406,12 +409,13 @@ def parse_duration(text: str, option: str = "--interval") -> float:
 @_guarded
 def run(specs: Path, once: bool, interval: str, git_url: str | None, git_branch: str, http_port: int | None,
         http_host: str, state_dir: Path | None, require_healthy: bool, pending_interval: str,
-        webhooks: tuple[str, ...], notify: tuple[str, ...], notify_after: int, http_token_env: str | None,
-        opts: AwsOptions, lease_opts: LeaseOptions) -> int:
+        webhooks: tuple[str, ...], notify: tuple[str, ...], notify_after: int, write_back_branch: str | None,
+        http_token_env: str | None, opts: AwsOptions, lease_opts: LeaseOptions) -> int:
     """The agent: plan and apply the `enforce` resources, check Redis, cycle after cycle."""
     from .agent import Agent, DirectorySource, GitSource
     from .agent.daemon import state_dir_default
     from .agent.events import Events
+    from .agent.writeback import BranchWriter
 
     opts.start(default_level="info")
     seconds = parse_duration(interval)
@@ -420,6 +424,10 @@ def run(specs: Path, once: bool, interval: str, git_url: str | None, git_branch:
     aws = _connect(opts)
     source = (GitSource(git_url, git_branch, state_dir or state_dir_default(), str(specs)) if git_url
               else DirectorySource(specs))
+    if write_back_branch and not isinstance(source, GitSource):
+        raise ReconcilerError("--write-back-branch needs --git-url: the drift is written back as a commit to the "
+                              "spec repository")
+    writer = BranchWriter(source, write_back_branch) if write_back_branch and isinstance(source, GitSource) else None
     http_token = None
     if http_token_env:
         http_token = os.environ.get(http_token_env)
@@ -430,7 +438,7 @@ def run(specs: Path, once: bool, interval: str, git_url: str | None, git_branch:
                     notify=list(notify))
     agent = Agent(source, aws, interval_s=seconds, workers=opts.workers, max_destroy=opts.max_destroy,
                   lease=lease_opts.make(aws), pending_interval_s=parse_duration(pending_interval, "--pending-interval"),
-                  events=events, notify_after=notify_after, http_token=http_token)
+                  events=events, notify_after=notify_after, http_token=http_token, writer=writer)
     if webhooks and not os.environ.get("RECONCILER_WEBHOOK_SECRET"):
         click.echo("warning: --notify-webhook without RECONCILER_WEBHOOK_SECRET: events are sent unsigned", err=True)
     if once:

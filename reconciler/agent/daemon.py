@@ -27,10 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from ..aws import describe_failure
+from ..aws import describe_failure, wants_traceback
 from ..engine.apply import ApplyReport, Outcome, apply_plan
 from ..engine.plan import DEFAULT_MAX_DESTROY, Change, Plan, enforce_budget, enforce_windows, make_plan
 from ..engine.windows import windows_of
+from ..engine.writeback import uncorrected_fields, write_back
 from ..errors import ReconcilerError, SpecError
 from ..health import HealthResult, check_cluster
 from ..lease import Heartbeat, Lease, keep
@@ -38,10 +39,12 @@ from ..loading import load_specs
 from ..specs import SpecSet
 from .events import Event, Events
 from .metrics import Metrics
+from .source import GitSource
+from .writeback import BranchWriter, Published
 
 if TYPE_CHECKING:
     from ..aws import Aws
-    from .source import DirectorySource, GitSource
+    from .source import DirectorySource
 
 log = structlog.get_logger()
 
@@ -85,7 +88,8 @@ class Agent:
     def __init__(self, source: DirectorySource | GitSource, aws: Aws, *, interval_s: float = 300,
                  workers: int = 16, backoff_cap_s: float | None = None, max_destroy: int = DEFAULT_MAX_DESTROY,
                  lease: Lease | None = None, pending_interval_s: float = 30, events: Events | None = None,
-                 stuck_after: int = 3, notify_after: int = 1, http_token: str | None = None):
+                 stuck_after: int = 3, notify_after: int = 1, http_token: str | None = None,
+                 writer: BranchWriter | None = None):
         self.source, self.aws, self.interval_s, self.workers = source, aws, interval_s, workers
         self.pending_interval_s = min(pending_interval_s, interval_s)
         self.events = events or Events(None)
@@ -102,6 +106,8 @@ class Agent:
         self._last_change: dict[str, dict[str, str]] = {}  # ref -> when and what the agent last applied
         self.notify_after = notify_after  # drift is reported once it has lasted this many cycles
         self.http_token = http_token      # actions on the HTTP port need it; None: read-only
+        self.writer = writer              # --write-back-branch: uncorrected drift as a commit on that branch
+        self.changed_by: dict[str, str] = {}  # ref -> who changed it last, where AWS said (its change events)
         self._paused_file = (events.path.parent / "paused.json") if events and events.path else None
         self.paused: set[str] = self._load_paused()  # refs paused by an operator on the page
         self._drift_cycles: dict[str, tuple[str, int]] = {}  # ref -> (drift, cycles seen in a row)
@@ -206,6 +212,8 @@ class Agent:
         report = (apply_plan(plan, self.aws, should_stop=self._should_stop, skip=self._deferred) if leader
                   else ApplyReport())
         self._record(plan, report, leader)
+        if self.writer is not None and applied_revision == revision and (leader or self._lease_on_demand):
+            self._write_back(plan, spec_set, revision)
         health = [] if self.stop.is_set() else self._check_health(spec_set)
         ok = report.ok and not any(c.action == "error" for c in plan.changes)
         if ok and leader and applied_revision == revision:
@@ -214,6 +222,22 @@ class Agent:
             self.metrics.revision.info({"revision": revision})
         return CycleResult(ok=ok and self.status["specError"] is None,
                            healthy=_verdict(health))
+
+    def _write_back(self, plan: Plan, spec_set: SpecSet, revision: str) -> None:
+        """The drift the agent does not correct, as one commit on the write-back branch (never raises)."""
+        assert self.writer is not None and isinstance(self.source, GitSource) and self.source.root is not None
+        try:
+            result = write_back(plan, spec_set, self.source.root / self.source.specs_path, self.aws,
+                                relative_to=self.source.root, fields=uncorrected_fields)
+            published = self.writer.publish(result, revision, self.changed_by)
+        except Exception as exc:
+            ours = isinstance(exc, ReconcilerError)  # git refused, or the branch is someone else's
+            message = str(exc) if ours else describe_failure(exc, "the write-back branch", "writing")
+            log.error("writeback.error", branch=self.writer.branch, error=message,
+                      exc_info=not ours and wants_traceback(exc))
+            published = Published(self.writer.branch, "error", error=message)
+        with self.lock:
+            self.status["writeBack"] = published.to_json()
 
     def set_paused(self, ref: str, paused: bool) -> None:
         """Pause or resume a resource from the page (kept in the state directory across restarts)."""

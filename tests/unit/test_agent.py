@@ -59,3 +59,18 @@ def test_states_reported_in_status(tmp_path):
 def test_git_urls_are_redacted():
     assert redact("https://user:ghp_secret@example.com/org/repo.git") == "https://user:***@example.com/org/repo.git"
     assert redact("file:///tmp/repo.git") == "file:///tmp/repo.git"
+
+
+def test_compare_urls_for_the_hosts_whose_scheme_is_known():
+    from reconciler.agent.writeback import compare_url
+
+    assert compare_url("https://github.com/acme/stack.git", "main", "drift") == \
+        "https://github.com/acme/stack/compare/main...drift?expand=1"
+    assert compare_url("git@github.com:acme/stack.git", "main", "drift") == \
+        "https://github.com/acme/stack/compare/main...drift?expand=1"
+    assert compare_url("https://oauth2:tok@gitlab.com/acme/infra/stack.git", "main", "drift") == \
+        "https://gitlab.com/acme/infra/stack/-/compare/main...drift"
+    assert compare_url("ssh://git@bitbucket.org/acme/stack.git", "main", "drift") == \
+        "https://bitbucket.org/acme/stack/branches/compare/drift%0Dmain"
+    assert compare_url("file:///srv/git/stack.git", "main", "drift") is None
+    assert compare_url("https://git.example.com/acme/stack.git", "main", "drift") is None

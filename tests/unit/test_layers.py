@@ -10,7 +10,7 @@ from tests.conftest import ROOT
 
 # Lowest first. A module may import its own layer and the layers below it.
 LAYERS = [
-    {"errors", "model", "fields", "exported", "ratelimit", "intents", "log"},
+    {"errors", "model", "fields", "exported", "ratelimit", "intents", "log", "yamledit"},
     {"aws", "secrets", "specs", "sandbox"},
     {"resources", "health", "lease"},
     {"engine", "iam", "loading"},
