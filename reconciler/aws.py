@@ -5,9 +5,11 @@ from __future__ import annotations
 import functools
 import os
 import threading
+import time
 import traceback
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -66,6 +68,7 @@ class Aws:
                 "total_max_attempts": max_attempts or int(os.environ.get("AWS_MAX_ATTEMPTS") or 5),
             },
             max_pool_connections=pool_size,
+            user_agent_extra=USER_AGENT,  # CloudTrail records it: AWS's change events of its own writes are known
             connect_timeout=connect_timeout or float(os.environ.get("RECONCILER_AWS_CONNECT_TIMEOUT") or 5),
             read_timeout=read_timeout or float(os.environ.get("RECONCILER_AWS_READ_TIMEOUT") or 30),
         )
@@ -74,6 +77,8 @@ class Aws:
         self.calls: Counter[tuple[str, str]] = Counter()  # the cycle's (read them with call_counts())
         self.background_calls: Counter[tuple[str, str]] = Counter()  # made on a background thread
         self._cache: dict[str, _Once] = {}
+        self._listed: Future[dict[str, dict[str, str]]] | None = None  # this cycle's bulk tag listing: ARN -> tags
+        self._written: dict[str, float] = {}  # ref -> when the agent last wrote to it (monotonic)
         self.limiter = limiter or RateLimiter(dict(DEFAULT_LIMITS))
         self.throttles: Counter[str] = Counter()  # service -> throttled answers
         self.rate_limited: Counter[str] = Counter()  # service -> requests that waited for a token
@@ -125,6 +130,43 @@ class Aws:
         """Forget the reads shared during the last cycle."""
         with self._lock:
             self._cache.clear()
+            self._listed = None
+
+    def use_tag_listing(self, listing: Future[dict[str, dict[str, str]]]) -> None:
+        """Serve this cycle's tag reads from one bulk listing (the Tagging API's GetResources), being read
+        alongside the other reads: a reader that needs it waits for it; a failed listing serves nothing."""
+        self._listed = listing
+
+    def _listing(self) -> dict[str, dict[str, str]] | None:
+        future = self._listed
+        if future is None:
+            return None
+        try:
+            return future.result()
+        except Exception:
+            return None  # reported by the planner; the tags are read one by one
+
+    def listed_tags(self, ref: str, arn: str) -> dict[str, str] | None:
+        """The tags of `arn` from this cycle's bulk listing; None = read them directly: there is no
+        listing (a single resource's reconcile), it does not cover `arn`, or the agent wrote to `ref`
+        within RECENT_WRITE_S (the listing may not show a write that recent yet)."""
+        listing = self._listing()
+        if listing is None or arn not in listing:
+            return None
+        written = self._written.get(ref)
+        if written is not None and time.monotonic() - written < RECENT_WRITE_S:
+            return None
+        return dict(listing[arn])
+
+    def listed_arns(self) -> list[str] | None:
+        """Every ARN of this cycle's bulk listing (None when there is none)."""
+        listing = self._listing()
+        return None if listing is None else list(listing)
+
+    def wrote(self, ref: str) -> None:
+        """The agent has just written to resource `ref`: read its tags directly for a while."""
+        with self._lock:
+            self._written[ref] = time.monotonic()
 
     def _before_call(self, model: Any, **_: Any) -> None:
         service = model.service_model.service_name
@@ -252,6 +294,19 @@ def is_aws_failure(exc: BaseException) -> bool:
 def wants_traceback(exc: BaseException) -> bool:
     """Log the traceback of a failure: only a bug in reconciler, and only with RECONCILER_DEBUG=1."""
     return bool(os.environ.get("RECONCILER_DEBUG")) and not is_aws_failure(exc)
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("reconciler")
+    except Exception:
+        return "dev"
+
+
+USER_AGENT = f"reconciler/{_version()}"
+RECENT_WRITE_S = 600.0  # how long after its own write the agent reads a resource's tags directly
 
 
 def describe_failure(exc: BaseException, ref: str, doing: str) -> str:

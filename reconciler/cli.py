@@ -401,6 +401,9 @@ def parse_duration(text: str, option: str = "--interval") -> float:
 @click.option("--write-back-branch", default=None, metavar="BRANCH", envvar="RECONCILER_WRITE_BACK_BRANCH",
               help="With --git-url: drift the agent does not correct (observe, paused) becomes one commit on "
                    "BRANCH of the spec repository, for review.")
+@click.option("--watch-events", is_flag=True, envvar="RECONCILER_WATCH_EVENTS",
+              help="Reconcile a resource within seconds of AWS's own change event for it (CloudTrail through "
+                   "EventBridge into an SQS queue the agent owns); the scheduled cycles go on as the safety net.")
 @click.option("--http-token-env", default=None, metavar="VAR",
               help="Allow actions on the HTTP port (reconcile now, pause/resume a resource) to requests bearing the "
                    "token in this environment variable. Without it the port is read-only.")
@@ -410,7 +413,7 @@ def parse_duration(text: str, option: str = "--interval") -> float:
 def run(specs: Path, once: bool, interval: str, git_url: str | None, git_branch: str, http_port: int | None,
         http_host: str, state_dir: Path | None, require_healthy: bool, pending_interval: str,
         webhooks: tuple[str, ...], notify: tuple[str, ...], notify_after: int, write_back_branch: str | None,
-        http_token_env: str | None, opts: AwsOptions, lease_opts: LeaseOptions) -> int:
+        watch_events: bool, http_token_env: str | None, opts: AwsOptions, lease_opts: LeaseOptions) -> int:
     """The agent: plan and apply the `enforce` resources, check Redis, cycle after cycle."""
     from .agent import Agent, DirectorySource, GitSource
     from .agent.daemon import state_dir_default
@@ -438,7 +441,8 @@ def run(specs: Path, once: bool, interval: str, git_url: str | None, git_branch:
                     notify=list(notify))
     agent = Agent(source, aws, interval_s=seconds, workers=opts.workers, max_destroy=opts.max_destroy,
                   lease=lease_opts.make(aws), pending_interval_s=parse_duration(pending_interval, "--pending-interval"),
-                  events=events, notify_after=notify_after, http_token=http_token, writer=writer)
+                  events=events, notify_after=notify_after, http_token=http_token, writer=writer,
+                  watch_events=watch_events)
     if webhooks and not os.environ.get("RECONCILER_WEBHOOK_SECRET"):
         click.echo("warning: --notify-webhook without RECONCILER_WEBHOOK_SECRET: events are sent unsigned", err=True)
     if once:
@@ -587,8 +591,10 @@ def writeback(specs: Path, kinds: tuple[str, ...], names: tuple[str, ...], dry_r
 @click.argument("specs", required=False, type=click.Path(path_type=Path))
 @click.option("--lease-table", default="reconciler-lease", show_default=True, envvar="RECONCILER_LEASE_TABLE",
               help="The lease table the agents use (its statement is scoped to it).")
+@click.option("--lease-name", default="reconciler", show_default=True, envvar="RECONCILER_LEASE_NAME",
+              help="The agents' lease name (their event queue and rule, `run --watch-events`, are named after it).")
 @_guarded
-def iam_policy(specs: Path | None, lease_table: str) -> int:
+def iam_policy(specs: Path | None, lease_table: str, lease_name: str) -> int:
     """Print a least-privilege IAM policy for exactly the calls the agent makes; with SPECS, writes are
     scoped to the resources they name."""
     import json
@@ -596,7 +602,7 @@ def iam_policy(specs: Path | None, lease_table: str) -> int:
     from .iam import policy
 
     spec_set = load_specs(specs).specs if specs else None
-    click.echo(json.dumps(policy(lease_table, spec_set), indent=2))
+    click.echo(json.dumps(policy(lease_table, spec_set, lease_name), indent=2))
     return EXIT_OK
 
 

@@ -33,10 +33,18 @@ _ACTIONS = {
     ("s3", "CompleteMultipartUpload"): "s3:PutObject",
     ("s3", "AbortMultipartUpload"): "s3:AbortMultipartUpload",
     ("s3", "ListParts"): "s3:ListMultipartUploadParts",
+    ("sqs", "DeleteMessageBatch"): "sqs:DeleteMessage",
+    ("sqs", "ChangeMessageVisibilityBatch"): "sqs:ChangeMessageVisibility",
 }
 # botocore's service name -> IAM's prefix, where they differ.
 _PREFIXES = {"resourcegroupstaggingapi": "tag", "tagging": "tag"}
 
+
+# `run --watch-events`: the agent's own queue and rule (named after its lease), and the trail check.
+EVENT_QUEUE_ACTIONS = ("sqs:CreateQueue", "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:SetQueueAttributes",
+                       "sqs:TagQueue", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility")
+EVENT_RULE_ACTIONS = ("events:PutRule", "events:PutTargets", "events:DescribeRule", "events:TagResource")
+TRAIL_ACTIONS = ("cloudtrail:DescribeTrails", "cloudtrail:GetTrailStatus", "cloudtrail:GetEventSelectors")
 
 # The calls of reconciler/lease.py, on the lease table only.
 LEASE_ACTIONS = ("dynamodb:CreateTable", "dynamodb:DescribeTable", "dynamodb:TagResource", "dynamodb:GetItem",
@@ -62,7 +70,8 @@ def is_metadata_read(action: str) -> bool:
             and operation.startswith(("Describe", "List", "Get")))
 
 
-def policy(lease_table: str = "reconciler-lease", specs: Sequence[Spec] | None = None) -> dict[str, Any]:
+def policy(lease_table: str = "reconciler-lease", specs: Sequence[Spec] | None = None,
+           lease_name: str = "reconciler") -> dict[str, Any]:
     """Least privilege, per kind: configuration reads on any resource; writes, data and secrets only on the
     ARNs of the specs' names
     (any name of the kind without specs), or, where names cannot be known, only on resources tagged
@@ -80,6 +89,10 @@ def policy(lease_table: str = "reconciler-lease", specs: Sequence[Spec] | None =
     statements.append({"Sid": "Inventory", "Effect": "Allow", "Action": list(IAM_ACTIONS), "Resource": "*"})
     statements.append({"Sid": "AgentLease", "Effect": "Allow", "Action": sorted(LEASE_ACTIONS),
                        "Resource": f"arn:aws:dynamodb:*:*:table/{lease_table}"})
+    events = f"{lease_name}-events"  # run --watch-events
+    statements.append(_statement("AgentEventQueue", list(EVENT_QUEUE_ACTIONS), f"arn:aws:sqs:*:*:{events}"))
+    statements.append(_statement("AgentEventRule", list(EVENT_RULE_ACTIONS), f"arn:aws:events:*:*:rule/{events}"))
+    statements.append(_statement("AgentTrailCheck", list(TRAIL_ACTIONS), "*"))
     return {"Version": "2012-10-17", "Statement": statements}
 
 

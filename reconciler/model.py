@@ -31,6 +31,15 @@ class Live:
     deleting: bool = False              # AWS is deleting it: gone soon, its name not yet free
     extra: dict[str, Any] = field(default_factory=dict)  # private to the resource module
     claimed_by: str | None = None       # an interrupted create of this agent's, not yet tagged
+    # what observe left to do once the cycle's shared listings are in (filling tags from the bulk listing):
+    # run by finish(), so that no reader waits for a listing while others could still be read
+    later: list[Callable[[Live], None]] = field(default_factory=list, repr=False, compare=False)
+
+    def finish(self) -> Live:
+        """Run what observe left for later; the Live is then complete."""
+        while self.later:
+            self.later.pop(0)(self)
+        return self
 
     def owner(self) -> str | None:
         """The spec name that owns this resource, or None when the agent does not own it."""

@@ -27,6 +27,10 @@ DEFAULT_LIMITS: dict[str, tuple[float, float]] = {
     "elasticache": (10.0, 20.0),  # no documented call rate
     "ec2": (10.0, 50.0),  # half the documented non-mutating refill rate (20/s, bucket of 100)
     "ssm": (20.0, 20.0),  # half the documented GetParameter default (40/s)
+    "resourcegroupstaggingapi": (5.0, 10.0),  # no documented call rate; one paginated listing a cycle
+    "sqs": (50.0, 50.0),  # the agent's own queue: a long poll at a time, and a delete per message
+    "events": (5.0, 10.0),  # EventBridge: the agent's rule, ensured at start
+    "cloudtrail": (1.0, 2.0),  # DescribeTrails / GetTrailStatus, at start and now and then
 }
 FALLBACK_LIMIT = (20.0, 40.0)  # any other service (STS, Secrets Manager, ...)
 

@@ -36,10 +36,12 @@ from ..errors import ReconcilerError, SpecError
 from ..health import HealthResult, check_cluster
 from ..lease import Heartbeat, Lease, keep
 from ..loading import load_specs
+from ..resources import registry
 from ..specs import SpecSet
 from .events import Event, Events
 from .metrics import Metrics
 from .source import GitSource
+from .watch import WAIT_S, EventIndex, Poller, Subscription, Touch, regions_for, trail_status
 from .writeback import BranchWriter, Published
 
 if TYPE_CHECKING:
@@ -89,7 +91,7 @@ class Agent:
                  workers: int = 16, backoff_cap_s: float | None = None, max_destroy: int = DEFAULT_MAX_DESTROY,
                  lease: Lease | None = None, pending_interval_s: float = 30, events: Events | None = None,
                  stuck_after: int = 3, notify_after: int = 1, http_token: str | None = None,
-                 writer: BranchWriter | None = None):
+                 writer: BranchWriter | None = None, watch_events: bool = False):
         self.source, self.aws, self.interval_s, self.workers = source, aws, interval_s, workers
         self.pending_interval_s = min(pending_interval_s, interval_s)
         self.events = events or Events(None)
@@ -108,6 +110,11 @@ class Agent:
         self.http_token = http_token      # actions on the HTTP port need it; None: read-only
         self.writer = writer              # --write-back-branch: uncorrected drift as a commit on that branch
         self.changed_by: dict[str, str] = {}  # ref -> who changed it last, where AWS said (its change events)
+        self.watch_events = watch_events  # --watch-events: AWS's change events trigger a resource's reconcile
+        self._index = EventIndex()        # which resource an event names (from the last cycle's plan)
+        self._specs: SpecSet | None = None  # the spec set the last cycle used (an event's reconcile uses it too)
+        self._pollers: list[Poller] = []
+        self._running = threading.Lock()  # a cycle and an event's reconcile never run at once
         self._paused_file = (events.path.parent / "paused.json") if events and events.path else None
         self.paused: set[str] = self._load_paused()  # refs paused by an operator on the page
         self._drift_cycles: dict[str, tuple[str, int]] = {}  # ref -> (drift, cycles seen in a row)
@@ -131,7 +138,8 @@ class Agent:
         started = time.monotonic()
         self._again.clear()  # a cycle asked for from here on runs after this one
         try:
-            result = self._cycle()
+            with self._running:
+                result = self._cycle()
         except ReconcilerError as exc:
             log.error("cycle.error", error=str(exc))
             result = CycleResult(ok=False, error=str(exc))
@@ -206,6 +214,7 @@ class Agent:
                                spec_set)
         for change in plan.changes:
             change.operator_paused = change.ref in self.paused
+        self._specs, self._index = spec_set, EventIndex.from_plan(plan)
         if self.stop.is_set():
             return CycleResult(ok=True, error="stopped")
         leader = self._may_apply(plan)
@@ -238,6 +247,92 @@ class Agent:
             published = Published(self.writer.branch, "error", error=message)
         with self.lock:
             self.status["writeBack"] = published.to_json()
+
+    # ------------------------------------------------------------------ AWS's change events
+
+    def start_watching(self) -> None:
+        """Subscribe to AWS's change events (queue + rule per Region) and poll them; retried until it works."""
+        def subscribe() -> None:
+            delay = 5.0
+            while not self.stop.is_set():
+                try:
+                    self._subscribe()
+                    return
+                except Exception as exc:
+                    message = describe_failure(exc, "the event subscription", "setting up")
+                    log.error("events.subscribe_failed", error=message, retry_in_s=round(delay))
+                    with self.lock:
+                        self.status["events"] = {"state": "error", "error": message}
+                    self.stop.wait(delay)
+                    delay = min(delay * 2, max(self.interval_s, 60))
+
+        threading.Thread(target=subscribe, name="events-subscribe", daemon=True).start()
+
+    def _subscribe(self) -> None:
+        name = f"{self.lease.name if self.lease else 'reconciler'}-events"
+        sources = sorted({source for cls in registry.classes() for source in cls.event_keys})
+        queues = [Subscription(self.aws, name, region).ensure(found)
+                  for region, found in regions_for(sources, self.aws.region or "us-east-1").items()]
+        trail = trail_status(self.aws)
+        if trail["state"] != "logging":
+            log.warning("events.no_trail", message=trail["message"])
+        self._pollers = [Poller(self.aws, q, lambda: self._index, self.reconcile_touched, self._may_consume,
+                                self.metrics, self.stop) for q in queues]
+        for poller in self._pollers:
+            poller.start()
+        with self.lock:
+            self.status["events"] = {"state": "watching", "queues": [q.url for q in queues],
+                                     "rules": [q.rule_arn for q in queues], "trail": trail}
+        log.info("events.watching", queues=[q.url for q in queues], trail=trail["state"])
+
+    def _may_consume(self) -> bool:
+        return self.lease is None or self.lease.held or self._lease_on_demand
+
+    def reconcile_touched(self, touches: list[Touch]) -> None:
+        """Reconcile the resources AWS's events named, each once, between the scheduled cycles: observe, plan
+        and apply only them, under the lease, honouring policy, pause and change windows."""
+        refs = sorted({t.ref for t in touches})
+        for touch in touches:
+            self.changed_by[touch.ref] = touch.describe()
+        started = time.monotonic()
+        with self._running:
+            spec_set = self._specs
+            if spec_set is None or self.stop.is_set():
+                return
+            subset = SpecSet(specs=tuple(s for s in spec_set.specs if s.ref in refs), files=spec_set.files)
+            calls_before = sum(self.aws.call_counts().values())
+            plan = enforce_windows(enforce_budget(make_plan(subset, self.aws, workers=self.workers, whole_set=False),
+                                                  self.max_destroy), spec_set)
+            for change in plan.changes:
+                change.operator_paused = change.ref in self.paused
+            leader = self._may_apply(plan)
+            report = (apply_plan(plan, self.aws, should_stop=self._should_stop, skip=self._deferred) if leader
+                      else ApplyReport())
+            calls = sum(self.aws.call_counts().values()) - calls_before
+            self._record_some(plan, report, leader)
+        results = self._event_results(plan, report, touches)
+        log.info("events.reconciled", resources=refs, results=results, api_calls=calls,
+                 duration_ms=round((time.monotonic() - started) * 1000))
+        with self.lock:
+            watching = self.status.setdefault("events", {})
+            watching["lastReconcile"] = {"time": _now(), "resources": refs, "results": results, "apiCalls": calls,
+                                         "changedBy": {t.ref: t.describe() for t in touches}}
+            watching["received"] = sum(p.received for p in self._pollers)
+
+    def _event_results(self, plan: Plan, report: ApplyReport, touches: list[Touch]) -> dict[str, str]:
+        outcomes = {o.change.ref: o for o in report.outcomes}
+        results = {}
+        for change in plan.changes:
+            outcome = outcomes.get(change.ref)
+            result = outcome.status if outcome else ("in-sync" if change.action == "noop" else "not-applied")
+            results[change.ref] = result
+            self.metrics.event_reconciles.labels(kind=change.kind, result=result).inc()
+            if result == "applied":
+                now = datetime.now(UTC)
+                for touch in touches:
+                    if touch.ref == change.ref and touch.time is not None:
+                        self.metrics.event_latency.observe(max(0.0, (now - touch.time).total_seconds()))
+        return results
 
     def set_paused(self, ref: str, paused: bool) -> None:
         """Pause or resume a resource from the page (kept in the state directory across restarts)."""
@@ -360,41 +455,9 @@ class Agent:
         return False
 
     def _record(self, plan: Plan, report: ApplyReport, leader: bool = True) -> None:
-        outcomes: dict[str, Outcome] = {o.change.ref: o for o in report.outcomes}
-        resources, counts = [], {}
         self._record_calls()
-        for change in plan.changes:
-            outcome = outcomes.get(change.ref)
-            state, message = _state_of(change, outcome, self.backoff.waiting(change.ref))
-            if not leader and state == "drifted" and change.applicable:
-                message = f"left to the lease holder ({self.status['lease'].get('holder')})"
-            if change.is_change:
-                self.metrics.drift.labels(kind=change.kind).inc()
-            self._outcome_events(change, outcome)
-            if outcome and outcome.status == "applied":
-                self._last_change[change.ref] = {"time": _now(), "action": change.action}
-            if outcome and outcome.status == "applied":
-                self.metrics.changes.labels(kind=change.kind, action=change.action).inc()
-                self.backoff.succeeded(change.ref)
-            elif state == "error":
-                self.metrics.errors.labels(kind=change.kind).inc()
-                if outcome:
-                    self.backoff.failed(change.ref)
-            elif change.action == "noop":
-                self.backoff.succeeded(change.ref)
-            counts[(change.kind, state)] = counts.get((change.kind, state), 0) + 1
-            since = change.live.pending_since if change.live and state == "pending" else None
-            shown = ("drifted", "paused", "window-blocked", "pending", "error")
-            fields = [f.to_json() for f in change.fields] if state in shown else []
-            self._report_drift(change, state, fields)
-            resources.append({"kind": change.kind, "name": change.name, "state": state, "action": change.action,
-                              "policy": change.policy, **({"message": message} if message else {}),
-                              **({"pendingSince": since} if since else {}), **({"fields": fields} if fields else {}),
-                              **({"changed": True} if outcome and outcome.status == "applied" else {}),
-                              **({"lastChange": self._last_change[change.ref]} if change.ref in self._last_change
-                                 else {}),
-                              **({"retryInSeconds": round(self.backoff.waiting(change.ref))}
-                                 if self.backoff.waiting(change.ref) else {})})
+        counts: dict[tuple[str, str], int] = {}
+        resources = [self._entry(change, report, leader, counts) for change in plan.changes]
         self.metrics.resources.clear()
         for (kind, state), n in counts.items():
             self.metrics.resources.labels(kind=kind, state=state).set(n)
@@ -403,6 +466,47 @@ class Agent:
             self.status["apiCalls"] = sum(self.aws.call_counts().values())
             self.status["unmanaged"] = ([o.to_json() for o in plan.unmanaged] if plan.unmanaged is not None
                                         else {"error": plan.inventory_error})
+
+    def _record_some(self, plan: Plan, report: ApplyReport, leader: bool) -> None:
+        """Record the resources of a partial plan (an event's reconcile); the others' entries stay."""
+        self._record_calls()
+        entries = {f"{e['kind']}/{e['name']}": e for e in
+                   (self._entry(change, report, leader, {}) for change in plan.changes)}
+        with self.lock:
+            self.status["resources"] = [entries.get(f"{r['kind']}/{r['name']}", r) for r in self.status["resources"]]
+
+    def _entry(self, change: Change, report: ApplyReport, leader: bool, counts: dict[tuple[str, str], int]
+               ) -> dict[str, Any]:
+        """One resource's /status entry after a plan (and apply), with its metrics and events."""
+        outcome = next((o for o in report.outcomes if o.change.ref == change.ref), None)
+        state, message = _state_of(change, outcome, self.backoff.waiting(change.ref))
+        if not leader and state == "drifted" and change.applicable:
+            message = f"left to the lease holder ({self.status['lease'].get('holder')})"
+        if change.is_change:
+            self.metrics.drift.labels(kind=change.kind).inc()
+        self._outcome_events(change, outcome)
+        if outcome and outcome.status == "applied":
+            self._last_change[change.ref] = {"time": _now(), "action": change.action}
+            self.metrics.changes.labels(kind=change.kind, action=change.action).inc()
+            self.backoff.succeeded(change.ref)
+        elif state == "error":
+            self.metrics.errors.labels(kind=change.kind).inc()
+            if outcome:
+                self.backoff.failed(change.ref)
+        elif change.action == "noop":
+            self.backoff.succeeded(change.ref)
+        counts[(change.kind, state)] = counts.get((change.kind, state), 0) + 1
+        since = change.live.pending_since if change.live and state == "pending" else None
+        shown = ("drifted", "paused", "window-blocked", "pending", "error")
+        fields = [f.to_json() for f in change.fields] if state in shown else []
+        self._report_drift(change, state, fields)
+        waiting = self.backoff.waiting(change.ref)
+        return {"kind": change.kind, "name": change.name, "state": state, "action": change.action,
+                "policy": change.policy, **({"message": message} if message else {}),
+                **({"pendingSince": since} if since else {}), **({"fields": fields} if fields else {}),
+                **({"changed": True} if outcome and outcome.status == "applied" else {}),
+                **({"lastChange": self._last_change[change.ref]} if change.ref in self._last_change else {}),
+                **({"retryInSeconds": round(waiting)} if waiting else {})}
 
     def _report_drift(self, change: Change, state: str, fields: list[dict[str, Any]]) -> None:
         """`drift.detected` once when a resource's drift appears or changes (the fields, secrets masked);
@@ -536,10 +640,14 @@ class Agent:
         signal.signal(signal.SIGINT, on_stop)
         signal.signal(signal.SIGHUP, on_hup)
         scheduler.start()
+        if self.watch_events:
+            self.start_watching()
         log.info("agent.started", interval_s=self.interval_s, http_port=http_port)
         while not wake.wait(1):
             pass
         scheduler.shutdown(wait=True)  # the running cycle stops between two resources
+        for poller in self._pollers:
+            poller.join(timeout=WAIT_S + 5)
         self.events.close()
         if heartbeat is not None:
             heartbeat.stop()  # and release the lease, so a follower takes over at once

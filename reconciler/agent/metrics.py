@@ -40,5 +40,16 @@ class Metrics:
                                        ["service"], registry=r)
         self.lease_leader = Gauge("reconciler_lease_leader", "1 while this agent holds the single-writer lease",
                                   registry=r)
+        self.events_received = Counter("reconciler_events_received", "AWS change events received, by the AWS "
+                                       "service that sent them (`unknown` for a malformed one)", ["source"],
+                                       registry=r)
+        self.events_dropped = Counter("reconciler_events_dropped", "Events received and dropped, by why: malformed, "
+                                      "foreign (names no managed resource), own (the agent's own write), read-only",
+                                      ["reason"], registry=r)
+        self.event_reconciles = Counter("reconciler_event_reconciles", "Reconciles of one resource started by an "
+                                        "event, by kind and result", ["kind", "result"], registry=r)
+        self.event_latency = Histogram("reconciler_event_correction_seconds", "From AWS's event (the change) to "
+                                       "the drift corrected", buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300),
+                                       registry=r)
         self.last_cycle = Gauge("reconciler_last_cycle_timestamp_seconds", "When the last cycle finished",
                                 registry=r)

@@ -123,7 +123,11 @@ def _run_steps(change: Change, aws: Aws) -> tuple[str, str]:
             if step.description in done:  # AWS does not show that step's effect yet: never send it twice
                 return "pending", f"waiting for AWS to show the effect of: {step.description}"
             log.info("apply.step", kind=change.kind, name=change.name, step=step.description)
-            step.run()
+            try:
+                step.run()
+            finally:
+                if aws is not None:  # its tags are read directly for a while: a bulk listing may lag a write
+                    aws.wrote(change.ref)
             done.add(step.description)
             if step.settles:
                 settled = False
@@ -159,6 +163,7 @@ def wait_until_settled(report: ApplyReport, aws: Aws, timeout_s: float,
         waiting = []
         for resource in resources:
             live = resource.observe(aws)
+            live = live.finish() if live is not None else None
             if live is not None and live.pending:
                 waiting.append(f"{resource.ref} ({live.pending})")
         if not waiting or time.monotonic() > deadline:

@@ -1,8 +1,11 @@
 """What the agent owns in the account: every resource carrying its ownership tags, from one paginated
-Resource Groups Tagging API listing (GetResources), to find the ones no spec declares any more
-("unmanaged": a spec file was removed). They are shown, never touched.
+Resource Groups Tagging API listing (GetResources) per cycle. The listing serves twice: it is the tags
+of every managed resource (instead of a tag call per resource: reconciler.aws.Aws.listed_tags), and it
+finds the resources no spec declares any more ("unmanaged": a spec file was removed; shown, never
+touched).
 
-CloudFront is global: its distributions are listed in us-east-1.
+CloudFront is global: its distributions are listed in us-east-1 (in the same call when that is the
+agent's Region).
 """
 
 from __future__ import annotations
@@ -31,17 +34,28 @@ class Owned:
         return {"kind": self.kind, "name": self.name, "id": self.id}
 
 
-def owned_resources(aws: Aws) -> list[Owned]:
-    """Every resource of a known kind that carries the agent's ownership tags (its own lease table aside)."""
-    by_type = {cls.tagging_type: cls.kind for cls in registry.classes() if cls.tagging_type}
-    regional = [t for t in by_type if not t.startswith("cloudfront:")]
-    found = list(_tagged(aws.client("resourcegroupstaggingapi"), regional))
-    if any(t.startswith("cloudfront:") for t in by_type):
-        cloudfront = (aws.client("resourcegroupstaggingapi") if aws.region == GLOBAL_REGION
-                      else aws.client("resourcegroupstaggingapi", region=GLOBAL_REGION))
-        found += _tagged(cloudfront, [t for t in by_type if t.startswith("cloudfront:")])
+def _types() -> dict[str, str]:
+    return {cls.tagging_type: cls.kind for cls in registry.classes() if cls.tagging_type}
+
+
+def list_owned(aws: Aws) -> dict[str, dict[str, str]]:
+    """ARN -> tags of every resource of a known kind that carries the agent's ownership tag."""
+    types = list(_types())
+    regional = [t for t in types if not t.startswith("cloudfront:")]
+    global_ = [t for t in types if t.startswith("cloudfront:")]
+    if aws.region == GLOBAL_REGION:
+        return dict(_tagged(aws.client("resourcegroupstaggingapi"), regional + global_))
+    found = dict(_tagged(aws.client("resourcegroupstaggingapi"), regional))
+    if global_:
+        found.update(_tagged(aws.client("resourcegroupstaggingapi", region=GLOBAL_REGION), global_))
+    return found
+
+
+def owned_resources(listing: dict[str, dict[str, str]]) -> list[Owned]:
+    """The listed resources by kind and spec name (the agent's own lease table aside)."""
+    by_type = _types()
     out = []
-    for arn, tags in found:
+    for arn, tags in listing.items():
         kind = by_type.get(_type_of(arn))
         if kind and tags.get(ROLE_TAG) != LEASE_ROLE:
             out.append(Owned(kind, tags.get(NAME_TAG) or _name_of(arn), arn))
@@ -57,7 +71,8 @@ def unmanaged(owned: Iterable[Owned], declared: Iterable[tuple[str, str]]) -> li
 def _tagged(client: Any, types: list[str]) -> list[tuple[str, dict[str, str]]]:
     out = []
     for page in client.get_paginator("get_resources").paginate(
-            TagFilters=[{"Key": OWNER_TAG, "Values": [OWNER_VALUE]}], ResourceTypeFilters=types):
+            TagFilters=[{"Key": OWNER_TAG, "Values": [OWNER_VALUE]}], ResourceTypeFilters=types,
+            ResourcesPerPage=100):  # AWS's maximum
         for item in page.get("ResourceTagMappingList", []):
             out.append((item["ResourceARN"], {t["Key"]: t["Value"] for t in item.get("Tags", [])}))
     return out

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,7 +15,7 @@ from ..aws import describe_error, describe_failure, wants_traceback
 from ..fields import mark_ignored
 from ..model import FieldChange, Live, Step
 from ..resources import Resource, registry
-from .inventory import Owned, owned_resources, unmanaged
+from .inventory import Owned, list_owned, owned_resources, unmanaged
 from .windows import blocked, windows_of
 
 if TYPE_CHECKING:
@@ -154,37 +154,54 @@ def observe_all(resources: Iterable[Resource], aws: Aws, workers: int = 16
                 ) -> list[Live | ObserveFailure | None]:
     """Observe every resource concurrently; a failure is returned as such, never as absent."""
 
-    def one(resource: Resource) -> Live | ObserveFailure | None:
+    def guarded(resource: Resource, step: Callable[[], Live | None]) -> Live | ObserveFailure | None:
         try:
-            resource.prepare(aws)
-            return resource.observe(aws)
+            return step()
         except Exception as exc:
             message = describe_failure(exc, resource.ref, "observing")  # on this thread: it knows the call
             log.warning("observe.error", kind=resource.kind, name=resource.name, error=message,
                         exc_info=wants_traceback(exc))
             return ObserveFailure(message, exc)
 
+    def observe(resource: Resource) -> Live | ObserveFailure | None:
+        return guarded(resource, lambda: (resource.prepare(aws), resource.observe(aws))[1])
+
+    def finish(pair: tuple[Resource, Live | ObserveFailure | None]) -> Live | ObserveFailure | None:
+        resource, found = pair
+        return guarded(resource, found.finish) if isinstance(found, Live) else found
+
     resources = list(resources)
     if not resources:
         return []
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(resources)))) as pool:
-        return list(pool.map(one, resources))
+        found = list(pool.map(observe, resources))  # every resource's own reads first, then what waited
+        return list(pool.map(finish, zip(resources, found, strict=True)))  # for a shared listing
 
 
-def make_plan(specs: SpecSet, aws: Aws, workers: int = 16) -> Plan:
-    """One dry cycle: observe everything, compare, decide. Never writes."""
+def make_plan(specs: SpecSet, aws: Aws, workers: int = 16, whole_set: bool = True) -> Plan:
+    """One dry cycle: observe everything, compare, decide. Never writes.
+
+    `whole_set`: the specs are the whole spec set, so one bulk listing serves every resource's tags and
+    finds the unmanaged ones; False for a few resources (an event's reconcile), which read only their own.
+    """
     started = time.monotonic()
     aws.new_cycle()
     calls_before = sum(aws.call_counts().values())
     resources = build_resources(specs)
-    observed = observe_all(resources, aws, workers)
+    with ThreadPoolExecutor(max_workers=1) as lister:
+        # one listing, read alongside the rest: every managed resource's tags, and what no spec declares
+        listing = lister.submit(list_owned, aws) if whole_set else None
+        if listing is not None:
+            aws.use_tag_listing(listing)
+        observed = observe_all(resources, aws, workers)
     changes = [with_steps(_decide_safely(r, o), aws) for r, o in zip(resources, observed, strict=True)]
     plan = Plan(changes)
-    try:
-        plan.unmanaged = unmanaged(owned_resources(aws), [(s.kind, s.name) for s in specs.specs])
-    except Exception as exc:  # the inventory informs; it never stops a plan
-        plan.inventory_error = describe_failure(exc, "the inventory", "listing")
-        log.warning("inventory.error", error=plan.inventory_error)
+    if listing is not None:
+        try:
+            plan.unmanaged = unmanaged(owned_resources(listing.result()), [(s.kind, s.name) for s in specs.specs])
+        except Exception as exc:  # it informs and saves calls; it never stops a plan (tags were read one by one)
+            plan.inventory_error = describe_failure(exc, "the inventory", "listing")
+            log.warning("inventory.error", error=plan.inventory_error)
     plan.duration_s = time.monotonic() - started
     plan.api_calls = sum(aws.call_counts().values()) - calls_before
     return plan

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..fields import MISSING, Field, diff_fields
@@ -95,6 +95,32 @@ class Resource:
     def field_table(self) -> tuple[Field, ...]:
         """The kind's field facts, bound to this spec where a fact depends on it."""
         return self.fields
+
+    # CloudTrail `eventSource` -> the `requestParameters` keys whose value names a resource of this kind
+    # (AWS's change events, `run --watch-events`)
+    event_keys: ClassVar[dict[str, tuple[str, ...]]] = {}
+
+    def event_ids(self, live: Live | None) -> set[str]:
+        """What AWS's change events call this resource (name, id, ARN): matched against event_keys."""
+        ids = {self.name}
+        if live is not None:
+            ids |= {live.id, *(str(live.extra[k]) for k in ("arn",) if live.extra.get(k))}
+        return ids
+
+    def observed_tags(self, aws: Aws, arn: str, read: Callable[[], dict[str, str]],
+                      agrees: Callable[[dict[str, str]], bool] = lambda tags: True) -> dict[str, str]:
+        """The resource's tags: from the cycle's bulk listing when it has them, else `read()` directly.
+
+        `agrees` is the kind's check of its own bookkeeping tags (a token rotation's stage, invalidations
+        issued): the steps of a multi-step change go by them, so a listing that does not show them as the
+        spec would is confirmed by a direct read before it counts. A listing that lags a person's change
+        by a moment only reports that drift a cycle later; the agent's own writes are read directly for a
+        while (Aws.listed_tags).
+        """
+        listed = aws.listed_tags(self.ref, arn)
+        if listed is not None and agrees(listed):
+            return listed
+        return read()
 
     def diff(self, live: Live | None) -> list[FieldChange]:
         """Field changes from live to desired (before = live, after = spec); None = absent."""

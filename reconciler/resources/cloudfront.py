@@ -56,7 +56,8 @@ _POLICY_NAMES = {v: k for k, v in MANAGED_CACHE_POLICIES.items()}
 DEFAULT_CACHE_POLICY = "Managed-CachingOptimized"
 DEFAULT_VIEWER_POLICY = "redirect-to-https"
 INVALIDATIONS_TAG = "reconciler:invalidations"
-INTERNAL_TAGS = (INVALIDATIONS_TAG,)
+OAC_TAG = "reconciler:oac"  # <id>:<name> of the origin's Origin Access Control, as the agent set it
+INTERNAL_TAGS = (INVALIDATIONS_TAG, OAC_TAG)
 _GET_HEAD = {"Quantity": 2, "Items": ["HEAD", "GET"],
              "CachedMethods": {"Quantity": 2, "Items": ["HEAD", "GET"]}}
 _LEGACY_CACHE_KEYS = ("ForwardedValues", "MinTTL", "DefaultTTL", "MaxTTL")
@@ -128,6 +129,8 @@ class Distribution(Resource):
 
     kind = "Distribution"
     tagging_type = "cloudfront:distribution"  # its type in the Resource Groups Tagging API
+    # UpdateDistribution {id}, TagResource {resource: ARN}; the bucket policy it manages: PutBucketPolicy
+    event_keys = {"cloudfront.amazonaws.com": ("id", "resource"), "s3.amazonaws.com": ("bucketName",)}
     service = "cloudfront"
     order = 30
     fields = (
@@ -179,6 +182,9 @@ class Distribution(Resource):
 
     def dependencies(self) -> list[str]:
         return [f"Bucket/{self.bucket}"]
+
+    def event_ids(self, live: Live | None) -> set[str]:
+        return (super().event_ids(live) - {self.name}) | {self.bucket}  # its id, not its spec name
 
     @classmethod
     def check_spec(cls, spec: Spec, specs: Sequence[Spec]) -> list[tuple[Path_, str]]:
@@ -241,13 +247,17 @@ class Distribution(Resource):
 
     def observe(self, aws: Aws) -> Live | None:
         cf = aws.client("cloudfront")
-        found = self._find(aws)
-        if found is None:
-            return None
-        summary, tags = found
-        answer = cf.get_distribution_config(Id=summary["Id"])
-        config = answer["DistributionConfig"]
-        oacs = aws.cached("cloudfront:oacs", lambda: _list_oacs(cf))
+        answer = self._from_listing(aws)
+        if answer is not None:
+            summary, tags = answer["Distribution"], answer["tags"]
+        else:
+            found = self._find(aws)
+            if found is None:
+                return None
+            summary, tags = found
+            answer = cf.get_distribution_config(Id=summary["Id"])
+        config = answer.get("DistributionConfig") or summary["DistributionConfig"]
+        oacs = _recorded_oac(config, tags) or aws.cached("cloudfront:oacs", lambda: _list_oacs(cf))
         state = _config_state(config, oacs)
         state["bucketPolicy"] = _read_bucket_policy(aws.client("s3"), self.bucket)
         issued = set(filter(None, tags.get(INVALIDATIONS_TAG, "").split(".")))
@@ -262,6 +272,26 @@ class Distribution(Resource):
                     else None,
                     extra={"arn": summary["ARN"], "etag": answer["ETag"], "config": config, "issued": issued,
                            "domain": summary.get("DomainName")})
+
+    def _from_listing(self, aws: Aws) -> dict[str, Any] | None:
+        """GetDistribution (its config, state and ETag in one answer) of the distribution the cycle's bulk
+        tag listing names for this spec; None when the listing does not settle it (then: _find)."""
+        if self.spec.metadata.external_id:
+            return None
+        listed = [(arn, tags) for arn in aws.listed_arns() or [] if arn.startswith("arn:aws:cloudfront:")
+                  and (tags := aws.listed_tags(self.ref, arn)) is not None and tags.get(NAME_TAG) == self.name]
+        if len(listed) != 1:
+            return None
+        arn, _ = listed[0]
+        cf = aws.client("cloudfront")
+        try:
+            answer = cf.get_distribution(Id=arn.rsplit("/", 1)[-1])
+        except cf.exceptions.NoSuchDistribution:
+            return None  # deleted since the listing was taken
+        hashes = {invalidation_hash(e) for e in self.desired()["invalidations"]}
+        answer["tags"] = self.observed_tags(aws, arn, lambda: _tags(aws, arn), agrees=lambda tags: hashes <= set(
+            filter(None, tags.get(INVALIDATIONS_TAG, "").split("."))))
+        return answer
 
     def _find(self, aws: Aws) -> tuple[dict[str, Any], dict[str, str]] | None:
         """This spec's distribution: by externalId, else by its ownership tags; never by guessing."""
@@ -279,6 +309,7 @@ class Distribution(Resource):
         hashes = [invalidation_hash(e) for e in self.desired()["invalidations"]]
         if hashes:  # a new distribution has an empty cache: its invalidations are moot
             tags[INVALIDATIONS_TAG] = ".".join(hashes)
+        tags[OAC_TAG] = f"{oac_id}:{self.oac}"
         created = cf.create_distribution_with_tags(DistributionConfigWithTags={
             "DistributionConfig": config,
             "Tags": {"Items": [{"Key": k, "Value": v} for k, v in tags.items()]}})["Distribution"]
@@ -291,6 +322,9 @@ class Distribution(Resource):
         if config_fields:
             oac_id = self._ensure_oac(cf) if "origin" in config_fields else None
             self._update_config(cf, live, config_fields, oac_id, aws.region or "us-east-1")
+            if oac_id:  # recorded: later cycles name the OAC without listing them all
+                cf.tag_resource(Resource=live.extra["arn"], Tags={"Items": [
+                    {"Key": OAC_TAG, "Value": f"{oac_id}:{self.oac}"}]})
         if "bucketPolicy" in fields:
             _put_bucket_policy(aws.client("s3"), self.bucket, live.extra["arn"])
         tag_changes = [c for c in changes if c.path.startswith("spec.tags.")]
@@ -491,11 +525,24 @@ def _bucket_of(domain: str) -> str:
     return domain.split(".s3.", 1)[0].split(".s3-", 1)[0] if ".s3" in domain else domain
 
 
-def _config_state(config: dict[str, Any], oacs: dict[str, str]) -> dict[str, Any]:
-    """GetDistributionConfig's answer in the spec's shape (Quantity wrappers and ids resolved)."""
+def _target_origin(config: dict[str, Any]) -> dict[str, Any] | None:
     origins = config.get("Origins", {}).get("Items") or []
     dcb = config.get("DefaultCacheBehavior", {})
-    target = next((o for o in origins if o["Id"] == dcb.get("TargetOriginId")), origins[0] if origins else None)
+    return next((o for o in origins if o["Id"] == dcb.get("TargetOriginId")), origins[0] if origins else None)
+
+
+def _recorded_oac(config: dict[str, Any], tags: dict[str, str]) -> dict[str, str] | None:
+    """{id: name} of the origin's OAC when the agent's tag recorded that very id (no listing needed)."""
+    recorded_id, _, name = tags.get(OAC_TAG, "").partition(":")
+    target = _target_origin(config) or {}
+    return {recorded_id: name} if recorded_id and name and target.get("OriginAccessControlId") == recorded_id \
+        else None
+
+
+def _config_state(config: dict[str, Any], oacs: dict[str, str]) -> dict[str, Any]:
+    """GetDistributionConfig's answer in the spec's shape (Quantity wrappers and ids resolved)."""
+    dcb = config.get("DefaultCacheBehavior", {})
+    target = _target_origin(config)
     origin = None
     if target:
         origin = {"bucket": _bucket_of(target["DomainName"]),

@@ -58,6 +58,7 @@ class Table(Resource):
 
     kind = "Table"
     tagging_type = "dynamodb:table"  # its type in the Resource Groups Tagging API
+    event_keys = {"dynamodb.amazonaws.com": ("tableName", "resourceArn")}
     service = "dynamodb"
     order = 20
     data_bearing = True
@@ -176,32 +177,32 @@ class Table(Resource):
                 state["ttl"], ttl_status = _ttl_live(described), described.get("TimeToLiveStatus")
             if spec.get("items") and state["partitionKey"] == spec["partitionKey"] and \
                     state["sortKey"] == spec.get("sortKey"):  # items by the spec's key; a new key means replace
-                state["items"] = list(self._read_items(ddb))
-        tags = _read_tags(ddb, table["TableArn"])
-        state["tags"] = tags
+                shared = (aws.cached("dynamodb:items", lambda: _read_declared_items(ddb, self.specs))
+                          if aws.listed_arns() is not None else None)  # a whole-set cycle: share the reads
+                state["items"] = shared[self.name] if shared and self.name in shared else list(self._read_items(ddb))
+        arn = table["TableArn"]
+
+        def fill_tags(live: Live) -> None:  # once the cycle's tag listing is in (Live.finish)
+            live.tags = live.state["tags"] = self.observed_tags(aws, arn, lambda: _read_tags(ddb, arn))
+
         busy = [f"table {status}"] if status != "ACTIVE" else []
         busy += [f"index {n} {s}" + (" (backfilling)" if s == "CREATING" else "")
                  for n, s in indexes.items() if s != "ACTIVE"]
         busy += [f"TTL {ttl_status}"] if ttl_status in ("ENABLING", "DISABLING") else []
         since = table.get("CreationDateTime") if status == "CREATING" else None
-        return Live(id=table["TableArn"], state=state, tags=tags, pending=", ".join(busy) or None,
+        return Live(id=arn, state=state, pending=", ".join(busy) or None, later=[fill_tags],
                     pending_since=since.isoformat() if hasattr(since, "isoformat") else None,
                     deleting=status == "DELETING",
                     extra={"deletionProtection": bool(table.get("DeletionProtectionEnabled")),
                            "tableStatus": status, "indexStatus": indexes, "ttlStatus": ttl_status})
 
+    def item_keys(self) -> list[dict[str, Any]]:
+        """The declared items' keys as AttributeValues, for BatchGetItem."""
+        return [{k: _codec()[0].serialize(item[k]) for k in self.key_names} for item in self.spec.spec["items"]]
+
     def _read_items(self, ddb: Any) -> Iterator[dict[str, Any]]:
-        keys = [{k: _codec()[0].serialize(item[k]) for k in self.key_names}
-                for item in self.spec.spec["items"]]
-        for start in range(0, len(keys), _BATCH_GET):
-            request = {self.name: {"Keys": keys[start:start + _BATCH_GET], "ConsistentRead": True}}
-            while request:
-                out = ddb.batch_get_item(RequestItems=request)
-                for raw in out.get("Responses", {}).get(self.name, []):
-                    yield _from_dynamo(raw)
-                request = out.get("UnprocessedKeys") or {}
-                if request:
-                    time.sleep(0.05)
+        for _table, raw in _batch_get(ddb, [(self.name, key) for key in self.item_keys()]):
+            yield _from_dynamo(raw)
 
     # ------------------------------------------------------------------ create / update / delete
 
@@ -462,6 +463,38 @@ def _key_names(spec: dict[str, Any]) -> list[str]:
     if spec.get("sortKey"):
         names.append(spec["sortKey"]["name"])
     return names
+
+
+def _batch_get(ddb: Any, keys: list[tuple[str, dict[str, Any]]]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(table, item) for every (table, key) found: BatchGetItem, up to 100 keys a request across tables,
+    consistent reads, unprocessed keys asked again."""
+    for start in range(0, len(keys), _BATCH_GET):
+        request: dict[str, Any] = {}
+        for table, key in keys[start:start + _BATCH_GET]:
+            request.setdefault(table, {"Keys": [], "ConsistentRead": True})["Keys"].append(key)
+        while request:
+            out = ddb.batch_get_item(RequestItems=request)
+            for table, items in out.get("Responses", {}).items():
+                for raw in items:
+                    yield table, raw
+            request = out.get("UnprocessedKeys") or {}
+            if request:
+                time.sleep(0.05)
+
+
+def _read_declared_items(ddb: Any, specs: Sequence[Spec]) -> dict[str, list[dict[str, Any]]] | None:
+    """The declared items of every table of the spec set, in shared BatchGetItem requests (one for a
+    small stack, instead of one per table). None when that fails (a table missing, being created, or
+    keyed differently from its spec: AWS then refuses the whole request): each table reads its own."""
+    tables = [Table(s, specs) for s in specs if s.kind == "Table" and s.spec.get("items")
+              and s.metadata.state != "absent"]
+    found: dict[str, list[dict[str, Any]]] = {t.name: [] for t in tables}
+    try:
+        for table, raw in _batch_get(ddb, [(t.name, key) for t in tables for key in t.item_keys()]):
+            found[table].append(_from_dynamo(raw))
+    except ddb.exceptions.ClientError:
+        return None
+    return found
 
 
 def _capacity(raw: dict[str, Any] | None) -> dict[str, int] | None:

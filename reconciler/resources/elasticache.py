@@ -72,6 +72,10 @@ class CacheCluster(Resource):
 
     kind = "CacheCluster"
     tagging_type = "elasticache:replicationgroup"  # its type in the Resource Groups Tagging API
+    # ModifyReplicationGroup {replicationGroupId}, AddTagsToResource {resourceName: ARN}, a member's
+    # {cacheClusterId}; its security group's rules: AuthorizeSecurityGroupIngress {groupId}
+    event_keys = {"elasticache.amazonaws.com": ("replicationGroupId", "resourceName", "cacheClusterId"),
+                  "ec2.amazonaws.com": ("groupId",)}
     service = "elasticache"
     order = 40
     data_bearing = True
@@ -156,9 +160,8 @@ class CacheCluster(Resource):
         return aws.cached(f"elasticache:network:{self.name}", lambda: self._resolve_network(aws))
 
     def _resolve_network(self, aws: Aws) -> dict[str, Any]:
-        ec2, spec = aws.client("ec2"), self.spec.spec
-        vpc = spec.get("vpcId") or _default_vpc(aws)
-        subnets = spec.get("subnetIds") or _default_subnets(aws, vpc)
+        spec = self.spec.spec
+        vpc = spec.get("vpcId") or self._live_vpc(aws) or _default_vpc(aws)
         sources = []
         for entry in spec.get("allowFrom") or []:
             if "securityGroupId" in entry:
@@ -166,20 +169,29 @@ class CacheCluster(Resource):
             elif "cidr" in entry:
                 sources.append(str(ipaddress.ip_network(entry["cidr"], strict=False)))
             else:
-                found = ec2.describe_security_groups(Filters=[
-                    {"Name": "group-name", "Values": [entry["securityGroupName"]]},
-                    {"Name": "vpc-id", "Values": [vpc]}])["SecurityGroups"]
+                found = [g for g in _vpc_groups(aws, vpc) if g["GroupName"] == entry["securityGroupName"]]
                 if not found:
                     raise ReconcilerError(f"DescribeSecurityGroups: no security group named "
                                           f"{entry['securityGroupName']!r} in {vpc} (spec.allowFrom)")
                 sources.append(found[0]["GroupId"])
-        return {"vpc": vpc, "subnets": sorted(subnets), "sources": sources}
+        return {"vpc": vpc, "subnets": sorted(spec.get("subnetIds") or []), "sources": sources}
+
+    def _live_vpc(self, aws: Aws) -> str | None:
+        """The VPC of the live cluster (its subnet group's), from the listings observe reads anyway."""
+        ec = aws.client("elasticache")
+        clusters = aws.cached("elasticache:clusters", lambda: _list(ec, "describe_cache_clusters", "CacheClusters"))
+        names = {c.get("CacheSubnetGroupName") for c in clusters if c.get("ReplicationGroupId") == self.name}
+        if not names - {None}:
+            return None
+        groups = aws.cached("elasticache:subnet-groups",
+                            lambda: _list(ec, "describe_cache_subnet_groups", "CacheSubnetGroups"))
+        return next((str(g["VpcId"]) for g in groups if g["CacheSubnetGroupName"] in names and g.get("VpcId")), None)
 
     def _desired_state(self, aws: Aws) -> dict[str, Any]:
         spec, net = self.spec.spec, self._network(aws)
         state = self.desired()
         port = state["port"]
-        state["subnetIds"] = net["subnets"]
+        state["subnetIds"] = net["subnets"] or MISSING  # unstated: the default subnets at creation, then not managed
         state["allowFrom"] = sorted(f"{src} tcp/{port}" for src in net["sources"])
         state["securityGroups"] = [self.security_group]
         state["automaticFailover"] = bool(spec.get("automaticFailover", state["replicas"] > 0))
@@ -209,9 +221,10 @@ class CacheCluster(Resource):
             "elasticache:clusters", lambda: _list(ec, "describe_cache_clusters", "CacheClusters"))}
         members = [clusters[m] for m in group.get("MemberClusters", []) if m in clusters]
         primary = (group.get("NodeGroups") or [{}])[0].get("PrimaryEndpoint") or {}
-        tags = {t["Key"]: t["Value"] for t in ec.list_tags_for_resource(ResourceName=group["ARN"])["TagList"]}
+        tags = self.observed_tags(aws, group["ARN"], lambda: _read_tags(ec, group["ARN"]), agrees=self._token_settled)
         sg = _find_security_group(aws, self.security_group, self._network(aws)["vpc"])
-        sg_names = _group_names(aws, [s["SecurityGroupId"] for m in members[:1] for s in m.get("SecurityGroups", [])])
+        sg_names = _group_names(aws, [s["SecurityGroupId"] for m in members[:1] for s in m.get("SecurityGroups", [])],
+                                self._network(aws)["vpc"])
         state: dict[str, Any] = {
             "engine": group.get("Engine", "redis"),
             "engineVersion": _version(members[0].get("EngineVersion") if members else None,
@@ -243,6 +256,18 @@ class CacheCluster(Resource):
                            "recordFingerprint": bool(group.get("AuthTokenEnabled"))
                            and FINGERPRINT_TAG not in tags})
 
+    def event_ids(self, live: Live | None) -> set[str]:
+        ids = super().event_ids(live)
+        if live is not None:
+            ids |= set(live.extra.get("members") or ())
+            ids |= {live.extra["sg"]["GroupId"]} if live.extra.get("sg") else set()
+        return ids
+
+    def _token_settled(self, tags: dict[str, str]) -> bool:
+        """Listed tags may serve only when they show no token work: no rotation under way, and the token
+        the spec references already recorded (else they are read directly: the rotation's steps go by them)."""
+        return ROTATION_TAG not in tags and tags.get(FINGERPRINT_TAG) == self._want.get("authToken")
+
     def _live_token(self, group: dict[str, Any], tags: dict[str, str]) -> str | None:
         """The live token's fingerprint. A cluster built by hand has a token but no fingerprint:
         the referenced token is taken to be it (the health check proves it) and recorded."""
@@ -255,7 +280,7 @@ class CacheCluster(Resource):
     def create(self, aws: Aws) -> None:
         ec, want, net = aws.client("elasticache"), self._want, self._network(aws)
         sg_id = self._ensure_security_group(aws, want)
-        _ensure_subnet_group(ec, resource_name(self.name), net["subnets"])
+        _ensure_subnet_group(ec, resource_name(self.name), net["subnets"] or _default_subnets(aws, net["vpc"]))
         tags = dict(want["tags"])
         args: dict[str, Any] = {
             "ReplicationGroupId": self.name, "ReplicationGroupDescription": f"Managed by reconciler ({self.ref})",
@@ -540,7 +565,16 @@ def _version(live: str | None, wanted: str | None) -> str | None:
     return live
 
 
+def _default_subnet_list(aws: Aws) -> list[dict[str, Any]]:
+    """The default subnets (one per zone): only the default VPC has them, so they also name it."""
+    return aws.cached("ec2:default-subnets", lambda: aws.client("ec2").describe_subnets(Filters=[
+        {"Name": "default-for-az", "Values": ["true"]}])["Subnets"])
+
+
 def _default_vpc(aws: Aws) -> str:
+    subnets = _default_subnet_list(aws)
+    if subnets:
+        return str(subnets[0]["VpcId"])
     vpcs = aws.cached("ec2:default-vpc", lambda: aws.client("ec2").describe_vpcs(
         Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"])
     if not vpcs:
@@ -549,11 +583,23 @@ def _default_vpc(aws: Aws) -> str:
 
 
 def _default_subnets(aws: Aws, vpc: str) -> list[str]:
-    subnets = aws.cached(f"ec2:default-subnets:{vpc}", lambda: aws.client("ec2").describe_subnets(Filters=[
-        {"Name": "vpc-id", "Values": [vpc]}, {"Name": "default-for-az", "Values": ["true"]}])["Subnets"])
+    subnets = [s for s in _default_subnet_list(aws) if s["VpcId"] == vpc]
     if not subnets:
         raise ReconcilerError(f"DescribeSubnets: {vpc} has no default subnets; set spec.subnetIds")
     return [s["SubnetId"] for s in subnets]
+
+
+def _vpc_groups(aws: Aws, vpc: str) -> list[dict[str, Any]]:
+    """Every security group of the VPC, listed once per cycle: the allowFrom names, the agent's own group
+    and the groups' names all come from it."""
+    def load() -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for page in aws.client("ec2").get_paginator("describe_security_groups").paginate(
+                Filters=[{"Name": "vpc-id", "Values": [vpc]}]):
+            out += page["SecurityGroups"]
+        return out
+
+    return aws.cached(f"ec2:groups:{vpc}", load)
 
 
 def _find_security_group(aws: Aws, name: str, vpc: str, fresh: bool = False) -> dict[str, Any] | None:
@@ -561,15 +607,22 @@ def _find_security_group(aws: Aws, name: str, vpc: str, fresh: bool = False) -> 
         return list(aws.client("ec2").describe_security_groups(Filters=[
             {"Name": "group-name", "Values": [name]}, {"Name": "vpc-id", "Values": [vpc]}])["SecurityGroups"])
 
-    found = load() if fresh else aws.cached(f"ec2:sg:{vpc}:{name}", load)
+    found = load() if fresh else [g for g in _vpc_groups(aws, vpc) if g["GroupName"] == name]
     return found[0] if found else None
 
 
-def _group_names(aws: Aws, ids: list[str]) -> list[str]:
+def _group_names(aws: Aws, ids: list[str], vpc: str) -> list[str]:
     if not ids:
         return []
-    groups = aws.client("ec2").describe_security_groups(GroupIds=ids)["SecurityGroups"]
+    listed = {g["GroupId"]: g["GroupName"] for g in _vpc_groups(aws, vpc)}
+    if all(i in listed for i in ids):
+        return [listed[i] for i in ids]
+    groups = aws.client("ec2").describe_security_groups(GroupIds=ids)["SecurityGroups"]  # in another VPC
     return [g["GroupName"] for g in groups]
+
+
+def _read_tags(ec: Any, arn: str) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in ec.list_tags_for_resource(ResourceName=arn)["TagList"]}
 
 
 def _subnet_ids(aws: Aws, group_name: str | None) -> list[str]:

@@ -43,6 +43,7 @@ class Bucket(Resource):
 
     kind = "Bucket"
     tagging_type = "s3:bucket"  # its type in the Resource Groups Tagging API
+    event_keys = {"s3.amazonaws.com": ("bucketName",)}
     service = "s3"
     order = 10
     fields = (
@@ -76,6 +77,8 @@ class Bucket(Resource):
         return problems
 
     # ------------------------------------------------------------------ content
+
+    _local: dict[str, site.LocalFile] | None = None  # the directory to publish, scanned by prepare()
 
     @property
     def content(self) -> dict[str, Any] | None:
@@ -124,26 +127,32 @@ class Bucket(Resource):
 
     def observe(self, aws: Aws) -> Live | None:
         s3 = aws.client("s3")
-        try:
-            s3.head_bucket(Bucket=self.name)
-        except s3.exceptions.ClientError as exc:
-            if error_code(exc) in ("404", "NoSuchBucket", "NotFound"):
-                return None
-            if error_code(exc) in ("403", "AccessDenied"):
-                raise _taken(self.name) from exc
-            raise
-        tags = _bucket_tags(s3, self.name)
+        arn = f"arn:aws:s3:::{self.name}"
+        listed = aws.listed_tags(self.ref, arn)  # listed with the agent's tag: it exists, and it is ours
+        if listed is None:
+            try:
+                s3.head_bucket(Bucket=self.name)
+            except s3.exceptions.ClientError as exc:
+                if error_code(exc) in ("404", "NoSuchBucket", "NotFound"):
+                    return None
+                if error_code(exc) in ("403", "AccessDenied"):
+                    raise _taken(self.name) from exc
+                raise
+        tags = self.observed_tags(aws, arn, lambda: _bucket_tags(s3, self.name))
         try:
             block = s3.get_public_access_block(Bucket=self.name)["PublicAccessBlockConfiguration"]
         except s3.exceptions.ClientError as exc:
+            if error_code(exc) == "NoSuchBucket":
+                return None  # deleted since the listing was taken
             if error_code(exc) != "NoSuchPublicAccessBlockConfiguration":
                 raise
             block = {}
         state = {"blockPublicAccess": all(block.get(k) for k in BLOCK_ALL), "tags": tags}
         deleting = self.spec.metadata.state == "absent"
-        remote = site.read_remote(s3, self.name) if self.content or deleting else None
+        remote = (site.read_remote(s3, self.name, self._local) if self.content or deleting
+                  else None)
         claimed = self.name if OWNER_TAG not in tags and intents.pending(self.ref) else None
-        return Live(id=f"arn:aws:s3:::{self.name}", state=state, tags=tags, extra={"remote": remote},
+        return Live(id=arn, state=state, tags=tags, extra={"remote": remote},
                     claimed_by=claimed)
 
     def create(self, aws: Aws) -> None:

@@ -123,14 +123,21 @@ class Remote:
         return list(self.manifest.get("pendingInvalidation") or [])
 
 
-def read_remote(s3: Any, bucket: str) -> Remote:
+def read_remote(s3: Any, bucket: str, local: dict[str, LocalFile] | None = None) -> Remote:
+    """One listing of the bucket, and the manifest. The manifest is not fetched when its listed ETag (the
+    MD5 of its body, as S3 reports it for a single-part upload) is that of the manifest the agent writes
+    for `local` once everything is published: in a converged cycle the listing is all it takes."""
     etags: dict[str, str] = {}
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
         for obj in page.get("Contents", []):
             etags[obj["Key"]] = obj["ETag"].strip('"')
     manifest: dict[str, Any] = {}
     if MANIFEST_KEY in etags:
-        manifest = json.loads(s3.get_object(Bucket=bucket, Key=MANIFEST_KEY)["Body"].read())
+        converged = _manifest({k: f.headers() for k, f in local.items()}, [], None) if local is not None else None
+        if converged is not None and hashlib.md5(_manifest_body(converged)).hexdigest() == etags[MANIFEST_KEY]:
+            manifest = converged
+        else:
+            manifest = json.loads(s3.get_object(Bucket=bucket, Key=MANIFEST_KEY)["Body"].read())
         del etags[MANIFEST_KEY]
     return Remote(etags, manifest)
 
@@ -237,9 +244,17 @@ def delete_objects(s3: Any, bucket: str, keys: list[str]) -> None:
                                   f"{first.get('Key')}: {first.get('Code')}: {first.get('Message')}")
 
 
-def _write_manifest(s3: Any, bucket: str, files: dict[str, Any], pending: list[str], since: str | None) -> None:
+def _manifest(files: dict[str, Any], pending: list[str], since: str | None) -> dict[str, Any]:
     body = {"format": "reconciler.site/v1", "files": files, "pendingInvalidation": pending}
     if pending:
         body["pendingSince"] = since
-    s3.put_object(Bucket=bucket, Key=MANIFEST_KEY, Body=json.dumps(body, sort_keys=True).encode(),
+    return body
+
+
+def _manifest_body(manifest: dict[str, Any]) -> bytes:
+    return json.dumps(manifest, sort_keys=True).encode()
+
+
+def _write_manifest(s3: Any, bucket: str, files: dict[str, Any], pending: list[str], since: str | None) -> None:
+    s3.put_object(Bucket=bucket, Key=MANIFEST_KEY, Body=_manifest_body(_manifest(files, pending, since)),
                   ContentType="application/json")
