@@ -74,3 +74,50 @@ def test_compare_urls_for_the_hosts_whose_scheme_is_known():
         "https://bitbucket.org/acme/stack/branches/compare/drift%0Dmain"
     assert compare_url("file:///srv/git/stack.git", "main", "drift") is None
     assert compare_url("https://git.example.com/acme/stack.git", "main", "drift") is None
+
+
+def test_an_event_is_read_as_cloudtrail_sends_it_and_anything_else_is_dropped_with_a_reason():
+    import copy
+    import json
+    from pathlib import Path
+
+    from reconciler.agent.watch import EventIndex, read_event
+
+    fixture = json.loads((Path(__file__).parent.parent / "fixtures" / "cloudtrail_tag_table.json").read_text())
+    arn = "arn:aws:dynamodb:us-east-1:123456789012:table/Users"
+    fixture["detail"]["requestParameters"]["resourceArn"] = arn
+    index = EventIndex({("dynamodb.amazonaws.com", "resourceArn", "Users"): {"Table/Users"}})
+    verdict, [touch] = read_event(json.dumps(fixture), index)
+    assert verdict == "ok" and touch.ref == "Table/Users"  # by the ARN's name: a table created since the plan
+    assert touch.describe() == "arn:aws:sts::123456789012:assumed-role/oncall/alice (dynamodb:TagResource, " \
+        "2026-11-26T03:12:07Z)"
+
+    def variant(change) -> str:
+        event = copy.deepcopy(fixture)
+        change(event)
+        return read_event(json.dumps(event), index)[0]
+
+    assert variant(lambda e: e["detail"].update(userAgent="aws-cli/2 reconciler/0.1.0")) == "own"
+    assert variant(lambda e: e["detail"].update(readOnly=True)) == "read-only"
+    assert variant(lambda e: e["detail"]["requestParameters"].update(resourceArn=arn + "x")) == "foreign"
+    assert variant(lambda e: e["detail"].update(eventSource="s3.amazonaws.com")) == "foreign"
+    assert variant(lambda e: e.update({"detail-type": "Object Created"})) == "malformed"
+    assert variant(lambda e: e.update(detail=[1])) == "malformed"
+    assert read_event("{not json", index)[0] == "malformed" and read_event("[]", index)[0] == "malformed"
+
+
+def test_the_write_back_commit_names_who_changed_it_when_aws_said():
+    from reconciler.agent.writeback import commit_message
+    from reconciler.engine.writeback import Entry, WriteBack
+
+    result = WriteBack(entries=[
+        Entry("Table/Orders", "spec.tags.team", "web", "platform", True, file="specs/orders.yaml"),
+        Entry("CacheCluster/app-cache", "spec.authToken", "x", "y", False, "a secret: never written to a spec")])
+    message = commit_message(result, "abc123", "main", {"Table/Orders": "arn:aws:iam::1:user/alice (dynamodb:"
+                                                                       "TagResource, 2026-11-26T03:12:07Z)"})
+    assert message.splitlines()[0] == "reconciler: write back drift of Table/Orders"
+    assert "Table/Orders spec.tags.team: web -> platform (specs/orders.yaml)" in message
+    assert "Table/Orders last changed by arn:aws:iam::1:user/alice (dynamodb:TagResource, 2026-11-26T03:12:07Z)" \
+        in message
+    assert "CacheCluster/app-cache spec.authToken: a secret: never written to a spec" in message
+    assert message.rstrip().endswith("Based on abc123 of main.")
