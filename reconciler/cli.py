@@ -560,8 +560,12 @@ def writeback(specs: Path, kinds: tuple[str, ...], names: tuple[str, ...], dry_r
     written. Makes no change in AWS.
     """
     from .engine.writeback import write_back
+    from .resources import registry
 
     opts.start()
+    unknown = [k for k in kinds if k not in registry.kinds()]
+    if unknown:
+        raise ReconcilerError(f"--kind {unknown[0]!r} is not one of {', '.join(registry.kinds())}")
     spec_set = load_specs(specs)
     aws = _connect(opts)
     result = _plan(spec_set, aws, opts)

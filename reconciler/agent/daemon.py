@@ -311,6 +311,8 @@ class Agent:
             calls = sum(self.aws.call_counts().values()) - calls_before
             self._record_some(plan, report, leader)
         results = self._event_results(plan, report, touches)
+        if "pending" in results.values() or any(c.live and c.live.pending for c in plan.changes):
+            self._requeue(self.pending_interval_s)  # AWS is still at it: look again soon, as after a cycle
         log.info("events.reconciled", resources=refs, results=results, api_calls=calls,
                  duration_ms=round((time.monotonic() - started) * 1000))
         with self.lock:

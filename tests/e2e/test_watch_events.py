@@ -30,15 +30,16 @@ TABLES = "---\n".join(
 
 
 class Agent:
-    def __init__(self, aws, root: Path, log: Path):
+    def __init__(self, aws, root: Path, log: Path, *extra: str):
         self.port, self.calls = free_port(), log.parent / "calls.log"
         self.proc = subprocess.Popen(
             [*reconciler_command(), "run", str(root), "--interval", "1h", "--watch-events",
-             "--http-port", str(self.port), "--http-host", "127.0.0.1"],
+             "--http-port", str(self.port), "--http-host", "127.0.0.1", *extra],
             env={**aws.env, "RECONCILER_CALL_LOG": str(self.calls)}, stdout=subprocess.DEVNULL,
             stderr=log.open("a"), text=True)
         wait_for(lambda: self.status().get("events", {}).get("state") == "watching", what="the subscription")
-        wait_for(lambda: self.status()["lastCycle"] is not None, what="the first cycle")
+        wait_for(lambda: self.status()["resources"] and all(r["state"] == "in-sync" for r in
+                                                            self.status()["resources"]), what="the stack in sync")
 
     def get(self, path: str) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as answer:
@@ -64,10 +65,10 @@ class Agent:
 def agents(aws, tmp_path):
     started: list[Agent] = []
     (tmp_path / "specs").mkdir()
-    (tmp_path / "specs" / "tables.yaml").write_text(TABLES)
 
-    def start() -> Agent:
-        agent = Agent(aws, tmp_path / "specs", tmp_path / "agent.log")
+    def start(specs: str = TABLES, *extra: str) -> Agent:
+        (tmp_path / "specs" / "tables.yaml").write_text(specs)
+        agent = Agent(aws, tmp_path / "specs", tmp_path / "agent.log", *extra)
         started.append(agent)
         return agent
 
@@ -202,3 +203,35 @@ def test_events_sent_while_the_agent_is_stopped_wait_and_are_handled_on_start(aw
              ["ApproximateNumberOfMessages"] == "0", what="the message deleted after handling")
     assert team(aws, "Users") == "web"
     assert last_reconcile(agent)["resources"] == ["Table/Users"]
+
+
+LEDGER = """\
+apiVersion: reconciler/v1
+kind: Table
+metadata: {name: Ledger}
+spec:
+  partitionKey: {name: Id, type: S}
+  billingMode: PROVISIONED
+  capacity: {read: 5, write: 5}
+"""
+
+
+def test_an_event_for_a_table_aws_is_still_updating_is_carried_through_when_aws_is_done(aws, agents):
+    """At AWS's time (throughput changes take a minute, here x0.05): the event's reconcile finds the table
+    UPDATING, writes nothing AWS would refuse, and the agent looks again until it can correct it."""
+    agent = agents(LEDGER, "--pending-interval", "1s")
+    ddb = aws.client("dynamodb")
+    aws.set_time(0.05)
+    ddb.update_table(TableName="Ledger", ProvisionedThroughput={"ReadCapacityUnits": 20, "WriteCapacityUnits": 5})
+    event = event_for(aws, "Ledger")
+    event["detail"].update(eventName="UpdateTable", requestParameters={"tableName": "Ledger"})
+    put(aws, event)
+    wait_for(lambda: last_reconcile(agent).get("results") == {"Table/Ledger": "pending"}, timeout=15,
+             what="the reconcile that finds the table busy")
+
+    def capacity() -> int:
+        table = ddb.describe_table(TableName="Ledger")["Table"]
+        return table["TableStatus"] == "ACTIVE" and table["ProvisionedThroughput"]["ReadCapacityUnits"]
+
+    wait_for(lambda: capacity() == 5, timeout=40, what="the capacity corrected once AWS was done")
+    assert aws.errors() == {}  # not one write AWS refused
