@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import threading
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
@@ -255,6 +256,17 @@ def _record_call(service: str, operation: str) -> None:
 def counted_apart() -> None:
     """Count this thread's calls apart from the cycle's (the lease's heartbeat thread calls it)."""
     _local.background = True
+
+
+@contextlib.contextmanager
+def apart() -> Iterator[None]:
+    """Count the calls made inside apart from the cycle's (the event queue's polls), on this thread."""
+    before = getattr(_local, "background", False)
+    _local.background = True
+    try:
+        yield
+    finally:
+        _local.background = before
 
 
 def current_operation() -> str | None:

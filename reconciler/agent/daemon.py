@@ -300,7 +300,7 @@ class Agent:
             if spec_set is None or self.stop.is_set():
                 return
             subset = SpecSet(specs=tuple(s for s in spec_set.specs if s.ref in refs), files=spec_set.files)
-            calls_before = sum(self.aws.call_counts().values())
+            calls_before = self.aws.call_counts()
             plan = enforce_windows(enforce_budget(make_plan(subset, self.aws, workers=self.workers, whole_set=False),
                                                   self.max_destroy), spec_set)
             for change in plan.changes:
@@ -308,8 +308,9 @@ class Agent:
             leader = self._may_apply(plan)
             report = (apply_plan(plan, self.aws, should_stop=self._should_stop, skip=self._deferred) if leader
                       else ApplyReport())
-            calls = sum(self.aws.call_counts().values()) - calls_before
-            self._record_some(plan, report, leader)
+            made = self.aws.call_counts() - calls_before
+            calls = sum(made.values())
+            self._record_some(plan, report, leader, made)
         results = self._event_results(plan, report, touches)
         if "pending" in results.values() or any(c.live and c.live.pending for c in plan.changes):
             self._requeue(self.pending_interval_s)  # AWS is still at it: look again soon, as after a cycle
@@ -469,9 +470,10 @@ class Agent:
             self.status["unmanaged"] = ([o.to_json() for o in plan.unmanaged] if plan.unmanaged is not None
                                         else {"error": plan.inventory_error})
 
-    def _record_some(self, plan: Plan, report: ApplyReport, leader: bool) -> None:
-        """Record the resources of a partial plan (an event's reconcile); the others' entries stay."""
-        self._record_calls()
+    def _record_some(self, plan: Plan, report: ApplyReport, leader: bool, calls: collections.Counter[Any]) -> None:
+        """Record the resources of a partial plan (an event's reconcile) and its `calls`; the others' entries
+        stay."""
+        self._record_calls(calls)
         entries = {f"{e['kind']}/{e['name']}": e for e in
                    (self._entry(change, report, leader, {}) for change in plan.changes)}
         with self.lock:
@@ -552,8 +554,10 @@ class Agent:
                 self.events.emit(Event("drift.corrected", change.kind, change.name, f"{change.action} applied",
                                        revision=revision, fields=[f.to_json() for f in change.effective_fields]))
 
-    def _record_calls(self) -> None:
-        for (service, operation), n in (self.aws.call_counts() + self.aws.take_background_counts()).items():
+    def _record_calls(self, calls: collections.Counter[Any] | None = None) -> None:
+        """Add the cycle's calls (or `calls`) and the background ones since last time to the metrics."""
+        made = self.aws.call_counts() if calls is None else calls
+        for (service, operation), n in (made + self.aws.take_background_counts()).items():
             self.metrics.api_calls.labels(service=service, operation=operation).inc(n)
         counts = self.aws.take_limit_counts()
         for service, n in counts["throttles"].items():

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from ..aws import USER_AGENT, describe_failure
+from ..aws import USER_AGENT, apart, describe_failure
 from ..model import OWNER_TAG, OWNER_VALUE, ROLE_TAG
 
 if TYPE_CHECKING:
@@ -291,22 +291,25 @@ class Poller:
         return len(messages)
 
     def _receive(self, wait_s: int) -> list[dict[str, Any]]:
-        return list(self.sqs.receive_message(QueueUrl=self.queue.url, MaxNumberOfMessages=10,
-                                             WaitTimeSeconds=wait_s, VisibilityTimeout=VISIBILITY_S)
-                    .get("Messages") or [])
+        with apart():  # the queue's calls are the watcher's, not a reconcile's
+            return list(self.sqs.receive_message(QueueUrl=self.queue.url, MaxNumberOfMessages=10,
+                                                 WaitTimeSeconds=wait_s, VisibilityTimeout=VISIBILITY_S)
+                        .get("Messages") or [])
 
     def join(self, timeout: float) -> None:
         """Wait for the poll under way (the agent is stopping: no message is left in flight)."""
         self.thread.join(timeout)
 
     def _release(self, messages: list[dict[str, Any]]) -> None:
-        for start in range(0, len(messages), 10):
-            self.sqs.change_message_visibility_batch(QueueUrl=self.queue.url, Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
-                for i, m in enumerate(messages[start:start + 10])])
+        with apart():
+            self._batches("change_message_visibility_batch", messages, VisibilityTimeout=0)
 
     def _delete(self, messages: list[dict[str, Any]]) -> None:
+        with apart():
+            self._batches("delete_message_batch", messages)
+
+    def _batches(self, call: str, messages: list[dict[str, Any]], **extra: Any) -> None:
         for start in range(0, len(messages), 10):
-            chunk = messages[start:start + 10]
-            self.sqs.delete_message_batch(QueueUrl=self.queue.url, Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)])
+            getattr(self.sqs, call)(QueueUrl=self.queue.url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], **extra}
+                for i, m in enumerate(messages[start:start + 10])])

@@ -164,7 +164,11 @@ def observe_all(resources: Iterable[Resource], aws: Aws, workers: int = 16
             return ObserveFailure(message, exc)
 
     def observe(resource: Resource) -> Live | ObserveFailure | None:
-        return guarded(resource, lambda: (resource.prepare(aws), resource.observe(aws))[1])
+        def read() -> Live | None:
+            resource.prepare(aws)
+            return resource.observe(aws)
+
+        return guarded(resource, read)
 
     def finish(pair: tuple[Resource, Live | ObserveFailure | None]) -> Live | ObserveFailure | None:
         resource, found = pair

@@ -140,6 +140,7 @@ def test_an_event_corrects_exactly_that_resource_and_own_bursts_and_garbage_are_
              what="the event's reconcile")
     assert reads(aws, "DescribeTable") == 2 and reads(aws, "GetResources") == 0  # the test's 1, the agent's 1
     assert team(aws, "Users") == "web"
+    assert last_reconcile(agent)["apiCalls"] == 3  # DescribeTable, ListTagsOfResource, TagResource (polls apart)
     assert last_reconcile(agent)["changedBy"]["Table/Users"].startswith(
         "arn:aws:sts::123456789012:assumed-role/oncall/alice (dynamodb:TagResource, ")
     assert agent.metric("reconciler_event_correction_seconds_count") == 1
