@@ -200,3 +200,21 @@ def test_items_and_settings_changed_in_the_console_are_written_and_what_cannot_b
     assert ("skipped Table/Flags spec.billingMode: the live value does not pass validation: capacity applies "
             "only to billingMode: PROVISIONED") in result.err
     assert "skipped Table/Flags spec.capacity: the spec cannot state this live value" in result.err
+
+
+def test_a_table_aws_is_still_updating_is_written_back_once_it_has_settled(cli, specs, aws):
+    """At AWS's time: while the console's throughput change is UPDATING, the values are not settled."""
+    text = USERS.split("---")[0]
+    root = specs("users.yaml", text.replace("policy: observe", "policy: enforce"))
+    _apply(cli, root)
+    specs("users.yaml", text)
+    aws.set_time(0.05)  # a throughput change takes a minute on AWS: 3 s here
+    aws.client("dynamodb").update_table(TableName="Users", ProvisionedThroughput={
+        "ReadCapacityUnits": 20, "WriteCapacityUnits": 5})
+    result = cli("writeback", str(root))
+    assert "skipped Table/Users spec.capacity: AWS is still changing it (table UPDATING)" in result.err
+    assert (root / "users.yaml").read_text() == text
+    aws.finish_transitions()
+    result = cli("writeback", str(root))
+    assert result.code == 0, result.err
+    assert (root / "users.yaml").read_text() == text.replace("read: 5 ", "read: 20 ")
