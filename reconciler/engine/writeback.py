@@ -172,27 +172,41 @@ class _Editing:
         return self.result.files[self.file][2]
 
     def write(self, fc: FieldChange) -> str | None:
-        """Write one field's live value; None when written, else why not (the text is then unchanged)."""
+        """Write one field's live value; None when written, else why not (the text is then unchanged).
+
+        A value other fields inherit (an index's capacity is the table's unless it states its own) would
+        make them differ: their live values are then written along with it, so that they keep them."""
         resource = self.change.resource
-        found = _field_of(resource, fc)
-        if found is None:
-            return "no spec field states it"
         spec = self._current_spec()
         doc = find_document(self.text, resource.kind, resource.name)
         if spec is None or doc is None:
             return "its document was not found in the file"
         before_paths = {c.path for c in self._diff(spec)}
         try:
-            text = _edit(self.text, doc, found, fc, spec.spec, self.change.live.state)
-        except YamlEditError as exc:
-            return f"not written: {exc}"
-        if text == self.text:
-            return "the spec cannot state this live value"
-        problem = self._check(text, fc.path, before_paths)
+            text = self._edit(self.text, doc, fc, spec, primary=True)
+            if text == self.text:
+                return "the spec cannot state this live value"
+            problem, disturbed = self._check(text, fc.path, before_paths)
+            if disturbed and not problem:
+                for other in disturbed:  # the fields it disturbed keep their live values
+                    text = self._edit(text, doc, other, self._load(text).get(resource.kind, resource.name))
+                problem, disturbed = self._check(text, fc.path, before_paths)
+        except (YamlEditError, _Unwritable) as exc:
+            return f"not written: {exc}" if isinstance(exc, YamlEditError) else str(exc)
+        if disturbed and not problem:
+            problem = f"writing it would make other fields differ ({', '.join(c.path for c in disturbed)})"
         if problem is None:
             display, old, _ = self.result.files[self.file]
             self.result.files[self.file] = (display, old, text)
         return problem
+
+    def _edit(self, text: str, doc: int, fc: FieldChange, spec: Any, primary: bool = False) -> str:
+        found = _field_of(self.change.resource, fc)
+        if found is None:
+            raise _Unwritable("no spec field states it")
+        if not primary and (fc.sensitive or fc.forces_replacement):
+            raise _Unwritable(f"writing it would change {fc.path}, which is not written back here")
+        return _edit(text, doc, found, fc, spec.spec, self.change.live.state)
 
     def _load(self, text: str) -> SpecSet:
         from ..loading import load_specs
@@ -210,19 +224,22 @@ class _Editing:
         resource.prepare(self.aws)
         return mark_ignored(resource.diff(self.change.live), spec.metadata.ignore)
 
-    def _check(self, text: str, path: str, before_paths: set[str]) -> str | None:
+    def _check(self, text: str, path: str, before_paths: set[str]) -> tuple[str | None, list[FieldChange]]:
+        """(why the edited text will not do, or None; the fields it newly makes differ)."""
         try:
             spec = self._load(text).get(self.change.kind, self.change.name)
         except SpecError as exc:
-            return f"the live value does not pass validation: {exc.problems[0].message}"
+            return f"the live value does not pass validation: {exc.problems[0].message}", []
         if spec is None:
-            return "the edited document no longer loads"
-        after_paths = {c.path for c in self._diff(spec)}
-        if path in after_paths:
-            return "the spec cannot state this live value (writing it does not reproduce it)"
-        if extra := sorted(after_paths - before_paths):
-            return f"writing it would make other fields differ ({', '.join(extra)})"
-        return None
+            return "the edited document no longer loads", []
+        after = self._diff(spec)
+        if path in {c.path for c in after}:
+            return "the spec cannot state this live value (writing it does not reproduce it)", []
+        return None, [c for c in after if c.path not in before_paths]
+
+
+class _Unwritable(Exception):
+    """A field write-back cannot write (said as the reason it was skipped)."""
 
 
 def _field_of(resource: Resource, fc: FieldChange) -> Field | None:
