@@ -71,12 +71,15 @@ class GitSource:
         self.workdir = state_dir / "git" / key
         self.root: Path | None = self.workdir
 
-    def _git(self, *args: str, cwd: Path | None = None) -> str:
-        env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true"}
-        proc = subprocess.run(["git", *args], cwd=cwd or self.workdir, env=env, capture_output=True,
-                              text=True, timeout=300)
+    def git(self, *args: str, cwd: Path | None = None, input: str | None = None, env: dict[str, str] | None = None,
+            branch: str | None = None) -> str:
+        """Run git in the clone (never prompting); its output, or a ReconcilerError with git's own words
+        naming the remote (without credentials) and `branch` (default: the followed one)."""
+        full = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", **(env or {})}
+        proc = subprocess.run(["git", *args], cwd=cwd or self.workdir, env=full, capture_output=True,
+                              text=True, input=input, timeout=300)
         if proc.returncode != 0:
-            raise ReconcilerError(f"git {args[0]} failed for {redact(self.url)} ({self.branch}): "
+            raise ReconcilerError(f"git {args[0]} failed for {redact(self.url)} ({branch or self.branch}): "
                                   f"{git_error(proc.stderr)}")
         return proc.stdout.strip()
 
@@ -85,30 +88,30 @@ class GitSource:
         commit last fetched is returned (drift correction goes on) and `fetch_error` says why."""
         if not (self.workdir / ".git").exists():
             self.workdir.mkdir(parents=True, exist_ok=True)
-            self._git("init", "--quiet", str(self.workdir), cwd=self.workdir.parent)
-            self._git("remote", "add", "origin", self.url)
+            self.git("init", "--quiet", str(self.workdir), cwd=self.workdir.parent)
+            self.git("remote", "add", "origin", self.url)
         ref = f"refs/remotes/origin/{self.branch}"
         try:
-            self._git("fetch", "--quiet", "--prune", "--depth", "50", "origin", f"+refs/heads/{self.branch}:{ref}")
+            self.git("fetch", "--quiet", "--prune", "--depth", "50", "origin", f"+refs/heads/{self.branch}:{ref}")
         except ReconcilerError as exc:
             self.fetch_error = str(exc)
             try:
-                return self._git("rev-parse", "--verify", "--quiet", ref)
+                return self.git("rev-parse", "--verify", "--quiet", ref)
             except ReconcilerError:
                 raise exc from None  # never fetched: nothing to go on with
         self.fetch_error = None
-        return self._git("rev-parse", ref)
+        return self.git("rev-parse", ref)
 
     def checkout(self, revision: str) -> Path:
         """The specs directory as of `revision` (read from git, never from memory)."""
-        self._git("checkout", "--quiet", "--force", "--detach", revision)
-        self._git("clean", "--quiet", "-fdx")
+        self.git("checkout", "--quiet", "--force", "--detach", revision)
+        self.git("clean", "--quiet", "-fdx")
         return self.workdir / self.specs_path
 
     def describe(self, revision: str) -> dict[str, str] | None:
         """A commit's subject and author, for /status and the page."""
         try:
-            subject, author, when = self._git("log", "-1", "--format=%s%n%an%n%aI", revision).split("\n", 2)
+            subject, author, when = self.git("log", "-1", "--format=%s%n%an%n%aI", revision).split("\n", 2)
         except (ReconcilerError, ValueError):
             return None
         return {"revision": revision, "subject": subject, "author": author, "date": when}

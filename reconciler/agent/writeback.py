@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ import structlog
 
 from ..engine.writeback import WriteBack
 from ..errors import ReconcilerError
-from .source import GitSource, git_error, redact
+from .source import GitSource
 
 log = structlog.get_logger()
 
@@ -137,13 +136,7 @@ class BranchWriter:
     # ------------------------------------------------------------------ git
 
     def _git(self, *args: str, input: str | None = None, env: dict[str, str] | None = None) -> str:
-        full = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", **(env or {})}
-        proc = subprocess.run(["git", *args], cwd=self.source.workdir, env=full, capture_output=True, text=True,
-                              input=input, timeout=300)
-        if proc.returncode != 0:
-            raise ReconcilerError(f"git {args[0]} failed for {redact(self.source.url)} ({self.branch}): "
-                                  f"{git_error(proc.stderr)}")
-        return proc.stdout.strip()
+        return self.source.git(*args, input=input, env=env, branch=self.branch)
 
     def _rev(self, name: str) -> str | None:
         try:

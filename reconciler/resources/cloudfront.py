@@ -260,7 +260,7 @@ class Distribution(Resource):
         oacs = _recorded_oac(config, tags) or aws.cached("cloudfront:oacs", lambda: _list_oacs(cf))
         state = _config_state(config, oacs)
         state["bucketPolicy"] = _read_bucket_policy(aws.client("s3"), self.bucket)
-        issued = set(filter(None, tags.get(INVALIDATIONS_TAG, "").split(".")))
+        issued = _issued(tags)
         state["invalidations"] = [e for e in self.desired()["invalidations"] if invalidation_hash(e) in issued]
         visible = {k: v for k, v in tags.items() if k not in INTERNAL_TAGS}
         state["tags"] = visible
@@ -289,8 +289,8 @@ class Distribution(Resource):
         except cf.exceptions.NoSuchDistribution:
             return None  # deleted since the listing was taken
         hashes = {invalidation_hash(e) for e in self.desired()["invalidations"]}
-        answer["tags"] = self.observed_tags(aws, arn, lambda: _tags(aws, arn), agrees=lambda tags: hashes <= set(
-            filter(None, tags.get(INVALIDATIONS_TAG, "").split("."))))
+        answer["tags"] = self.observed_tags(aws, arn, lambda: _tags(aws, arn),
+                                            agrees=lambda tags: hashes <= _issued(tags))
         return answer
 
     def _find(self, aws: Aws) -> tuple[dict[str, Any], dict[str, str]] | None:
@@ -523,6 +523,11 @@ def _origin_id(bucket: str) -> str:
 def _bucket_of(domain: str) -> str:
     """`site.s3.us-east-1.amazonaws.com` -> `site`."""
     return domain.split(".s3.", 1)[0].split(".s3-", 1)[0] if ".s3" in domain else domain
+
+
+def _issued(tags: dict[str, str]) -> set[str]:
+    """The invalidations already issued, as the agent records them in a tag (their hashes)."""
+    return set(filter(None, tags.get(INVALIDATIONS_TAG, "").split(".")))
 
 
 def _target_origin(config: dict[str, Any]) -> dict[str, Any] | None:

@@ -439,7 +439,7 @@ class CacheCluster(Resource):
         out = []
         for group in _list(ec, "describe_replication_groups", "ReplicationGroups"):
             name = group["ReplicationGroupId"]
-            tags = {t["Key"]: t["Value"] for t in ec.list_tags_for_resource(ResourceName=group["ARN"])["TagList"]}
+            tags = _read_tags(ec, group["ARN"])
             item = Exported("CacheCluster", name, {}, tags)
             if group.get("ClusterEnabled"):
                 item.warnings.append("cluster mode (sharding) cannot be expressed yet: "

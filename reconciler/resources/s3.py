@@ -138,7 +138,7 @@ class Bucket(Resource):
                 if error_code(exc) in ("403", "AccessDenied"):
                     raise _taken(self.name) from exc
                 raise
-        tags = self.observed_tags(aws, arn, lambda: _bucket_tags(s3, self.name))
+        tags = listed if listed is not None else _bucket_tags(s3, self.name)
         try:
             block = s3.get_public_access_block(Bucket=self.name)["PublicAccessBlockConfiguration"]
         except s3.exceptions.ClientError as exc:
