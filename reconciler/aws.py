@@ -355,3 +355,35 @@ def talks_to_sandbox() -> bool:
             return "factor" in json.load(answer)
     except (OSError, ValueError, urllib.error.URLError):
         return False
+
+
+_factor_cache: dict[str, tuple[float, float]] = {}  # endpoint -> (read at, factor)
+
+
+def aws_time_factor() -> float:
+    """How AWS's time runs here relative to a real account's: 1.0 on AWS; against the sandbox, its factor
+    (`--aws-time`: 0.01 makes an hour 36 s). Rules the agent keeps by the clock (one TTL change per table per
+    hour) are measured in it, so the agent waits exactly as long as the AWS it talks to makes it wait."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    url = os.environ.get("AWS_ENDPOINT_URL") or ""
+    if not url or not talks_to_sandbox():
+        return 1.0
+    now = time.monotonic()
+    cached = _factor_cache.get(url)
+    if cached and now - cached[0] < 2:
+        return cached[1]
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/_sandbox/time", timeout=2) as answer:
+            factor = float(json.load(answer)["factor"])
+    except (OSError, ValueError, KeyError, urllib.error.URLError):
+        factor = cached[1] if cached else 1.0
+    _factor_cache[url] = (now, factor)
+    return factor
+
+
+def aws_seconds(seconds: float) -> float:
+    """`seconds` of a real account's time, as they pass against the AWS this process talks to."""
+    return seconds * aws_time_factor()

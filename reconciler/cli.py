@@ -294,12 +294,12 @@ def _carry_through(spec_set: Any, aws: Any, opts: AwsOptions, report: Any, wait_
                    still_held: Callable[[], bool]) -> list[str]:
     """apply --wait: wait until AWS has finished, plan again, apply the next steps; until nothing is
     left or `wait_s` has passed. Returns what is still in progress at the timeout."""
-    from .aws import talks_to_sandbox
+    from .aws import aws_time_factor
     from .engine.apply import apply_plan, wait_until_settled
     from .engine.render import render_report
 
     deadline = time.monotonic() + wait_s
-    progress, poll = _progress_line(), 2 if opts.sandbox or talks_to_sandbox() else 10
+    progress, poll = _progress_line(), min(10.0, max(0.25, 10 * aws_time_factor()))  # 10 s of AWS's time
     last: list[str] = []
     while True:
         waiting = wait_until_settled(report, aws, max(1.0, deadline - time.monotonic()), progress, poll_s=poll)
@@ -313,6 +313,11 @@ def _carry_through(spec_set: Any, aws: Any, opts: AwsOptions, report: Any, wait_
             return []
         if time.monotonic() > deadline:
             return [c.ref for c in todo]
+        held = [c for c in todo if c.steps and c.steps[0].wait]
+        if len(held) == len(todo):  # an AWS rule holds every next step (one TTL change an hour): wait for it
+            progress("Waiting for AWS: " + "; ".join(f"{c.ref}: {c.steps[0].wait}" for c in held))
+            time.sleep(poll)
+            continue
         again = sorted(f"{c.ref} {[f.path for f in c.effective_fields]} {[st.description for st in c.steps]}"
                        for c in todo)
         if again == last:  # applied, settled, and the same difference is back: AWS keeps another value

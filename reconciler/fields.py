@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
-from .model import FieldChange
+from .model import OWNERSHIP_TAGS, FieldChange
 
 MISSING: Any = object()
 Mode = Literal["value", "set", "map", "keyed"]
@@ -91,7 +91,8 @@ def diff_fields(
             continue
         have = live.get(f.name)
         if f.mode == "map":
-            if f.name == "tags":  # AWS reserves aws:* tags (CloudFormation's, ...): never diffed, removed, written
+            if f.name == "tags":  # AWS reserves aws:* tags (CloudFormation's, ...): never diffed, removed, written;
+                # the agent's own bookkeeping tags (reconciler:* but the ownership ones) are not the spec's either
                 want, have = _without_reserved(want or {}), _without_reserved(have or {})
             changes += _diff_map(f, want or {}, have or {}, f.prune and f.name in stated)
         elif f.mode == "keyed":
@@ -105,10 +106,12 @@ def diff_fields(
 
 
 RESERVED_TAG_PREFIX = "aws:"
+BOOKKEEPING_TAG_PREFIX = "reconciler:"
 
 
 def _without_reserved(tags: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in tags.items() if not str(k).startswith(RESERVED_TAG_PREFIX)}
+    return {k: v for k, v in tags.items() if not str(k).startswith(RESERVED_TAG_PREFIX)
+            and (not str(k).startswith(BOOKKEEPING_TAG_PREFIX) or k in OWNERSHIP_TAGS)}
 
 
 def _change(f: Field, path: str, before: Any, after: Any, entry: str | None = None) -> FieldChange:

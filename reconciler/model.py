@@ -74,6 +74,16 @@ class FieldChange:
         return out
 
 
+class NotYet(Exception):
+    """AWS will not take a step yet, for a reason of AWS's (a rule, work it is still doing): the change is
+    `pending`, never failed, and a later cycle tries again (`until`: when, as epoch seconds, if known)."""
+
+    def __init__(self, reason: str, until: float | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.until = until
+
+
 @dataclass
 class Step:
     """One unit of work AWS accepts as such (usually one call), as the plan shows it and apply runs it.

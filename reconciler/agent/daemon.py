@@ -501,7 +501,7 @@ class Agent:
             self.backoff.succeeded(change.ref)
         counts[(change.kind, state)] = counts.get((change.kind, state), 0) + 1
         since = change.live.pending_since if change.live and state == "pending" else None
-        shown = ("drifted", "paused", "window-blocked", "pending", "error")
+        shown = ("drifted", "paused", "window-blocked", "pending", "waiting", "error")
         fields = [f.to_json() for f in change.fields] if state in shown else []
         self._report_drift(change, state, fields)
         waiting = self.backoff.waiting(change.ref)
@@ -674,6 +674,8 @@ def _state_of(change: Change, outcome: Outcome | None, backoff_s: float) -> tupl
             return "pending", outcome.message
         if outcome.status == "refused":
             return "drifted", f"refused: {outcome.message}"
+        if outcome.status == "waiting":
+            return "waiting", outcome.message
         return "error", outcome.message
     if change.is_change:
         if change.operator_paused:

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 import structlog
 
 from ..aws import describe_failure, wants_traceback
-from .plan import Change, Plan, change_steps, decide, observe_all
+from ..model import NotYet
+from .plan import Change, ObserveFailure, Plan, change_steps, decide, dependency_wait, observe_all
 
 if TYPE_CHECKING:
     from ..aws import Aws
@@ -21,7 +22,7 @@ log = structlog.get_logger()
 @dataclass
 class Outcome:
     change: Change
-    status: str                 # applied | pending | failed | refused | blocked
+    status: str                 # applied | pending | failed | refused | waiting (for a dependency)
     message: str = ""
     duration_s: float = 0.0
 
@@ -32,7 +33,8 @@ class ApplyReport:
 
     @property
     def ok(self) -> bool:
-        return all(o.status in ("applied", "pending") for o in self.outcomes)
+        """Nothing failed or was refused (waiting for a dependency that is not there yet is not a failure)."""
+        return all(o.status in ("applied", "pending", "waiting") for o in self.outcomes)
 
     def count(self, status: str, actions: tuple[str, ...] | None = None) -> int:
         return sum(1 for o in self.outcomes if o.status == status
@@ -57,24 +59,27 @@ def apply_plan(plan: Plan, aws: Aws, on_outcome: Callable[[Outcome], None] | Non
     the run between two resources (a signal).
     """
     report = ApplyReport()
-    failed: set[str] = set()
+    by_ref = {c.ref: c for c in plan.changes}
+    results: dict[str, Outcome] = {}
     for change in apply_order(plan.changes):
         if should_stop():
             break
         if skip(change):
             continue
-        outcome = _apply_one(change, aws, failed)
+        waiting = dependency_wait(change, by_ref, results) if change.applicable else None
+        outcome = Outcome(change, "waiting", waiting) if waiting else _apply_one(change, aws)
         if outcome is None:
             continue
-        if outcome.status in ("failed", "refused"):
-            failed.add(change.ref)
+        if waiting:
+            log.info("apply.waiting", kind=change.kind, name=change.name, waiting=waiting)
+        results[change.ref] = outcome
         report.outcomes.append(outcome)
         if on_outcome:
             on_outcome(outcome)
     return report
 
 
-def _apply_one(change: Change, aws: Aws, failed: set[str]) -> Outcome | None:
+def _apply_one(change: Change, aws: Aws) -> Outcome | None:
     if change.action == "error":
         return Outcome(change, "failed", change.error or "")
     if change.refused:
@@ -82,9 +87,6 @@ def _apply_one(change: Change, aws: Aws, failed: set[str]) -> Outcome | None:
         return Outcome(change, "refused", change.refused)
     if not change.applicable:
         return None
-    blocked = [d for d in change.resource.dependencies() if d in failed]
-    if blocked:
-        return Outcome(change, "blocked", f"not applied: {', '.join(blocked)} failed")
     started = time.monotonic()
     try:
         status, message = _run_steps(change, aws)
@@ -125,6 +127,10 @@ def _run_steps(change: Change, aws: Aws) -> tuple[str, str]:
             log.info("apply.step", kind=change.kind, name=change.name, step=step.description)
             try:
                 step.run()
+            except NotYet as later:  # AWS's own "not now": pending, tried again by a later cycle
+                log.info("apply.not_yet", kind=change.kind, name=change.name, step=step.description,
+                         reason=later.reason)
+                return "pending", f"waiting for AWS: {later.reason}; next: {step.description}"
             finally:
                 if aws is not None:  # its tags are read directly for a while: a bulk listing may lag a write
                     aws.wrote(change.ref)
@@ -161,9 +167,9 @@ def wait_until_settled(report: ApplyReport, aws: Aws, timeout_s: float,
     while True:
         aws.new_cycle()
         waiting = []
-        for resource in resources:
-            live = resource.observe(aws)
-            live = live.finish() if live is not None else None
+        for resource, live in zip(resources, observe_all(resources, aws), strict=True):
+            if isinstance(live, ObserveFailure):  # said in the log; the next plan reports it
+                continue
             if live is not None and live.pending:
                 waiting.append(f"{resource.ref} ({live.pending})")
         if not waiting or time.monotonic() > deadline:

@@ -42,6 +42,7 @@ class Change:
     steps: list[Step] = field(default_factory=list)  # the work, in AWS's order (see Resource.steps)
     window: str | None = None         # a change window blocks it now (which, until when)
     operator_paused: bool = False     # paused by an operator on the agent's page (not in the spec)
+    waiting: str | None = None        # a resource it depends on failed or will not be made: waits, sends nothing
 
     @property
     def kind(self) -> str:
@@ -89,6 +90,8 @@ class Change:
             out["paused"] = True
         if self.window:
             out["blockedBy"] = self.window
+        if self.waiting:
+            out["waiting"] = self.waiting
         for key in ("error", "refused"):
             if getattr(self, key):
                 out[key] = getattr(self, key)
@@ -199,7 +202,7 @@ def make_plan(specs: SpecSet, aws: Aws, workers: int = 16, whole_set: bool = Tru
             aws.use_tag_listing(listing)
         observed = observe_all(resources, aws, workers)
     changes = [with_steps(_decide_safely(r, o), aws) for r, o in zip(resources, observed, strict=True)]
-    plan = Plan(changes)
+    plan = mark_waiting(Plan(changes))
     if listing is not None:
         try:
             plan.unmanaged = unmanaged(owned_resources(listing.result()), [(s.kind, s.name) for s in specs.specs])
@@ -208,6 +211,54 @@ def make_plan(specs: SpecSet, aws: Aws, workers: int = 16, whole_set: bool = Tru
             log.warning("inventory.error", error=plan.inventory_error)
     plan.duration_s = time.monotonic() - started
     plan.api_calls = sum(aws.call_counts().values()) - calls_before
+    return plan
+
+
+def dependency_wait(change: Change, by_ref: dict[str, Change], results: dict[str, Any] | None) -> str | None:
+    """Why a change must wait for a resource it depends on (its dependency failed, or is not there yet and
+    will not be made now), in words naming it; None when it may go ahead. A waiting change sends nothing.
+    `results`: the outcomes of this apply so far; None while planning (a dependency to be made goes first).
+    A delete never waits: what it depended on may go first or not at all."""
+    if change.action == "delete":
+        return None
+    for ref in change.resource.dependencies():
+        needed = by_ref.get(ref)
+        if needed is None:
+            continue  # not in this plan (a partial one): it is not ours to judge here
+        if results is None and needed.applicable and not needed.refused:
+            continue
+        outcome = (results or {}).get(ref)
+        if outcome is not None and outcome.status in ("applied", "pending"):
+            continue
+        if outcome is not None:
+            return f"waiting for {ref}: {outcome.status}: {outcome.message}"
+        if needed.action == "error":
+            return f"waiting for {ref}: {needed.error}"
+        if needed.live is None or needed.live.deleting:
+            return f"waiting for {ref}: it does not exist yet ({_why_not_made(needed)})"
+    return None
+
+
+def _why_not_made(change: Change) -> str:
+    if change.paused:
+        return "paused"
+    if change.window:
+        return f"held by {change.window}"
+    if change.policy != "enforce":
+        return "policy: observe"
+    if change.refused:
+        return f"refused: {change.refused}"
+    return "it failed before and is retried later" if change.applicable else "it is not to be created"
+
+
+def mark_waiting(plan: Plan) -> Plan:
+    """Changes whose dependency failed or will not be made: shown waiting, with nothing to send."""
+    by_ref = {c.ref: c for c in plan.changes}
+    for change in plan.changes:
+        if change.applicable and (waiting := dependency_wait(change, by_ref, None)):
+            change.waiting = waiting
+            for step in change.steps:
+                step.wait = step.wait or waiting
     return plan
 
 

@@ -87,6 +87,8 @@ def render_change(change: Change) -> list[str]:
         lines.append(_style(f"    refused: {change.refused}", "error"))
     if change.window:
         lines.append(_style(f"    blocked by {change.window} (applied once the window allows)", "update"))
+    if change.waiting:
+        lines.append(_style(f"    {change.waiting} (nothing is sent for it until then)", "update"))
     return lines
 
 
@@ -150,16 +152,19 @@ def render_report(report: ApplyReport) -> str:
                               f"({o.duration_s:.1f}s)", "create"))
         elif o.status == "pending":
             out.append(_style(f"{o.change.ref}: {o.change.action} in progress: {o.message}", "update"))
+        elif o.status == "waiting":
+            out.append(_style(f"{o.change.ref}: {o.message}", "update"))
         else:
             out.append(_style(f"{o.change.ref}: {o.status}: {o.message}", "error"))
     done = lambda *acts: report.count("applied", acts)  # noqa: E731
-    failed, refused = report.count("failed") + report.count("blocked"), report.count("refused")
-    pending = report.count("pending")
+    failed, refused = report.count("failed"), report.count("refused")
+    pending, waiting = report.count("pending"), report.count("waiting")
     verdict = ("Apply complete!" if report.ok else "Apply finished with errors." if failed
                else "Apply finished; some changes were refused.")
     out.append(f"{verdict} Resources: {done('create', 'replace')} added, {done('adopt')} adopted, "
                f"{done('update')} changed, {done('delete', 'replace')} destroyed"
                + (f", {pending} in progress" if pending else "")
+               + (f", {waiting} waiting for another resource" if waiting else "")
                + (f", {refused} refused by a safety rule (see above)" if refused else "")
                + (f", {failed} failed." if failed else "."))
     if pending:

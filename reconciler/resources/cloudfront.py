@@ -17,7 +17,10 @@ AWS facts that shape this module:
   issuing idempotent. Which pairs were issued is recorded in the tag
   `reconciler:invalidations` (short hashes), so planning needs no call per invalidation
   (ListInvalidations does not return CallerReferences).
-- OACs cannot be tagged: the agent's OAC is named `reconciler-<spec name>`.
+- Invalidations stay within AWS's limits in progress (invalidations.py): what does not fit now waits
+  for a later cycle, shown as pending; one that could never fit is refused at `validate`.
+- OACs cannot be tagged: the agent's OAC is named `reconciler-<spec name>`. AWS refuses to delete an
+  OAC a distribution still uses (OriginAccessControlInUse): it is deleted only once none does.
 """
 
 from __future__ import annotations
@@ -28,9 +31,12 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import structlog
+
 from ..errors import ReconcilerError
 from ..fields import Field, diff_fields
-from ..model import NAME_TAG, OWNER_TAG, OWNER_VALUE, FieldChange, Live, Step
+from ..model import NAME_TAG, OWNER_TAG, OWNER_VALUE, FieldChange, Live, NotYet, Step
+from . import invalidations as limits
 from . import register
 from .base import Resource, tag_changes
 from .s3 import error_code
@@ -39,6 +45,8 @@ if TYPE_CHECKING:
     from ..aws import Aws
     from ..exported import Exported
     from ..specs import Path_, Spec
+
+log = structlog.get_logger()
 
 # The managed cache policies' ids, from the CloudFront Developer Guide, "Use managed cache
 # policies" (the ids are the same in every account). Kept here because ListCachePolicies is
@@ -154,7 +162,8 @@ class Distribution(Resource):
         "cloudfront:CreateDistribution", "cloudfront:UpdateDistribution",
         "cloudfront:DeleteDistribution", "cloudfront:TagResource", "cloudfront:UntagResource",
         "cloudfront:CreateOriginAccessControl", "cloudfront:DeleteOriginAccessControl",
-        "cloudfront:GetOriginAccessControl", "cloudfront:CreateInvalidation",
+        "cloudfront:GetOriginAccessControl", "cloudfront:CreateInvalidation", "cloudfront:ListInvalidations",
+        "cloudfront:GetInvalidation",
         "s3:GetBucketPolicy", "s3:PutBucketPolicy", "s3:DeleteBucketPolicy",
     )
     # A distribution's id is random: its writes are allowed on distributions tagged as the agent's; the
@@ -222,6 +231,9 @@ class Distribution(Resource):
         for i, key in enumerate(keys):
             if key in keys[:i]:
                 problems.append((("spec", "invalidations", i), f"duplicate invalidation {key!r}"))
+            too_large = limits.too_large(s["invalidations"][i]["paths"])
+            if too_large:
+                problems.append((("spec", "invalidations", i, "paths"), too_large))
         paths = [b["pathPattern"] for b in s.get("behaviors") or []]
         for i, p in enumerate(paths):
             if p in paths[:i]:
@@ -349,16 +361,26 @@ class Distribution(Resource):
             base, etag = fresh["DistributionConfig"], fresh["ETag"]
 
     def _invalidate(self, cf: Any, live: Live, entries: list[dict[str, Any]]) -> None:
+        """Issue each new invalidation that AWS's limits in progress leave room for, record what was issued,
+        and leave the rest pending for a later cycle."""
         issued = set(live.extra.get("issued") or ())
+        room, held = limits.Room(cf, live.id), None
         for entry in entries:
+            held = room.refusal(entry["paths"])
+            if held:
+                break
             digest = invalidation_hash(entry)
             cf.create_invalidation(DistributionId=live.id, InvalidationBatch={
                 "Paths": {"Quantity": len(entry["paths"]), "Items": list(entry["paths"])},
                 "CallerReference": f"reconciler-{self.name}-{digest}"})
+            room.take(entry["paths"])
             issued.add(digest)
         wanted = [invalidation_hash(e) for e in self.desired()["invalidations"]]
         record = ".".join(h for h in wanted if h in issued)
-        cf.tag_resource(Resource=live.extra["arn"], Tags={"Items": [{"Key": INVALIDATIONS_TAG, "Value": record}]})
+        if record != ".".join(h for h in wanted if h in (live.extra.get("issued") or ())):
+            cf.tag_resource(Resource=live.extra["arn"], Tags={"Items": [{"Key": INVALIDATIONS_TAG, "Value": record}]})
+        if held:
+            raise NotYet(held)
 
     def _ensure_oac(self, cf: Any) -> str:
         """The OAC for this distribution: the one the spec names, or the agent's own (created)."""
@@ -375,17 +397,34 @@ class Distribution(Resource):
             "OriginAccessControlOriginType": "s3"})["OriginAccessControl"]["Id"])
 
     def delete(self, aws: Aws, live: Live) -> None:
-        """DeleteDistribution (AWS takes it once the distribution is disabled and Deployed), then the
-        bucket policy that allowed it and the agent's Origin Access Control."""
+        """The bucket policy that allowed it and the agent's Origin Access Control (once no distribution uses it),
+        then DeleteDistribution (AWS takes it once the distribution is disabled and Deployed). The distribution
+        goes last: it is what finds the rest again, so an agent killed half-way finishes the job next time."""
         cf = aws.client("cloudfront")
-        etag = cf.get_distribution_config(Id=live.id)["ETag"]
-        cf.delete_distribution(Id=live.id, IfMatch=etag)
         if normalise_policy(live.state.get("bucketPolicy")) == normalise_policy(
                 bucket_policy(self.bucket, live.extra["arn"])):
             aws.client("s3").delete_bucket_policy(Bucket=self.bucket)
         for oac_id, name in _list_oacs(cf).items():
             if name == oac_name(self.name):
-                cf.delete_origin_access_control(Id=oac_id, IfMatch=cf.get_origin_access_control(Id=oac_id)["ETag"])
+                self._delete_oac_unless_used(cf, oac_id, live.id)
+        etag = cf.get_distribution_config(Id=live.id)["ETag"]
+        cf.delete_distribution(Id=live.id, IfMatch=etag)
+
+    def _delete_oac_unless_used(self, cf: Any, oac_id: str, leaving: str) -> None:
+        """The agent's OAC, once no distribution's origin uses it (AWS: OriginAccessControlInUse otherwise);
+        `leaving`: the distribution being deleted (detached from it by the disable step)."""
+        users = [d["Id"] for d in _list_distributions(cf) if d["Id"] != leaving
+                 and any(o.get("OriginAccessControlId") == oac_id for o in d.get("Origins", {}).get("Items") or [])]
+        if users:
+            log.warning("apply.oac_kept", kind=self.kind, name=self.name, oac=oac_id, used_by=users,
+                        reason="another distribution's origin uses it; AWS refuses to delete an OAC in use")
+            return
+        try:
+            cf.delete_origin_access_control(Id=oac_id, IfMatch=cf.get_origin_access_control(Id=oac_id)["ETag"])
+        except cf.exceptions.ClientError as exc:
+            if error_code(exc) != "OriginAccessControlInUse":  # taken into use since the listing: kept
+                raise
+            log.warning("apply.oac_kept", kind=self.kind, name=self.name, oac=oac_id, reason=str(exc))
 
     def steps(self, aws: Aws, action: str, live: Live | None, changes: Sequence[FieldChange]) -> list[Step]:
         """AWS accepts updates while a distribution deploys, so they never wait; deleting does:
@@ -397,12 +436,16 @@ class Distribution(Resource):
             return steps
         cf = lambda: aws.client("cloudfront")  # noqa: E731
         steps = []
-        if live.extra["config"].get("Enabled"):
-            config = dict(live.extra["config"], Enabled=False)
-            steps.append(Step("UpdateDistribution: disable (deploys for minutes)", lambda: cf().update_distribution(
-                Id=live.id, IfMatch=live.extra["etag"], DistributionConfig=config), settles=True))
+        config = live.extra["config"]
+        origins = (config.get("Origins") or {}).get("Items") or []
+        if config.get("Enabled") or any(o.get("OriginAccessControlId") for o in origins):
+            detached = dict(config, Enabled=False, Origins={**config["Origins"], "Items": [
+                {**o, "OriginAccessControlId": ""} for o in origins]})
+            steps.append(Step("UpdateDistribution: disable, and detach the Origin Access Control (deploys for "
+                              "minutes)", lambda: cf().update_distribution(
+                                  Id=live.id, IfMatch=live.extra["etag"], DistributionConfig=detached), settles=True))
         deploying = live.pending if live.pending and not steps else None
-        steps.append(Step(f"DeleteDistribution {live.id}, its bucket policy and Origin Access Control",
+        steps.append(Step(f"delete the bucket policy and the Origin Access Control, then DeleteDistribution {live.id}",
                           lambda: self.delete(aws, live), wait=deploying and f"{deploying} (the disable must be "
                                                                               "Deployed before AWS deletes it)"))
         return steps

@@ -9,8 +9,16 @@ AWS facts that shape this module (the sandbox enforces each, see reconciler/sand
 - Billing mode first, then index throughput: switching to PROVISIONED sends the throughput of the
   table and of every index in the same call, and nothing is sent twice (AWS refuses a throughput
   that "will not change"). PROVISIONED -> PAY_PER_REQUEST at most 4 times a day.
-- Changing the TTL attribute means disabling TTL, then enabling it on the new attribute, an hour
-  apart: AWS takes one UpdateTimeToLive per table per hour.
+- Point-in-time recovery needs continuous backups, which AWS turns on a moment after a new table is
+  ACTIVE (ContinuousBackupsUnavailableException before): the step waits for DescribeContinuousBackups
+  to say ENABLED, and a refusal all the same is `pending`, not a failure.
+- AWS takes one UpdateTimeToLive per table per hour, counted from the call ("Any additional
+  UpdateTimeToLive calls for the same table during this one hour duration result in a
+  ValidationException"), whatever the TTL status shows. Before each call the agent records it in the
+  tag `reconciler:ttl` (`<epoch>:<on|off>:<attribute>`), so it (after a restart) and any other agent wait
+  for the hour to pass; a refusal nonetheless (someone else changed TTL within the hour, which the agent
+  cannot know) is recorded too (`<epoch>:refused`) and is `pending` until an hour after it. Changing the
+  TTL attribute means disabling TTL, then enabling it on the new attribute, an hour apart.
 - Each of those is one step; a step that AWS has to finish first is `pending` until a later cycle.
 - Tags: TagResource/UntagResource on the table ARN; ListTagsOfResource is paginated.
 """
@@ -24,8 +32,9 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from ..aws import aws_seconds
 from ..fields import MISSING, Field
-from ..model import LEASE_ROLE, ROLE_TAG, FieldChange, Live, Step
+from ..model import LEASE_ROLE, ROLE_TAG, FieldChange, Live, NotYet, Step
 from . import register
 from .base import Resource, tag_changes
 
@@ -46,6 +55,10 @@ def _codec() -> tuple[Any, Any]:
     return TypeSerializer(), TypeDeserializer()
 _BATCH_GET = 100
 _BATCH_WRITE = 25
+TTL_TAG = "reconciler:ttl"   # the agent's last UpdateTimeToLive on the table: <epoch>:<on|off>:<attribute>
+TTL_HOUR_S = 3600            # AWS: one UpdateTimeToLive per table per hour
+TTL_MARGIN_S = 120           # the tag is written just before the call: wait a little past the hour
+_TTL_REFUSED = "multiple times within a fixed interval"  # AWS's ValidationException for the hour
 
 
 def _by_name(entry: dict[str, Any]) -> str:
@@ -166,12 +179,13 @@ class Table(Resource):
         indexes = {g["IndexName"]: g.get("IndexStatus", "ACTIVE") for g in table.get("GlobalSecondaryIndexes", [])}
         spec = self.spec.spec
         state = _table_state(table)
-        ttl_status = None
+        ttl_status = backups_status = None
         if status not in ("CREATING", "DELETING"):  # AWS answers these reads only for a table that exists
             if "pointInTimeRecovery" in spec:
                 backups = ddb.describe_continuous_backups(TableName=self.name)["ContinuousBackupsDescription"]
                 pitr = backups.get("PointInTimeRecoveryDescription", {}).get("PointInTimeRecoveryStatus")
                 state["pointInTimeRecovery"] = pitr == "ENABLED"
+                backups_status = backups.get("ContinuousBackupsStatus")
             if "ttl" in spec:
                 described = ddb.describe_time_to_live(TableName=self.name)["TimeToLiveDescription"]
                 state["ttl"], ttl_status = _ttl_live(described), described.get("TimeToLiveStatus")
@@ -183,7 +197,11 @@ class Table(Resource):
         arn = table["TableArn"]
 
         def fill_tags(live: Live) -> None:  # once the cycle's tag listing is in (Live.finish)
-            live.tags = live.state["tags"] = self.observed_tags(aws, arn, lambda: _read_tags(ddb, arn))
+            try:
+                live.tags = live.state["tags"] = self.observed_tags(aws, arn, lambda: _read_tags(ddb, arn))
+            except ddb.exceptions.ResourceNotFoundException:  # deleted since DescribeTable: gone, or nearly
+                live.tags, live.state["tags"], live.deleting = {}, {}, True
+                live.pending = live.pending or "table DELETING"
 
         busy = [f"table {status}"] if status != "ACTIVE" else []
         busy += [f"index {n} {s}" + (" (backfilling)" if s == "CREATING" else "")
@@ -194,7 +212,8 @@ class Table(Resource):
                     pending_since=since.isoformat() if hasattr(since, "isoformat") else None,
                     deleting=status == "DELETING",
                     extra={"deletionProtection": bool(table.get("DeletionProtectionEnabled")),
-                           "tableStatus": status, "indexStatus": indexes, "ttlStatus": ttl_status})
+                           "tableStatus": status, "indexStatus": indexes, "ttlStatus": ttl_status,
+                           "backups": backups_status})
 
     def item_keys(self) -> list[dict[str, Any]]:
         """The declared items' keys as AttributeValues, for BatchGetItem."""
@@ -328,7 +347,7 @@ class Table(Resource):
         if "pointInTimeRecovery" in fields:
             on = bool(want["pointInTimeRecovery"])
             steps.append(Step(f"UpdateContinuousBackups: point-in-time recovery {'on' if on else 'off'}",
-                              lambda: _set_pitr(ddb(), self.name, on), wait=waits.table()))
+                              lambda: _set_pitr(ddb(), self.name, on), wait=waits.backups() if on else waits.table()))
         declared = {self.item_key(item): item for item in spec.get("items") or []}
         keys = dict.fromkeys(c.entry for c in changes if _field_of(c.path) == "items" and c.entry in declared)
         items = [declared[k] for k in keys]  # the spec's own values, exactly; a whole item per changed key
@@ -338,15 +357,17 @@ class Table(Resource):
         if "ttl" in fields:
             before = (live.state.get("ttl") if live else None) or {}
             after = want["ttl"]
+            arn = (lambda: live.id) if live else (
+                lambda: ddb().describe_table(TableName=self.name)["Table"]["TableArn"])
             if before.get("enabled") and before.get("attribute") != after["attribute"]:
                 steps.append(Step(f"UpdateTimeToLive: disable TTL on {before['attribute']} (AWS then takes no "
-                                  "other TTL change for up to an hour)",
-                                  lambda: _set_ttl(ddb(), self.name, before["attribute"], False),
+                                  "other TTL change on this table for an hour)",
+                                  lambda: _set_ttl(ddb(), arn(), self.name, before["attribute"], False),
                                   settles=True, wait=waits.ttl()))
             if after["enabled"] or before.get("enabled"):
                 steps.append(Step(f"UpdateTimeToLive: {'enable' if after['enabled'] else 'disable'} TTL on "
                                   f"{after['attribute']}",
-                                  lambda: _set_ttl(ddb(), self.name, after["attribute"], after["enabled"]),
+                                  lambda: _set_ttl(ddb(), arn(), self.name, after["attribute"], after["enabled"]),
                                   settles=True, wait=waits.ttl()))
         return steps
 
@@ -433,6 +454,9 @@ class _Waits:
         self.status: str = extra.get("tableStatus", "ACTIVE")
         self.index_status: dict[str, str] = extra.get("indexStatus", {})
         self.ttl_status: str | None = extra.get("ttlStatus")
+        self.backups_status: str | None = extra.get("backups")
+        self.ttl_record = ttl_record(live.tags.get(TTL_TAG, "")) if live else None
+        self.ttl_live = (live.state.get("ttl") or {}) if live else {}
 
     def exists(self) -> str | None:
         """Tags and items: AWS takes them unless the table is being created or deleted."""
@@ -449,10 +473,49 @@ class _Waits:
         """Index changes: one at a time, each once the last has finished (AWS: LimitExceededException)."""
         return self.table()
 
+    def backups(self) -> str | None:
+        """Point-in-time recovery on: continuous backups must be available (a moment after a new table is ACTIVE)."""
+        if self.status == "ACTIVE" and self.backups_status not in (None, "ENABLED"):
+            return "continuous backups are not yet available (AWS turns them on shortly after a new table is ACTIVE)"
+        return self.table()
+
     def ttl(self) -> str | None:
         if self.ttl_status in ("ENABLING", "DISABLING"):
             return f"TTL {self.ttl_status} (AWS takes one TTL change per table per hour)"
+        held = self.ttl_held_until()
+        if held is not None:
+            return f"AWS takes one TTL change per table per hour: next at {_clock(held)}"
         return self.table()
+
+    def ttl_held_until(self) -> float | None:
+        """When AWS takes the next UpdateTimeToLive, if the recorded last one still holds it (else None).
+
+        The agent's own call holds it when the live TTL shows that call landed (a call recorded and then never
+        made, by a killed agent, holds nothing); a refusal holds it in any case."""
+        if self.ttl_record is None:
+            return None
+        at, asked = self.ttl_record
+        until = at + aws_seconds(TTL_HOUR_S + TTL_MARGIN_S)
+        if time.time() >= until:
+            return None
+        if asked is None or asked == (bool(self.ttl_live.get("enabled")), self.ttl_live.get("attribute")):
+            return until
+        return None
+
+
+def ttl_record(value: str) -> tuple[float, tuple[bool, str | None] | None] | None:
+    """The `reconciler:ttl` tag: (when, (enabled, attribute) asked) or (when, None) for a refusal; None if unset."""
+    at, _, rest = value.partition(":")
+    try:
+        when = float(at)
+    except ValueError:
+        return None
+    what, _, attribute = rest.partition(":")
+    return (when, None) if what == "refused" else (when, (what == "on", attribute or None))
+
+
+def _clock(epoch: float) -> str:
+    return time.strftime("%H:%M:%S UTC", time.gmtime(epoch))
 
 
 # ---------------------------------------------------------------------- shapes
@@ -701,10 +764,30 @@ def _update_tags(ddb: Any, arn: str, changes: Sequence[FieldChange]) -> None:
 
 
 def _set_pitr(ddb: Any, name: str, enabled: bool) -> None:
-    ddb.update_continuous_backups(
-        TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": enabled})
+    try:
+        ddb.update_continuous_backups(
+            TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": enabled})
+    except ddb.exceptions.ContinuousBackupsUnavailableException:
+        raise NotYet("continuous backups are not yet available (AWS turns them on shortly after a new table "
+                     "is ACTIVE)") from None
 
 
-def _set_ttl(ddb: Any, name: str, attribute: str, enabled: bool) -> None:
-    ddb.update_time_to_live(
-        TableName=name, TimeToLiveSpecification={"AttributeName": attribute, "Enabled": enabled})
+def _set_ttl(ddb: Any, arn: str, name: str, attribute: str, enabled: bool) -> None:
+    """UpdateTimeToLive, recorded first in the table's tag (see the module's notes); AWS's hour is `pending`."""
+    _tag_ttl(ddb, arn, f"{time.time():.0f}:{'on' if enabled else 'off'}:{attribute}")
+    try:
+        ddb.update_time_to_live(
+            TableName=name, TimeToLiveSpecification={"AttributeName": attribute, "Enabled": enabled})
+    except ddb.exceptions.ClientError as exc:
+        error = exc.response.get("Error", {})
+        if error.get("Code") != "ValidationException" or _TTL_REFUSED not in str(error.get("Message")):
+            raise
+        now = time.time()
+        _tag_ttl(ddb, arn, f"{now:.0f}:refused")
+        until = now + aws_seconds(TTL_HOUR_S + TTL_MARGIN_S)
+        raise NotYet(f"AWS took another TTL change on this table within the last hour (not the agent's); AWS takes "
+                     f"one per hour: next at {_clock(until)}", until=until) from None
+
+
+def _tag_ttl(ddb: Any, arn: str, value: str) -> None:
+    ddb.tag_resource(ResourceArn=arn, Tags=[{"Key": TTL_TAG, "Value": value}])

@@ -16,7 +16,11 @@ AWS facts that shape this module:
 - Engine, port and transit encryption force replacement
   here (AWS can migrate TLS in place on recent engines only through a two-step mode change,
   which this kind does not drive).
-- An AUTH token needs transit encryption. The live token cannot be read: the agent keeps a
+- An AUTH token needs transit encryption, 16 to 128 characters, and (CreateReplicationGroup) only letters,
+  digits and ! & # $ ^ < > -. ModifyReplicationGroup's own rule is looser (no / " @ %), but the User Guide
+  states the strict one for every token, and a token rotated in must also create the cluster again on a
+  replacement: the agent holds every token to the strict rule, at `validate` (when its variable is set)
+  and before any call. The live token cannot be read: the agent keeps a
   salted scrypt fingerprint of it in the tag `reconciler:auth-fingerprint` to notice a
   changed reference value (then ROTATE, SET, record: above).
 - Names: the security group and subnet group are `reconciler-<name>`.
@@ -26,14 +30,16 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import os
+import string
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ReconcilerError
+from ..errors import ReconcilerError, SpecError, SpecProblem
 from ..fields import MISSING, Field, diff_fields
 from ..model import FieldChange, Live, Step, ownership_tags
-from ..secrets import resolve
+from ..secrets import describe_ref, resolve
 from . import register
 from .base import Resource, field_names, tag_changes
 from .s3 import error_code
@@ -48,6 +54,25 @@ ROTATION_TAG = "reconciler:auth-rotation"        # <fingerprint>:<rotate|set>:<e
 INTERNAL_TAGS = (FINGERPRINT_TAG, ROTATION_TAG)
 DEFAULTS = {"engine": "redis", "nodeType": "cache.t3.micro", "replicas": 0, "port": 6379,
             "transitEncryption": True}
+
+
+TOKEN_SPECIALS = "!&#$^<>-"
+_TOKEN_ALLOWED = frozenset(string.ascii_letters + string.digits + TOKEN_SPECIALS)
+TOKEN_RULE = ("AWS takes an AUTH token of 16 to 128 characters: letters, digits and only the special characters "
+              "!, &, #, $, ^, <, >, - (ElastiCache API Reference, CreateReplicationGroup, AuthToken: \"The only "
+              "permitted printable special characters are !, &, #, $, ^, <, >, and -\")")
+
+
+def token_problem(token: str) -> str | None:
+    """Why AWS would refuse this AUTH token (without showing it), or None."""
+    if not 16 <= len(token) <= 128:
+        return f"the token has {len(token)} characters; {TOKEN_RULE}"
+    refused = sorted(set(token) - _TOKEN_ALLOWED)
+    if refused:
+        shown = " ".join(repr(c) if c.isascii() and c.isprintable() and not c.isspace() else f"U+{ord(c):04X}"
+                         for c in refused)
+        return f"the token contains {shown}; {TOKEN_RULE}"
+    return None
 
 
 def fingerprint(token: str, salt: str) -> str:
@@ -129,6 +154,11 @@ class CacheCluster(Resource):
         if s.get("authToken") and not s.get("transitEncryption", True):
             problems.append((("spec", "authToken"), "ElastiCache accepts an AUTH token only with transit "
                                                     "encryption: set transitEncryption: true, or drop authToken"))
+        variable = (s.get("authToken") or {}).get("fromEnv")
+        if variable and os.environ.get(variable) is not None:  # the value is known without AWS: check it now
+            problem = token_problem(os.environ[variable])
+            if problem:
+                problems.append((("spec", "authToken"), f"the environment variable {variable}: {problem}"))
         world_ok = "open-to-world" in spec.metadata.security_exceptions
         for i, entry in enumerate(s.get("allowFrom") or []):
             if "cidr" in entry:
@@ -198,6 +228,10 @@ class CacheCluster(Resource):
         state["engineVersion"] = spec.get("engineVersion", MISSING)
         if spec.get("authToken"):
             token = resolve(spec["authToken"], aws).reveal()
+            problem = token_problem(token)
+            if problem:  # refused here, before any call: AWS would refuse the create or the rotation
+                raise SpecError([SpecProblem(self.spec.file, self.spec.line_of(("spec", "authToken")),
+                                             "spec.authToken", f"{describe_ref(spec['authToken'])}: {problem}")])
             state["authToken"] = fingerprint(token, self.name)
         else:
             state["authToken"] = None
@@ -407,7 +441,7 @@ class CacheCluster(Resource):
             def run() -> None:
                 token = resolve(self.spec.spec["authToken"], aws).reveal()
                 ec().add_tags_to_resource(ResourceName=live.id, Tags=[
-                    {"Key": ROTATION_TAG, "Value": f"{want}:{strategy.lower()}:{int(time.time())}"}])
+                    {"Key": ROTATION_TAG, "Value": f"{want}:{strategy.lower()}:{time.time():.3f}"}])
                 ec().modify_replication_group(ReplicationGroupId=self.name, ApplyImmediately=True, AuthToken=token,
                                               AuthTokenUpdateStrategy=strategy)
 
@@ -513,13 +547,19 @@ def _busy(live: Live) -> str | None:
 
 def _rotation(live: Live, want: str) -> tuple[str | None, bool]:
     """The AUTH token rotation the tags record for token `want`: its phase (rotate | set | None) and
-    whether AWS has carried it out (AuthTokenLastModifiedDate at or after the phase was sent)."""
+    whether AWS has carried it out: AuthTokenLastModifiedDate after the phase was recorded (the tag is written
+    just before the call, in milliseconds: a ROTATE that landed within the second the SET was recorded in
+    must not pass for the SET)."""
     fingerprint, _, rest = live.tags.get(ROTATION_TAG, "").partition(":")
     phase, _, sent = rest.partition(":")
-    if fingerprint != want or phase not in ("rotate", "set") or not sent.isdigit():
+    try:
+        sent_at = float(sent)
+    except ValueError:
+        return None, False
+    if fingerprint != want or phase not in ("rotate", "set"):
         return None, False
     modified = live.extra.get("tokenModified")
-    return phase, modified is not None and modified >= int(sent) and not live.extra.get("tokenChanging")
+    return phase, modified is not None and modified > sent_at and not live.extra.get("tokenChanging")
 
 
 def _update_tags(ec: Any, arn: str, put: dict[str, str], drop: list[str]) -> None:

@@ -26,6 +26,8 @@ from typing import Any
 from urllib.parse import quote
 
 from ..errors import ReconcilerError
+from ..model import NotYet
+from .invalidations import Room
 
 MANIFEST_KEY = ".reconciler/manifest.json"
 PART_SIZE = 8 * 1024 * 1024
@@ -224,14 +226,18 @@ def publish(s3: Any, cf: Any, bucket: str, local: dict[str, LocalFile], remote: 
             raise ReconcilerError(f"DeleteObjects failed for {first['Key']}: {first.get('Code')}")
         for key in chunk:
             files.pop(key, None)
+    kept = {k: v for k, v in files.items() if k in local}
     if pending:
-        if distribution_id is None:
-            raise ReconcilerError("the distribution to invalidate does not exist yet; the paths stay pending")
+        held = ("the distribution to invalidate does not exist yet" if distribution_id is None
+                else Room(cf, distribution_id).refusal(pending))
+        if held:  # uploaded and recorded; the paths stay pending in the manifest for a later cycle
+            _write_manifest(s3, bucket, kept, pending, since)
+            raise NotYet(f"{held}; the changed paths stay pending")
         reference = hashlib.sha256(json.dumps([pending, since]).encode()).hexdigest()[:24]
         cf.create_invalidation(DistributionId=distribution_id, InvalidationBatch={
             "Paths": {"Quantity": len(pending), "Items": pending},
             "CallerReference": f"reconciler-{bucket}-{reference}"})
-    _write_manifest(s3, bucket, {k: v for k, v in files.items() if k in local}, [], None)
+    _write_manifest(s3, bucket, kept, [], None)
 
 
 def delete_objects(s3: Any, bucket: str, keys: list[str]) -> None:

@@ -46,8 +46,15 @@ DURATIONS: dict[str, Duration] = {
                                       "backfilling time depends on the table's size; typical for a small table"),
     "dynamodb.index_delete": Duration(60, "GSI DELETING -> gone", "typical (not documented)"),
     "dynamodb.delete": Duration(20, "DeleteTable: DELETING -> gone", "typical (not documented)"),
-    "dynamodb.ttl": Duration(3600, "TTL ENABLING/DISABLING; no other UpdateTimeToLive meanwhile",
-                             "API Reference, UpdateTimeToLive: 'can take up to one hour'"),
+    "dynamodb.ttl": Duration(300, "UpdateTimeToLive: TTL ENABLING/DISABLING -> ENABLED/DISABLED",
+                             "API Reference, UpdateTimeToLive: 'can take up to one hour'; the status usually "
+                             "settles sooner (typical, not documented), while the hour below still holds"),
+    "dynamodb.ttl_lock": Duration(3600, "after an UpdateTimeToLive: no other UpdateTimeToLive on that table",
+                                  "API Reference, UpdateTimeToLive: 'Any additional UpdateTimeToLive calls for "
+                                  "the same table during this one hour duration result in a ValidationException'"),
+    "dynamodb.backups": Duration(10, "after CREATING -> ACTIVE: continuous backups become available",
+                                 "observed, not documented: scalar-labs/scalardb#347, aws-amplify/amplify-backend"
+                                 "#1654 ('Backups are being enabled for the table')"),
     "elasticache.create": Duration(600, "CreateReplicationGroup: creating -> available",
                                    "ElastiCache User Guide, 'Creating a cluster': typically ~10 minutes"),
     "elasticache.scale": Duration(1200, "node type change: modifying",

@@ -14,7 +14,13 @@ AWS's time (tests/integration/test_sandbox_time.py, docs/sandbox.md):
 - DeleteDistribution of a distribution that is enabled, or disabled but not yet Deployed:
   DistributionNotDisabled (CloudFront Developer Guide, "Delete a distribution": disable, wait until
   Deployed, then delete);
-- an invalidation is InProgress, then Completed.
+- an invalidation is InProgress, then Completed; a distribution has at most 3,000 file paths and, apart
+  from them, 15 wildcard paths in invalidations InProgress (TooManyInvalidationsInProgress);
+- an Origin Access Control that an origin of a distribution still uses cannot be deleted
+  (OriginAccessControlInUse).
+
+CloudFront Developer Guide, "Concurrent invalidation request maximum"; API Reference,
+DeleteOriginAccessControl.
 """
 
 from __future__ import annotations
@@ -23,6 +29,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .clock import current
+
+FILE_PATHS_IN_PROGRESS = 3000   # "up to 3,000 files per distribution in progress at one time"
+WILDCARD_PATHS_IN_PROGRESS = 15  # "up to 15 invalidation paths in progress at one time" (with *)
+
+
+def _path_counts(paths: list[str]) -> tuple[int, int]:
+    """(individual file paths, wildcard paths): AWS counts them against separate limits."""
+    wildcards = sum(1 for p in paths if "*" in p)
+    return len(paths) - wildcards, wildcards
 
 
 def _deploy(dist: Any) -> None:
@@ -109,11 +124,30 @@ def patch_moto_cloudfront() -> None:
                     "InvalidationBatchAlreadyExists",
                     "The CallerReference you are using to create an invalidation batch is associated "
                     "with another invalidation batch.")
+        in_progress = [p for i in self.invalidations.get(dist_id, []) if i.status == "InProgress" for p in i.paths]
+        files, wildcards = _path_counts(in_progress + list(paths))
+        if files > FILE_PATHS_IN_PROGRESS or wildcards > WILDCARD_PATHS_IN_PROGRESS:
+            raise CloudFrontException(
+                "TooManyInvalidationsInProgress",
+                "Processing your request will cause you to exceed the maximum number of in-progress wildcard "
+                "invalidations or individual file invalidations.")
         made = create_invalidation(self, dist_id, paths, caller_ref)
         made.status = "InProgress"
         current().after("cloudfront.invalidation", lambda: setattr(made, "status", "Completed"))
         return made
 
+    delete_oac = backend.delete_origin_access_control
+
+    def delete_oac_unless_used(self: Any, control_id: str) -> None:
+        for dist in self.distributions.values():
+            if any(getattr(o, "origin_access_control_id", "") == control_id
+                   for o in dist.distribution_config.Origins["Items"]):
+                raise CloudFrontException(
+                    "OriginAccessControlInUse",
+                    "Cannot delete the origin access control because it's in use by one or more distributions.")
+        delete_oac(self, control_id)
+
+    backend.delete_origin_access_control = delete_oac_unless_used  # type: ignore[method-assign]
     models.Distribution.status = property(  # type: ignore[assignment]
         lambda self: getattr(self, "_rs_status", "Deployed"),
         lambda self, value: setattr(self, "_rs_status", value))

@@ -4,17 +4,24 @@ Rules (each tested with boto3 in tests/integration/test_sandbox_time.py, listed 
 - CreateTable: the table and its indexes are CREATING, then ACTIVE.
 - UpdateTable, DeleteTable, UpdateTimeToLive on a table that is not ACTIVE: ResourceInUseException;
   UpdateContinuousBackups: ContinuousBackupsUnavailableException; items cannot be written yet.
+- Continuous backups (the base of point-in-time recovery) become available a moment after the table is
+  ACTIVE (observed, not documented: see docs/sandbox.md); until then DescribeContinuousBackups says
+  DISABLED and UpdateContinuousBackups is refused with ContinuousBackupsUnavailableException.
 - One index Create or Delete per UpdateTable, and none while another index is not ACTIVE:
-  LimitExceededException (API Reference, UpdateTable; Developer Guide, GSI limits).
+  LimitExceededException (API Reference, UpdateTable; Developer Guide, GSI limits). While an index
+  backfills, the throughput of the table and of the other indexes may change, the backfilling index
+  may be deleted, and the table may not (Developer Guide, "Managing global secondary indexes").
 - A new index is CREATING with Backfilling, a deleted one DELETING, then gone.
 - Billing mode: PROVISIONED -> PAY_PER_REQUEST at most 4 times in a rolling 24 hours
   (LimitExceededException); -> PROVISIONED needs throughput for the table and every index
   (ValidationException); the switch keeps the table UPDATING for minutes.
 - Throughput equal to the current one "will not change" (ValidationException), for the table and
   for each index; an index updated twice in one call is refused.
-- UpdateTimeToLive: ENABLING/DISABLING for up to an hour, during which another UpdateTimeToLive is
-  a ValidationException; enabling an enabled TTL likewise.
-- DeleteTable: DELETING, then gone; the name cannot be created again meanwhile.
+- UpdateTimeToLive: any further UpdateTimeToLive within the hour after a successful one is a
+  ValidationException, whatever the status shows; the status is ENABLING/DISABLING meanwhile, for a
+  typical processing time that is shorter than that hour. Enabling an enabled TTL: ValidationException.
+- DeleteTable: DELETING, then gone; the name cannot be created again meanwhile; a second DeleteTable
+  while it is DELETING is no error.
 - TagResource overwrites a key's value (moto 5.2.5 appended a duplicate key).
 """
 
@@ -54,8 +61,10 @@ def _indexes_busy(table: Any) -> list[str]:
     return [g.name for g in table.global_indexes if g.status != "ACTIVE"]
 
 
-def _set(obj: Any, status: str) -> None:
-    obj.status = status
+def _settle(index: Any, busy: str) -> None:
+    """The index's work is done: ACTIVE, unless something else (its deletion) has taken over meanwhile."""
+    if index.status == busy:
+        index.status = "ACTIVE"
 
 
 def _table_status(table: Any, status: str) -> None:
@@ -96,20 +105,32 @@ def patch_moto_dynamodb() -> None:
                                                    f"Table is being deleted: {name}")
         table = create(self, name, **kwargs)
         _table_status(table, "CREATING")
+        table.continuous_backups["ContinuousBackupsStatus"] = "DISABLED"
         for gsi in table.global_indexes:
             gsi.status = "CREATING"
+        clock = current()
+
+        def backups_available() -> None:
+            table.continuous_backups["ContinuousBackupsStatus"] = "ENABLED"
 
         def ready() -> None:
             _table_status(table, "ACTIVE")
             for gsi in table.global_indexes:
                 gsi.status = "ACTIVE"
+            clock.after("dynamodb.backups", backups_available)
 
-        current().after("dynamodb.create", ready)
+        clock.after("dynamodb.create", ready)
         return table
 
     def delete_takes_time(self: Any, name: str) -> Any:
         table = self.get_table(name)
+        if _status(table) == "DELETING":
+            return table  # "If table is already in the DELETING state, no error is returned."
         _require_active(table)
+        backfilling = [g.name for g in table.global_indexes if g.status == "CREATING"]
+        if backfilling:
+            raise _error("ResourceInUseException", f"Attempt to change a resource which is still in use: "
+                                                   f"Index is being created (backfilling): {backfilling[0]}")
         if table.deletion_protection_enabled:
             from moto.dynamodb.exceptions import DeletionProtectedException
 
@@ -150,7 +171,7 @@ def patch_moto_dynamodb() -> None:
         for index_name in created:
             gsi = by_name[index_name]
             gsi.status = "CREATING"
-            clock.after("dynamodb.index_create", lambda g=gsi: _set(g, "ACTIVE"))
+            clock.after("dynamodb.index_create", lambda g=gsi: _settle(g, "CREATING"))
         if switching or throughput:
             _table_status(table, "UPDATING")
             clock.after("dynamodb.billing" if switching else "dynamodb.throughput",
@@ -158,19 +179,19 @@ def patch_moto_dynamodb() -> None:
             if switching and billing_mode == "PAY_PER_REQUEST":
                 table._rs_ppr_switches = [*_recent_switches(table), time.time()]
         for index_name in resized:
-            if not switching and index_name in by_name:
+            if not switching and index_name in by_name and by_name[index_name].status == "ACTIVE":
                 gsi = by_name[index_name]
                 gsi.status = "UPDATING"
-                clock.after("dynamodb.throughput", lambda g=gsi: _set(g, "ACTIVE"))
+                clock.after("dynamodb.throughput", lambda g=gsi: _settle(g, "UPDATING"))
         return result
 
     ttl_update = backend.update_time_to_live
 
-    def ttl_takes_an_hour(self: Any, table_name: str, ttl_spec: dict[str, Any]) -> None:
+    def ttl_one_change_an_hour(self: Any, table_name: str, ttl_spec: dict[str, Any]) -> None:
         table = self.tables.get(table_name)
         if table is not None:
             _require_active(table)
-            if getattr(table, "_rs_ttl_busy", False):
+            if getattr(table, "_rs_ttl_locked", False):  # for the hour after the last call, whatever the status
                 raise _error("ValidationException",
                              "Time to live has been modified multiple times within a fixed interval")
             status = table.ttl.get("TimeToLiveStatus", "DISABLED")
@@ -183,19 +204,27 @@ def patch_moto_dynamodb() -> None:
             return
         final = table.ttl["TimeToLiveStatus"]
         table.ttl["TimeToLiveStatus"] = "ENABLING" if final == "ENABLED" else "DISABLING"
-        table._rs_ttl_busy = True
+        table._rs_ttl_locked = True
+        table._rs_ttl_calls = getattr(table, "_rs_ttl_calls", 0) + 1
+        call = table._rs_ttl_calls
 
-        def done() -> None:
-            table.ttl["TimeToLiveStatus"] = final
-            table._rs_ttl_busy = False
+        def processed() -> None:
+            if table._rs_ttl_calls == call:
+                table.ttl["TimeToLiveStatus"] = final
 
-        current().after("dynamodb.ttl", done)
+        def unlocked() -> None:
+            if table._rs_ttl_calls == call:
+                table._rs_ttl_locked = False
+
+        current().after("dynamodb.ttl", processed)
+        current().after("dynamodb.ttl_lock", unlocked)
 
     backups_update = backend.update_continuous_backups
 
-    def backups_when_active(self: Any, table_name: str, point_in_time_spec: dict[str, Any]) -> Any:
+    def backups_when_available(self: Any, table_name: str, point_in_time_spec: dict[str, Any]) -> Any:
         table = self.tables.get(table_name)
-        if table is not None and _status(table) != "ACTIVE":
+        if table is not None and (_status(table) != "ACTIVE"
+                                  or table.continuous_backups.get("ContinuousBackupsStatus") != "ENABLED"):
             raise _error("ContinuousBackupsUnavailableException",
                          f"Backups are being enabled for the table: {table_name}. Please retry later")
         return backups_update(self, table_name, point_in_time_spec)
@@ -221,20 +250,23 @@ def patch_moto_dynamodb() -> None:
     backend.create_table = create_takes_time  # type: ignore[method-assign]
     backend.delete_table = delete_takes_time  # type: ignore[method-assign]
     backend.update_table = update_in_steps  # type: ignore[method-assign]
-    backend.update_time_to_live = ttl_takes_an_hour  # type: ignore[method-assign]
-    backend.update_continuous_backups = backups_when_active  # type: ignore[method-assign]
+    backend.update_time_to_live = ttl_one_change_an_hour  # type: ignore[method-assign]
+    backend.update_continuous_backups = backups_when_available  # type: ignore[method-assign]
     backend.put_item = put_when_ready  # type: ignore[method-assign]
     backend.tag_resource = tag_resource_overwrites  # type: ignore[method-assign]
 
 
 def _check_index_updates(table: Any, updates: list[dict[str, Any]]) -> None:
     online = [u for u in updates if "Create" in u or "Delete" in u]
-    if len(online) > 1 or (online and _indexes_busy(table)):
+    busy = {g.name: g.status for g in table.global_indexes if g.status != "ACTIVE"}
+    if len(online) > 1 or (online and busy and not _deletes_the_backfilling_index(online[0], busy)):
         raise _error("LimitExceededException", "Subscriber limit exceeded: Only 1 online index can be created or "
                                                "deleted simultaneously per table")
-    if updates and _indexes_busy(table):
-        raise _error("ResourceInUseException", f"Attempt to change a resource which is still in use: "
-                                               f"Index is being updated: {_indexes_busy(table)[0]}")
+    for update in updates:  # throughput: any index's, unless that index is itself being changed or removed
+        name = update.get("Update", {}).get("IndexName")
+        if busy.get(name) in ("UPDATING", "DELETING"):
+            raise _error("ResourceInUseException", f"Attempt to change a resource which is still in use: "
+                                                   f"Index is being updated: {name}")
     named = [next(iter(u.values()))["IndexName"] for u in updates]
     for index_name in named:
         if named.count(index_name) > 1:
@@ -249,6 +281,12 @@ def _check_index_updates(table: Any, updates: list[dict[str, Any]]) -> None:
             raise _error("ValidationException",
                          _unchanged(f"index {resize['IndexName']}", existing[resize["IndexName"]].throughput,
                                     resize["ProvisionedThroughput"]))
+
+
+def _deletes_the_backfilling_index(update: dict[str, Any], busy: dict[str, str]) -> bool:
+    """AWS: "You can delete an index that is being created during the Backfilling phase"."""
+    name = update.get("Delete", {}).get("IndexName")
+    return name is not None and busy == {name: "CREATING"}
 
 
 def _check_billing_switch(table: Any, mode: str, throughput: Any, updates: list[dict[str, Any]]) -> None:

@@ -2,7 +2,9 @@
 
 Fidelity fixes of moto 5.2.5 (each tested): NumCacheClusters honoured; member clusters shown by
 DescribeCacheClusters; ModifyReplicationGroup applies EngineVersion, AuthToken and
-SecurityGroupIds; Increase/DecreaseReplicaCount implemented (cluster mode disabled); a deleted
+SecurityGroupIds; Increase/DecreaseReplicaCount and DeleteCacheSubnetGroup (CacheSubnetGroupInUse while a
+group uses it) implemented (cluster mode disabled); DeleteReplicationGroup takes the FinalSnapshotIdentifier
+snapshot (moto dropped it); a deleted
 group goes away (moto kept it `deleting` for ever); the Tagging API lists replication groups under
 AWS's type `elasticache:replicationgroup` (moto: `elasticache:replication-group`).
 
@@ -13,12 +15,15 @@ AWS's time and rules (tests/integration/test_sandbox_time.py, docs/sandbox.md):
   that is not `available`: InvalidReplicationGroupState.
 - A modification keeps the group `modifying` (PendingModifiedValues says what) and lands when done;
   new replicas are `creating` meanwhile; CreateSnapshot makes it `snapshotting`.
-- AUTH token: 16-128 printable ASCII characters, none of / " @ % (InvalidParameterValue); only with
-  transit encryption (InvalidParameterCombination); ModifyReplicationGroup with an AuthToken needs
-  AuthTokenUpdateStrategy; ROTATE adds the token beside the old one, SET is accepted only after a
-  ROTATE of that token and leaves it the only one; AuthTokenLastModifiedDate is set when it lands.
-- Automatic failover needs a replica: creating with failover and one node, enabling failover without
-  a replica, or decreasing replicas below 1 with failover on: InvalidParameterValue /
+- AUTH token: 16-128 characters (InvalidParameterValue), only with transit encryption
+  (InvalidParameterCombination). At CreateReplicationGroup letters, digits and ! & # $ ^ < > - only;
+  at ModifyReplicationGroup printable ASCII without / " @ % (the API Reference's rule for each call;
+  the User Guide's stricter one for both is a documented conflict, see docs/sandbox.md).
+  AuthTokenUpdateStrategy defaults to ROTATE. ROTATE adds the token beside the old one (or enables
+  AUTH on a group without one); SET is accepted only for the token last rotated, once that rotation has
+  landed, and leaves it the only one; AuthTokenLastModifiedDate is set when it lands.
+- Automatic failover and Multi-AZ need a replica: creating with either and one node, enabling either
+  without a replica, or decreasing replicas below 1 with them on: InvalidParameterValue /
   InvalidParameterCombination.
 """
 
@@ -32,6 +37,7 @@ from .clock import current
 
 _TOKEN_FORBIDDEN = set('/"@%')
 _PRINTABLE = set(string.printable) - set("\t\n\r\x0b\x0c")
+_CREATE_ALLOWED = set(string.ascii_letters + string.digits + "!&#$^<>-")
 
 
 def _error(code: str, message: str) -> Exception:
@@ -53,10 +59,13 @@ def _require_available(group: Any) -> None:
         raise _not_available(group)
 
 
-def check_token(token: str) -> None:
-    """AWS's AUTH token constraints (API Reference, CreateReplicationGroup/ModifyReplicationGroup)."""
+def check_token(token: str, at_create: bool = False) -> None:
+    """AWS's AUTH token constraints (API Reference: CreateReplicationGroup, ModifyReplicationGroup)."""
     if not 16 <= len(token) <= 128:
         raise _error("InvalidParameterValue", "Passwords length must be between 16-128 characters.")
+    if at_create and not set(token) <= _CREATE_ALLOWED:
+        raise _error("InvalidParameterValue", "The AUTH token may contain only alphanumeric characters and the "
+                                              "special characters !, &, #, $, ^, <, >, and -.")
     if not set(token) <= _PRINTABLE or set(token) & _TOKEN_FORBIDDEN:
         raise _error("InvalidParameterValue", "The AUTH token must be printable ASCII characters and cannot "
                                               "contain any of the following characters: '/', '\"', '@', '%'.")
@@ -151,10 +160,13 @@ def patch_moto_elasticache() -> None:
             if not kwargs.get("transit_encryption_enabled"):
                 raise _error("InvalidParameterCombination", "Encryption in transit must be enabled for the "
                                                             "Replication Group when AuthToken is supplied.")
-            check_token(token)
+            check_token(token, at_create=True)
         if kwargs.get("automatic_failover_enabled") and clusters < 2 and not kwargs.get("num_node_groups"):
             raise _error("InvalidParameterValue", "NumCacheClusters must be at least 2 when automatic failover "
                                                   "is enabled.")
+        if kwargs.get("multi_az_enabled") and clusters < 2 and not kwargs.get("num_node_groups"):
+            raise _error("InvalidParameterCombination", "Multi-AZ needs at least one read replica "
+                                                        "(NumCacheClusters of 2 or more).")
         group = create(self, **kwargs)
         group._rs_tokens = [token] if token else []
         group.pending_modified_values = None
@@ -162,6 +174,7 @@ def patch_moto_elasticache() -> None:
         return group
 
     describe = backend.describe_cache_clusters
+    snapshot = backend.create_snapshot
 
     def describe_with_members(self: Any, cache_cluster_id: str | None = None) -> Any:
         members = [_MemberCluster(g, m) for g in self.replication_groups.values() for m in g.member_clusters]
@@ -170,13 +183,16 @@ def patch_moto_elasticache() -> None:
             return found or describe(self, cache_cluster_id)
         return describe(self) + members
 
-    def delete_takes_time(self: Any, replication_group_id: str, retain_primary_cluster: bool | None) -> Any:
+    def delete_takes_time(self: Any, replication_group_id: str, retain_primary_cluster: bool | None,
+                          final_snapshot: str | None = None) -> Any:
         from moto.elasticache.exceptions import ReplicationGroupNotFound
 
         group = self.replication_groups.get(replication_group_id)
         if group is None:
             raise ReplicationGroupNotFound(replication_group_id)
         _require_available(group)
+        if final_snapshot:  # AWS: "the name of a final node group snapshot", taken before the group goes
+            snapshot(self, final_snapshot, replication_group_id, cache_cluster_id=None, kms_key_id=None, tags=[])
         group.status = "deleting"
 
         def gone() -> None:
@@ -201,10 +217,13 @@ def patch_moto_elasticache() -> None:
         node_type, version = self._get_param("CacheNodeType"), self._get_param("EngineVersion")
         sg_ids = self._get_param("SecurityGroupIds")
         failover = self._get_bool_param("AutomaticFailoverEnabled")
-        token, strategy = self._get_param("AuthToken"), self._get_param("AuthTokenUpdateStrategy")
-        if failover and len(group.member_clusters) < 2:
+        multi_az = self._get_bool_param("MultiAZEnabled")
+        token = self._get_param("AuthToken")
+        strategy = self._get_param("AuthTokenUpdateStrategy") or ("ROTATE" if token is not None else None)
+        if (failover or multi_az) and len(group.member_clusters) < 2:
             raise _error("InvalidParameterCombination", f"Replication group {group.replication_group_id} must have "
-                                                        "at least one read replica to enable automatic failover.")
+                                                        "at least one read replica to enable automatic failover "
+                                                        "or Multi-AZ.")
         if token is not None:
             _check_token_change(group, token, strategy)
         if node_type and node_type != group.cache_node_type:
@@ -223,6 +242,8 @@ def patch_moto_elasticache() -> None:
                         {"AutomaticFailoverStatus": "enabled" if failover else "disabled"})
             if not failover:
                 group.multi_az = "disabled"
+        if multi_az is not None:
+            group.multi_az = "enabled" if multi_az else "disabled"
         if token is not None:
             _start_token_change(group, token, strategy)
         return ActionResult({"ReplicationGroup": group})
@@ -231,7 +252,7 @@ def patch_moto_elasticache() -> None:
         group = group_of(self)
         _require_available(group)
         count = self._get_int_param("NewReplicaCount")
-        if count < 1 and group.automatic_failover in ("enabled", "enabling"):
+        if count < 1 and (group.automatic_failover in ("enabled", "enabling") or group.multi_az == "enabled"):
             raise _error("InvalidParameterValue", "The minimum number of replicas is 1 when automatic failover "
                                                   "(Multi-AZ) is enabled; disable automatic failover first.")
         current_count = len(group.member_clusters) - 1
@@ -246,7 +267,11 @@ def patch_moto_elasticache() -> None:
             _Work.start(group, "modifying", "elasticache.replicas", lambda: _set_members(group, count))
         return ActionResult({"ReplicationGroup": group})
 
-    snapshot = backend.create_snapshot
+    def delete_with_final_snapshot(self: Any) -> Any:
+        group = self.elasticache_backend.delete_replication_group(
+            self._get_param("ReplicationGroupId"), self._get_bool_param("RetainPrimaryCluster"),
+            self._get_param("FinalSnapshotIdentifier"))
+        return ActionResult({"ReplicationGroup": group})
 
     def snapshot_takes_time(self: Any, snapshot_name: str, replication_group_id: str | None, **kwargs: Any) -> Any:
         group = self.replication_groups.get(replication_group_id or "")
@@ -285,7 +310,23 @@ def patch_moto_elasticache() -> None:
                                           resource_type="elasticache:replicationgroup")
             yield resource
 
+    def delete_subnet_group(self: Any) -> Any:
+        """DeleteCacheSubnetGroup (moto 5.2.5 lacks it); refused while a cluster uses the group."""
+        from moto.elasticache.exceptions import CacheSubnetGroupNotFound
+
+        name = self._get_param("CacheSubnetGroupName")
+        backend = self.elasticache_backend
+        if name not in backend.cache_subnet_groups:
+            raise CacheSubnetGroupNotFound(name)
+        if any(g.cache_subnet_group_name == name for g in backend.replication_groups.values()):
+            raise _error("CacheSubnetGroupInUse", f"Cache subnet group {name} is currently in use by a cache "
+                                                  "cluster.")
+        del backend.cache_subnet_groups[name]
+        return ActionResult({})
+
     backend.iter_tagged_resources = tagged_as_on_aws  # type: ignore[method-assign]
+    answers.delete_cache_subnet_group = delete_subnet_group  # type: ignore[attr-defined]
+    answers.delete_replication_group = delete_with_final_snapshot  # type: ignore[method-assign]
     backend.create_replication_group = create_takes_time  # type: ignore[method-assign]
     backend.describe_cache_clusters = describe_with_members  # type: ignore[method-assign]
     backend.delete_replication_group = delete_takes_time  # type: ignore[method-assign]
@@ -297,15 +338,12 @@ def patch_moto_elasticache() -> None:
     answers.decrease_replica_count = set_replicas  # type: ignore[attr-defined]
 
 
-def _check_token_change(group: Any, token: str, strategy: str | None) -> None:
-    if not strategy:
-        raise _error("InvalidParameterCombination", "AuthTokenUpdateStrategy must be specified with AuthToken.")
+def _check_token_change(group: Any, token: str, strategy: str) -> None:
     if not group.transit_encryption_enabled:
         raise _error("InvalidParameterCombination", "Encryption in transit must be enabled for the Replication "
                                                     "Group when AuthToken is supplied.")
     check_token(token)
-    tokens = getattr(group, "_rs_tokens", [])
-    if strategy == "SET" and not (len(tokens) == 2 and tokens[-1] == token):
+    if strategy == "SET" and getattr(group, "_rs_rotated", None) != token:
         raise _error("InvalidParameterValue", "The AUTH token can be SET only after it was added with the ROTATE "
                                               "strategy and that rotation has completed.")
 
@@ -314,6 +352,7 @@ def _start_token_change(group: Any, token: str, strategy: str) -> None:
     def land() -> None:
         tokens = getattr(group, "_rs_tokens", [])
         group._rs_tokens = [token] if strategy == "SET" else [*tokens[-1:], token]
+        group._rs_rotated = token if strategy == "ROTATE" else None  # "the last AUTH token rotated"
         group.auth_token_enabled = True
         group.auth_token_last_modified_date = datetime.now(UTC)
 

@@ -6,7 +6,9 @@
 - keeps AWS's time (clock.py; GET/PUT /_sandbox/time, POST /_sandbox/time/finish) through the
   service modules (dynamodb.py, elasticache.py, cloudfront.py), which also carry the fidelity
   fixes where moto departs from AWS in a way that matters to the agent;
-- can kill a client right after serving its k-th write (POST /_sandbox/kill), for crash tests.
+- can kill a client right after serving its k-th write (POST /_sandbox/kill), for crash tests;
+- starts over as a fresh account (POST /_sandbox/reset), and says which AUTH tokens each cache accepts
+  as SHA-256 digests (GET /_sandbox/auth-tokens), for tests against a sandbox in another process.
 
 Nothing here is used against a real account.
 """
@@ -21,6 +23,7 @@ import os
 import re
 import signal
 import threading
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -34,6 +37,7 @@ from .clock import AwsTime, parse_aws_time, using
 from .cloudfront import patch_moto_cloudfront
 from .dynamodb import patch_moto_dynamodb
 from .elasticache import patch_moto_elasticache
+from .s3 import patch_moto_s3
 
 SANDBOX_REGION = "us-east-1"
 _READ_PREFIXES = ("Describe", "List", "Get", "BatchGet", "Query", "Scan", "Head")
@@ -125,9 +129,10 @@ def _rest_operation(service: str, method: str, path: str, query: dict[str, list[
 class _Middleware:
     """Counts requests and their errors, keeps AWS's time, and can kill a client after a write."""
 
-    def __init__(self, app: Callable[..., Iterable[bytes]], clock: AwsTime):
+    def __init__(self, app: Callable[..., Iterable[bytes]], clock: AwsTime, seed: Callable[[], None] = lambda: None):
         self.app = app
         self.clock = clock
+        self.seed = seed
         self.counts: Counter[tuple[str, str]] = Counter()
         self.errors: dict[tuple[str, str], Counter[str]] = {}
         self._kill: dict[str, int] | None = None  # {"writes": left, "pid": p, "signal": s}
@@ -189,6 +194,11 @@ class _Middleware:
                 except ValueError as exc:
                     return _json(start_response, 400, {"error": str(exc)})
             return _json(start_response, 200, {"factor": self.clock.factor, "transitions": self.clock.busy})
+        if path == "/_sandbox/reset" and method == "POST":
+            self._reset(payload.get("time", "instant"))
+            return _json(start_response, 200, {"factor": self.clock.factor})
+        if path == "/_sandbox/auth-tokens":
+            return _json(start_response, 200, _auth_token_digests())
         if path == "/_sandbox/time/finish" and method == "POST":
             self.clock.finish_all()
             return _json(start_response, 200, {"factor": self.clock.factor, "transitions": 0})
@@ -199,6 +209,18 @@ class _Middleware:
                               "signal": int(payload.get("signal", signal.SIGKILL))} if writes > 0 else None
             return _json(start_response, 200, {"armed": self._kill})
         return _json(start_response, 404, {"error": f"no such sandbox endpoint: {method} {path}"})
+
+    def _reset(self, time: str) -> None:
+        """A fresh account: moto's state and AWS's transitions gone, the seed made again, counts cleared."""
+        from moto.moto_api._internal.models import moto_api_backend
+
+        with self._lock:
+            self._kill = None
+        self.clock.reset()
+        self.clock.factor = parse_aws_time(time)
+        moto_api_backend.reset()
+        self.seed()
+        self._rows(clear=True)
 
     def _rows(self, clear: bool = False) -> list[dict[str, Any]]:
         with self._lock:
@@ -212,6 +234,22 @@ class _Middleware:
 
 _XML_CODE = re.compile(rb"<Code>([^<]+)</Code>")
 _JSON_TYPE = re.compile(rb'"__type"\s*:\s*"(?:[^"#]*#)?([^"]+)"')
+
+
+def _auth_token_digests() -> dict[str, list[str]]:
+    """{replication group id: [SHA-256 hex of each AUTH token it accepts]} across the sandbox's accounts."""
+    import hashlib
+
+    from moto.elasticache.models import elasticache_backends
+
+    from .elasticache import valid_tokens
+
+    out: dict[str, list[str]] = {}
+    for account in list(elasticache_backends.values()):
+        for backend in list(account.values()):
+            for group_id, group in list(backend.replication_groups.items()):
+                out[group_id] = [hashlib.sha256(t.encode()).hexdigest() for t in valid_tokens(group)]
+    return out
 
 
 def _error_code(body: bytes) -> str:
@@ -239,10 +277,12 @@ class Sandbox(ThreadedMotoServer):
         self.middleware: _Middleware | None = None
 
     def _server_entry(self) -> None:
+        warnings.filterwarnings("ignore", message=r"Exception.*does not match an error shape", category=UserWarning)
         patch_moto_cloudfront()
         patch_moto_dynamodb()
         patch_moto_elasticache()
-        self.middleware = _Middleware(DomainDispatcherApplication(create_backend_app), self.clock)
+        patch_moto_s3()
+        self.middleware = _Middleware(DomainDispatcherApplication(create_backend_app), self.clock, self.seed)
         self._server = make_server(self._ip_address, self._port, self.middleware, threaded=True)
         self._server_ready_event.set()
         self._server.serve_forever()
@@ -265,8 +305,12 @@ class Sandbox(ThreadedMotoServer):
         existing = ec2.describe_security_groups(Filters=[
             {"Name": "group-name", "Values": ["bastion"]}, {"Name": "vpc-id", "Values": [vpc]}])["SecurityGroups"]
         if not existing:
-            ec2.create_security_group(GroupName="bastion", VpcId=vpc,
-                                      Description="Sandbox fixture: the bastion host the agent runs on")
+            try:
+                ec2.create_security_group(GroupName="bastion", VpcId=vpc,
+                                          Description="Sandbox fixture: the bastion host the agent runs on")
+            except ec2.exceptions.ClientError as exc:  # made meanwhile (a reset racing a request): it is there
+                if exc.response.get("Error", {}).get("Code") != "InvalidGroup.Duplicate":
+                    raise
         if self.middleware:
             self.middleware._rows(clear=True)
 

@@ -92,10 +92,10 @@ def test_drift_is_planned_field_by_field_and_corrected(cli, specs, aws):
     update_config(aws, drift)
     cf = aws.client("cloudfront")
     cf.tag_resource(Resource=config["ARN"], Tags={"Items": [{"Key": "team", "Value": "ops"}]})
-    aws.client("s3").put_bucket_policy(Bucket="example-site-bucket", Policy=json.dumps({
+    aws.client("s3").delete_public_access_block(Bucket="example-site-bucket")  # first: AWS refuses a public
+    aws.client("s3").put_bucket_policy(Bucket="example-site-bucket", Policy=json.dumps({  # policy while it blocks
         "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
                                                 "Resource": "arn:aws:s3:::example-site-bucket/*"}]}))
-    aws.client("s3").delete_public_access_block(Bucket="example-site-bucket")
 
     plan = cli("plan", "--json", "--detailed-exitcode", str(root))
     assert plan.code == 2

@@ -127,7 +127,7 @@ def test_plain_server_with_tls_expected_says_so(cli, specs, aws, redis_server):
 
 def test_sandbox_has_no_data_plane_so_health_is_skipped(cli, specs, aws):
     root = specs("cache.yaml", spec_text(tls=True))
-    result = cli("health", "--json", str(root), env={**aws.env, "REDIS_AUTH_TOKEN": "t-123456789"})
+    result = cli("health", "--json", str(root), env={**aws.env, "REDIS_AUTH_TOKEN": "t-1234567890abcdef"})
     assert result.code == 0
     [cluster] = result.json["clusters"]
     assert cluster["status"] == "skipped" and "no Redis data plane" in cluster["skipped"]

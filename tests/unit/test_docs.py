@@ -11,3 +11,17 @@ def test_sandbox_time_table_matches_the_durations_in_code():
     for name, duration in DURATIONS.items():
         row = f"| `{name}` | {duration.what} | {duration.seconds:g} s | {duration.seconds * 0.01:g} s |"
         assert row in text, f"docs/sandbox.md lacks or misstates {name}: {row}"
+
+
+def test_acceptance_page_quotes_the_estimate_the_script_prints():
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("acceptance", ROOT / "scripts" / "acceptance.py")
+    assert spec and spec.loader
+    script = importlib.util.module_from_spec(spec)
+    sys.modules["acceptance"] = script  # its dataclasses look their module up
+    spec.loader.exec_module(script)
+    seconds, dollars = script.estimate()
+    text = " ".join((ROOT / "docs" / "acceptance.md").read_text().split())
+    assert f"about {seconds / 60:.0f} minutes" in text and f"about ${dollars:.2f}" in text

@@ -41,7 +41,7 @@ def buggy_change(tmp_path) -> Change:
 
 def test_a_bug_is_reported_as_ours_with_the_resource_and_the_exception(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("RECONCILER_DEBUG", raising=False)
-    outcome = _apply_one(buggy_change(tmp_path), aws=None, failed=set())
+    outcome = _apply_one(buggy_change(tmp_path), aws=None)
     assert outcome.status == "failed"
     assert outcome.message.startswith("internal error in reconciler while applying Table/Users (not an AWS failure): "
                                       "KeyError: 'capacity' at test_failures.py:")
@@ -51,7 +51,7 @@ def test_a_bug_is_reported_as_ours_with_the_resource_and_the_exception(tmp_path,
 
 def test_debug_logs_the_traceback(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("RECONCILER_DEBUG", "1")
-    _apply_one(buggy_change(tmp_path), aws=None, failed=set())
+    _apply_one(buggy_change(tmp_path), aws=None)
     out = capsys.readouterr().out
     assert "Traceback (most recent call last)" in out and "KeyError: 'capacity'" in out
 
