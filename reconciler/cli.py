@@ -1,11 +1,14 @@
-"""The command line: parses flags, renders errors once, sets exit codes."""
+"""The command line: parses flags, renders errors once, sets exit codes.
+
+Over 500 lines because it is the edge for ten commands: each command's flags (click's decorators) stay
+next to the few lines that call the engine; nothing here plans, applies or talks to AWS itself.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import functools
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -15,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from .durations import parse_duration
 from .errors import ReconcilerError, SpecError
 
 if TYPE_CHECKING:
@@ -144,7 +148,8 @@ def _aws_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--profile", envvar="AWS_PROFILE", default=None, help="AWS profile."),
         click.option("--region", default=None, help="AWS region (default: AWS_REGION / profile)."),
         click.option("--retry-mode", type=click.Choice(["standard", "adaptive"]), default=None,
-                     help="botocore retry mode (default: AWS_RETRY_MODE or adaptive)."),
+                     help="botocore retry mode (default: AWS_RETRY_MODE or standard; the agent paces requests "
+                          "itself, see --rate-limit)."),
         click.option("--workers", type=click.IntRange(1, 128), default=16, show_default=True,
                      envvar="RECONCILER_WORKERS", help="Concurrent AWS reads."),
         click.option("--log-level", default=None, envvar="RECONCILER_LOG_LEVEL",
@@ -167,8 +172,10 @@ _specs_arg = click.argument("specs", default="specs", type=click.Path(path_type=
                             envvar="RECONCILER_SPECS")
 
 
-def _connect(opts: AwsOptions) -> Any:
-    """The Aws handle; with --sandbox, start one first and say so loudly."""
+def _connect(opts: AwsOptions, agent_calls: bool = True) -> Any:
+    """The Aws handle; with --sandbox, start one first and say so loudly. `agent_calls`: the command makes only
+    the agent's calls (those of its IAM policy), so its clients load botocore's models trimmed to them (a
+    fifth of a plan's CPU; the daemon's memory: models.py)."""
     from .aws import Aws
     from .ratelimit import RateLimiter, parse_limits
 
@@ -193,6 +200,12 @@ def _connect(opts: AwsOptions) -> Any:
     aws = Aws(profile=profile, region=region, retry_mode=opts.retry_mode, pool_size=max(10, opts.workers),
               limiter=limiter)
     aws.check_configured()
+    if agent_calls:
+        from .iam import agent_actions
+        from .models import use_trimmed
+        from .state import state_dir
+
+        use_trimmed(aws.session, agent_actions(), state_dir() / "models")  # before any client
     return aws
 
 
@@ -296,6 +309,7 @@ def _carry_through(spec_set: Any, aws: Any, opts: AwsOptions, report: Any, wait_
     left or `wait_s` has passed. Returns what is still in progress at the timeout."""
     from .aws import aws_time_factor
     from .engine.apply import apply_plan, wait_until_settled
+    from .engine.plan import Plan
     from .engine.render import render_report
 
     deadline = time.monotonic() + wait_s
@@ -308,6 +322,12 @@ def _carry_through(spec_set: Any, aws: Any, opts: AwsOptions, report: Any, wait_
         if waiting or not still_held():
             return waiting
         follow_up = _plan(spec_set, aws, opts, manual=True)
+        broken = [c for c in follow_up.changes if c.action == "error" or c.refused]
+        if broken:  # what a later plan cannot do is this apply's failure too (it says so, and exits 1)
+            more = apply_plan(Plan(broken), aws, should_stop=lambda: not still_held())
+            click.echo(render_report(more))
+            report.outcomes += more.outcomes
+            return []
         todo = [c for c in follow_up.changes if c.applicable]
         if not todo:
             return []
@@ -367,15 +387,6 @@ def _progress_line() -> Callable[[str], None]:
     return show
 
 
-def parse_duration(text: str, option: str = "--interval") -> float:
-    """`90`, `30s`, `5m`, `1h` -> seconds."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
-    if not match:
-        raise ReconcilerError(f"{option} {text!r} is not a duration like 30s, 5m or 1h")
-    seconds = float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
-    if seconds <= 0:
-        raise ReconcilerError(f"{option} {text!r} must be longer than 0 seconds")
-    return seconds
 
 
 @cli.command()
@@ -420,11 +431,15 @@ def run(specs: Path, once: bool, interval: str, git_url: str | None, git_branch:
         webhooks: tuple[str, ...], notify: tuple[str, ...], notify_after: int, write_back_branch: str | None,
         watch_events: bool, http_token_env: str | None, opts: AwsOptions, lease_opts: LeaseOptions) -> int:
     """The agent: plan and apply the `enforce` resources, check Redis, cycle after cycle."""
-    from .agent import Agent, DirectorySource, GitSource
-    from .agent.daemon import state_dir_default
+    from .agent import Agent, AgentConfig, DirectorySource, GitSource
     from .agent.events import Events
+    from .agent.memory import cap_arenas
     from .agent.writeback import BranchWriter
+    from .state import state_dir as state_dir_default
 
+    cap_arenas()  # before any thread starts: a long-running process (docs/performance.md, "Memory")
+    if state_dir is not None:  # the journal and the trimmed models go there too
+        os.environ["RECONCILER_STATE_DIR"] = str(state_dir)
     opts.start(default_level="info")
     seconds = parse_duration(interval)
     if git_url and specs.is_absolute():
@@ -444,17 +459,17 @@ def run(specs: Path, once: bool, interval: str, git_url: str | None, git_branch:
                                   "characters or more")
     events = Events(state_dir or state_dir_default(), list(webhooks), os.environ.get("RECONCILER_WEBHOOK_SECRET"),
                     notify=list(notify))
-    agent = Agent(source, aws, interval_s=seconds, workers=opts.workers, max_destroy=opts.max_destroy,
-                  lease=lease_opts.make(aws), pending_interval_s=parse_duration(pending_interval, "--pending-interval"),
-                  events=events, notify_after=notify_after, http_token=http_token, writer=writer,
-                  watch_events=watch_events)
+    config = AgentConfig(interval_s=seconds, pending_interval_s=parse_duration(pending_interval, "--pending-interval"),
+                         workers=opts.workers, max_destroy=opts.max_destroy, notify_after=notify_after,
+                         http_token=http_token, watch_events=watch_events)
+    agent = Agent(source, aws, config, lease=lease_opts.make(aws), events=events, writer=writer)
     if webhooks and not os.environ.get("RECONCILER_WEBHOOK_SECRET"):
         click.echo("warning: --notify-webhook without RECONCILER_WEBHOOK_SECRET: events are sent unsigned", err=True)
     if once:
         result = agent.run_once()
         events.close()
         return EXIT_OK if result.ok and (result.healthy is not False or not require_healthy) else EXIT_ERROR
-    return agent.run_forever(http_host, 9090 if http_port is None else http_port, jitter_s=seconds * 0.1)
+    return agent.run_forever(http_host, 9090 if http_port is None else http_port)
 
 
 @cli.command()
@@ -526,7 +541,7 @@ def export(kinds: tuple[str, ...], names: tuple[str, ...], output: Path, with_it
     unknown = [k for k in kinds if k not in registry.kinds()]
     if unknown:
         raise ReconcilerError(f"--kind {unknown[0]!r} is not one of {', '.join(registry.kinds())}")
-    aws = _connect(opts)
+    aws = _connect(opts, agent_calls=False)  # export reads what the agent never does (every table, every group)
     items = export_stack(aws, list(kinds), list(names), {"with_items": with_items, "item_limit": item_limit})
     for item in items:
         for warning in item.warnings:

@@ -11,34 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from .models import iam_action
 from .resources import registry
 
 if TYPE_CHECKING:
     from .specs import Spec
-
-# API operation -> IAM action, where AWS names them differently.
-_ACTIONS = {
-    ("s3", "HeadBucket"): "s3:ListBucket",
-    ("s3", "ListObjectsV2"): "s3:ListBucket",
-    ("s3", "ListObjects"): "s3:ListBucket",
-    ("s3", "GetPublicAccessBlock"): "s3:GetBucketPublicAccessBlock",
-    ("s3", "PutPublicAccessBlock"): "s3:PutBucketPublicAccessBlock",
-    ("s3", "DeletePublicAccessBlock"): "s3:DeleteBucketPublicAccessBlock",
-    ("s3", "DeleteBucketTagging"): "s3:PutBucketTagging",
-    ("s3", "HeadObject"): "s3:GetObject",
-    ("cloudfront", "CreateDistributionWithTags"): "cloudfront:CreateDistribution",
-    ("s3", "DeleteObjects"): "s3:DeleteObject",
-    ("s3", "CreateMultipartUpload"): "s3:PutObject",
-    ("s3", "UploadPart"): "s3:PutObject",
-    ("s3", "CompleteMultipartUpload"): "s3:PutObject",
-    ("s3", "AbortMultipartUpload"): "s3:AbortMultipartUpload",
-    ("s3", "ListParts"): "s3:ListMultipartUploadParts",
-    ("sqs", "DeleteMessageBatch"): "sqs:DeleteMessage",
-    ("sqs", "ChangeMessageVisibilityBatch"): "sqs:ChangeMessageVisibility",
-}
-# botocore's service name -> IAM's prefix, where they differ.
-_PREFIXES = {"resourcegroupstaggingapi": "tag", "tagging": "tag"}
-
 
 # `run --watch-events`: the agent's own queue and rule (named after its lease), and the trail check.
 EVENT_QUEUE_ACTIONS = ("sqs:CreateQueue", "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:SetQueueAttributes",
@@ -49,11 +26,6 @@ TRAIL_ACTIONS = ("cloudtrail:DescribeTrails", "cloudtrail:GetTrailStatus", "clou
 # The calls of reconciler/lease.py, on the lease table only.
 LEASE_ACTIONS = ("dynamodb:CreateTable", "dynamodb:DescribeTable", "dynamodb:TagResource", "dynamodb:GetItem",
                  "dynamodb:PutItem", "dynamodb:UpdateItem")
-
-
-def iam_action(service: str, operation: str) -> str:
-    """The IAM action that authorises an API operation (botocore's service and operation names)."""
-    return _ACTIONS.get((service, operation), f"{_PREFIXES.get(service, service)}:{operation}")
 
 
 OWNED = {"StringEquals": {"aws:ResourceTag/managed-by": "reconciler"}}
@@ -121,6 +93,14 @@ def _statement(sid: str, actions: list[str], resource: str | list[str],
     if condition:
         out["Condition"] = condition
     return out
+
+
+__all__ = ["agent_actions", "allowed_actions", "iam_action", "policy"]
+
+
+def agent_actions() -> set[str]:
+    """Every IAM action the agent may use, whatever its specs (the daemon's trimmed models keep these)."""
+    return allowed_actions(policy()) | {"sts:GetCallerIdentity"}
 
 
 def allowed_actions(document: dict[str, Any]) -> set[str]:

@@ -16,9 +16,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .state import state_dir
+
 
 def _path() -> Path:
-    return Path(os.environ.get("RECONCILER_STATE_DIR") or Path.home() / ".cache" / "reconciler") / "intents.json"
+    return state_dir() / "intents.json"
 
 
 @contextmanager

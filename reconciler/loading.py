@@ -7,13 +7,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from .engine import windows
-from .errors import SpecError, SpecProblem
+from . import windows
+from .durations import parse_duration
+from .errors import ReconcilerError, SpecError, SpecProblem
 from .resources import registry
 from .specs import Spec, SpecSet, format_path, read_specs
 
 # Kinds that are policy, not AWS resources: their own rules, applied before anything else.
 POLICY_KINDS = {windows.KIND: windows.check_spec}
+MIN_INTERVAL_S = 10.0  # metadata.interval: a resource is checked at most this often
 
 
 def load_specs(root: str | Path, relative_to: Path | None = None, overrides: Mapping[Path, str] | None = None
@@ -39,7 +41,25 @@ def kind_problems(specs: list[Spec]) -> list[SpecProblem]:
     def rules(spec: Spec) -> list[tuple[tuple[str | int, ...], str]]:
         if spec.kind in POLICY_KINDS:
             return POLICY_KINDS[spec.kind](spec)
-        return registry.get(spec.kind).check_spec(spec, specs)
+        return [*_metadata_rules(spec), *registry.get(spec.kind).check_spec(spec, specs)]
 
     return [SpecProblem(spec.file, spec.line_of(path), format_path(path), message)
             for spec in specs for path, message in rules(spec)]
+
+
+def interval_of(spec: Spec) -> float | None:
+    """`metadata.interval` in seconds (None: the agent's own interval)."""
+    return parse_duration(spec.metadata.interval, "metadata.interval") if spec.metadata.interval else None
+
+
+def _metadata_rules(spec: Spec) -> list[tuple[tuple[str | int, ...], str]]:
+    if not spec.metadata.interval:
+        return []
+    try:
+        seconds = parse_duration(spec.metadata.interval, "metadata.interval")
+    except ReconcilerError as exc:
+        return [(("metadata", "interval"), str(exc))]
+    if seconds < MIN_INTERVAL_S:
+        return [(("metadata", "interval"), f"{spec.metadata.interval!r} is shorter than the floor of "
+                                           f"{MIN_INTERVAL_S:g}s (a resource is checked at most that often)")]
+    return []

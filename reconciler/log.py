@@ -41,5 +41,5 @@ def configure_logging(level: str = "info", json_output: bool | None = None, colo
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(numeric)
-    for chatty in ("apscheduler", "botocore", "boto3", "urllib3", "s3transfer"):  # their INFO is chatter
+    for chatty in ("botocore", "boto3", "urllib3", "s3transfer"):  # their INFO is chatter
         logging.getLogger(chatty).setLevel(max(numeric, logging.WARNING))

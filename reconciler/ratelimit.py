@@ -3,7 +3,7 @@
 The defaults stay well under AWS's documented control-plane limits (DynamoDB: 2,500 control-plane
 requests/s per account and Region; EC2 API: non-mutating calls refill 20/s; SSM GetParameter: 40/s)
 and are conservative where AWS documents none (CloudFront, ElastiCache), because the account's
-other tools share the same limits. botocore's adaptive retry mode slows down further when AWS
+other tools share the same limits. botocore's standard retry mode backs off and retries when AWS
 throttles anyway.
 
 Configure with `--rate-limit SERVICE=RATE[:BURST]` (repeatable) or RECONCILER_RATE_LIMITS

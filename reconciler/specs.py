@@ -48,6 +48,7 @@ class Metadata:
     security_exceptions: tuple[str, ...] = ()
     paused: bool = False
     write_back: bool = False  # drift of ignored fields is written back to git too
+    interval: str | None = None  # how often the agent checks it (`1h`); None: the agent's --interval
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Metadata:
@@ -63,6 +64,7 @@ class Metadata:
             security_exceptions=tuple(raw.get("securityExceptions") or ()),
             paused=bool(raw.get("paused", False)),
             write_back=bool(raw.get("writeBack", False)),
+            interval=raw.get("interval"),
         )
 
 
@@ -129,16 +131,43 @@ def schema_dir() -> Path:
 
 @functools.cache
 def _validators() -> dict[str, Draft202012Validator]:
-    """One Draft 2020-12 validator per kind, sharing a registry for the common schemas."""
+    """One Draft 2020-12 validator per kind, its `$ref`s to the common schemas and its own `$defs` inlined:
+    resolving them at each document costs more than validating it (a thousand specs load in half the time)."""
     schemas = [json.loads(p.read_text()) for p in sorted(schema_dir().glob("*.schema.json"))]
     registry: Registry = Registry().with_resources(
         (s["$id"], Resource.from_contents(s)) for s in schemas
     )
     return {
-        s["properties"]["kind"]["const"]: Draft202012Validator(s, registry=registry)
+        s["properties"]["kind"]["const"]: Draft202012Validator(_inlined(s, s, registry), registry=registry)
         for s in schemas
         if "kind" in s.get("properties", {})
     }
+
+
+def _inlined(node: Any, root: dict[str, Any], registry: Registry, depth: int = 0) -> Any:
+    """`node` with every `$ref` replaced by what it points at (its siblings kept beside it in an allOf)."""
+    if depth > 20:  # a recursive schema: left to the validator's own resolution
+        return node
+    if isinstance(node, list):
+        return [_inlined(v, root, registry, depth) for v in node]
+    if not isinstance(node, dict):
+        return node
+    if isinstance(node.get("$ref"), str):
+        target, target_root = _resolve(node["$ref"], root, registry)
+        inlined = _inlined(target, target_root, registry, depth + 1)
+        rest = {k: _inlined(v, root, registry, depth) for k, v in node.items() if k != "$ref"}
+        return {**rest, "allOf": [*rest.get("allOf", []), inlined]} if rest else inlined
+    return {k: (v if k == "$defs" else _inlined(v, root, registry, depth)) for k, v in node.items()}
+
+
+def _resolve(ref: str, root: dict[str, Any], registry: Registry) -> tuple[Any, dict[str, Any]]:
+    """The subschema `ref` names (`urn:...#/$defs/x` or `#/$defs/x`), and the schema it lives in."""
+    base, _, pointer = ref.partition("#")
+    document = registry.contents(base) if base else root
+    target: Any = document
+    for part in [p for p in pointer.split("/") if p]:
+        target = target[part.replace("~1", "/").replace("~0", "~")]
+    return target, document
 
 
 def known_kinds() -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -28,6 +29,14 @@ def reconciler_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "reconciler"]
 
 
+@functools.cache
+def sandbox_client(endpoint: str, service: str) -> Any:
+    """A boto3 client of the sandbox at `endpoint`, made once per process (creating one costs a fifth of a
+    second of CPU, and tests ask for them all the time; botocore clients are thread-safe)."""
+    return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="sandbox",
+                        aws_secret_access_key="sandbox")
+
+
 @dataclass
 class Aws:
     """The sandbox as a test sees it: its environment, boto3 clients, and request counts."""
@@ -36,8 +45,7 @@ class Aws:
     env: dict[str, str]
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, endpoint_url=self.sandbox.endpoint, region_name="us-east-1",
-                            aws_access_key_id="sandbox", aws_secret_access_key="sandbox")
+        return sandbox_client(self.sandbox.endpoint, service)
 
     def requests(self) -> list[dict[str, Any]]:
         """Requests the server received since the last reset, by service and operation."""
@@ -79,6 +87,16 @@ class Aws:
             return json.load(answer)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests first, the slowest (`slow(weight=N)`) first of all: spread over the workers (pytest-xdist),
+    the longest ones then do not finish last, alone, after the rest is done."""
+    def key(item: pytest.Item) -> tuple[int, int]:
+        slow = item.get_closest_marker("slow")
+        return (0, -int(slow.kwargs.get("weight", 1))) if slow else (1, 0)
+
+    items.sort(key=key)
+
+
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[Sandbox]:
     box = Sandbox()
@@ -99,6 +117,7 @@ def aws(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Aws:
     env.update(sandbox.environment())
     env["AWS_CONFIG_FILE"] = env["AWS_SHARED_CREDENTIALS_FILE"] = "/dev/null"
     env["RECONCILER_STATE_DIR"] = str(tmp_path_factory.mktemp("state"))  # the agent's journal, per test
+    env["RECONCILER_MODELS_DIR"] = str(tmp_path_factory.getbasetemp() / "models")  # trimmed once, for every test
     handle = Aws(sandbox, env)
     handle.reset_requests()
     return handle

@@ -1,6 +1,8 @@
-"""The agent: reconcile cycles on a schedule, from a directory or a git branch."""
+"""The agent: a work queue of resource refs, reconciled from a directory or a git branch."""
 
-from .daemon import Agent, Backoff, CycleResult
+from .config import AgentConfig
+from .daemon import Agent, CycleResult
+from .reconcile import Backoff
 from .source import DirectorySource, GitSource
 
-__all__ = ["Agent", "Backoff", "CycleResult", "DirectorySource", "GitSource"]
+__all__ = ["Agent", "AgentConfig", "Backoff", "CycleResult", "DirectorySource", "GitSource"]

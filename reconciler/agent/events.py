@@ -15,6 +15,8 @@ import hashlib
 import hmac
 import json
 import queue
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -148,17 +150,22 @@ class Events:
                 self._deliver(url, json.dumps(event.to_json(), default=str).encode(), event)
 
     def _tell(self, url: str, event: Event) -> None:
-        """A readable message to a chat or paging service, through apprise (it knows their URL schemes)."""
-        import apprise
-
-        teller = apprise.Apprise()
-        if not teller.add(url):
-            log.error("notify.bad_url", url=_safe(url), reason="apprise does not know this URL scheme")
-            return
+        """A readable message to a chat or paging service, through apprise (it knows their URL schemes), sent by
+        a helper process (agent/tell.py: the agent does not hold apprise's plugins)."""
+        message = json.dumps({"url": url, "title": f"reconciler: {event.type}", "body": readable(event),
+                              "type": _SEVERITY.get(event.type, "info")})
         delay = 1.0
         for attempt in range(1, self.retries + 1):
-            if teller.notify(title=f"reconciler: {event.type}", body=readable(event),
-                             notify_type=_SEVERITY.get(event.type, "info")):
+            try:
+                done = subprocess.run([sys.executable, "-m", "reconciler.agent.tell"], input=message, text=True,
+                                      capture_output=True, timeout=max(30.0, self.timeout_s * 6))
+                code = done.returncode
+            except subprocess.TimeoutExpired:
+                code = 1
+            if code == 0:
+                return
+            if code == 2:
+                log.error("notify.bad_url", url=_safe(url), reason="apprise does not know this URL scheme")
                 return
             log.warning("notify.failed", url=_safe(url), type=event.type, attempt=attempt)
             time.sleep(delay)

@@ -1,6 +1,9 @@
 """The agent's HTTP endpoints: the status page at /, /healthz, /metrics (Prometheus text), /status and
 /events (JSON); with --http-token-env, POST /actions/reconcile, /actions/pause and /actions/resume behind
-a bearer token. Without it nothing here changes anything."""
+a bearer token. Without it nothing here changes anything.
+
+It reads the status store and hands actions to `Actions` (the agent puts them on its work queue); it
+imports nothing of the reconcile loop."""
 
 from __future__ import annotations
 
@@ -9,16 +12,25 @@ import json
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-if TYPE_CHECKING:
-    from .daemon import Agent
+from .status import StatusStore
 
 
-def serve(agent: Agent, host: str, port: int) -> ThreadingHTTPServer:
-    """Start the endpoints on a background thread; returns the server (call shutdown())."""
+class Actions(Protocol):
+    """What a person may ask for on the page (with the action token)."""
+
+    def reconcile_now(self, ref: str | None = None) -> None: ...
+
+    def set_paused(self, ref: str, paused: bool) -> None: ...
+
+
+def serve(store: StatusStore, actions: Actions, host: str, port: int, token: str | None = None
+          ) -> ThreadingHTTPServer:
+    """Start the endpoints on a background thread; returns the server (call shutdown()). `token`: the action
+    token (None: read-only)."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -26,19 +38,19 @@ def serve(agent: Agent, host: str, port: int) -> ThreadingHTTPServer:
             if path in ("/", "/index.html"):
                 from .page import render
 
-                body = render(agent.snapshot(), agent.events.recent(30)).encode()
+                body = render(store.snapshot(), store.events.recent(30)).encode()
                 self._send(200, body, "text/html; charset=utf-8")
             elif path == "/healthz":
-                ok = agent.alive()
+                ok = store.alive()
                 self._send(200 if ok else 503, b"ok\n" if ok else b"stale: no cycle finished recently\n",
                            "text/plain")
             elif path == "/metrics":
-                self._send(200, generate_latest(agent.metrics.registry), CONTENT_TYPE_LATEST)
+                self._send(200, generate_latest(store.metrics.registry), CONTENT_TYPE_LATEST)
             elif path == "/status":
-                body = json.dumps(agent.snapshot(), indent=2, default=str).encode()
+                body = json.dumps(store.snapshot(), indent=2, default=str).encode()
                 self._send(200, body, "application/json")
             elif path == "/events":
-                body = json.dumps({"events": agent.events.recent()}, indent=2, default=str).encode()
+                body = json.dumps({"events": store.events.recent()}, indent=2, default=str).encode()
                 self._send(200, body, "application/json")
             else:
                 self._send(404, b"not found: try /, /healthz, /metrics, /status or /events\n", "text/plain")
@@ -48,11 +60,11 @@ def serve(agent: Agent, host: str, port: int) -> ThreadingHTTPServer:
             time) and no foreign Origin. A browser never adds that header by itself, so a page elsewhere
             cannot make a visitor's browser act (CSRF)."""
             path, _, query = self.path.partition("?")
-            if agent.http_token is None:
+            if token is None:
                 return self._send(403, b"the agent's HTTP port is read-only: start it with --http-token-env VAR\n",
                                   "text/plain")
             given = self.headers.get("Authorization", "")
-            expected = f"Bearer {agent.http_token}"
+            expected = f"Bearer {token}"
             if not hmac.compare_digest(given.encode(), expected.encode()):
                 return self._send(401, b"a bearer token is needed (Authorization: Bearer ...)\n", "text/plain")
             origin = self.headers.get("Origin")
@@ -60,12 +72,13 @@ def serve(agent: Agent, host: str, port: int) -> ThreadingHTTPServer:
                 return self._send(403, b"cross-origin requests are refused\n", "text/plain")
             ref = urllib.parse.parse_qs(query).get("resource", [""])[0]
             if path == "/actions/reconcile":
-                agent.cycle_now()
-                return self._send(202, b"a cycle starts now\n", "text/plain")
+                actions.reconcile_now(ref if "/" in ref else None)
+                return self._send(202, f"{ref if '/' in ref else 'every resource'} is reconciled now\n".encode(),
+                                  "text/plain")
             if path in ("/actions/pause", "/actions/resume"):
                 if "/" not in ref:
                     return self._send(400, b"name the resource: ?resource=Kind/name\n", "text/plain")
-                agent.set_paused(ref, path.endswith("pause"))
+                actions.set_paused(ref, path.endswith("pause"))
                 return self._send(200, f"{ref} {'paused' if path.endswith('pause') else 'resumed'}\n".encode(),
                                   "text/plain")
             return self._send(404, b"actions: /actions/reconcile, /actions/pause, /actions/resume\n", "text/plain")

@@ -8,13 +8,17 @@ from typing import Any
 
 import jinja2
 
-STATES = ("in-sync", "drifted", "pending", "error", "observe", "paused", "window-blocked")
+from ..durations import format_duration
+
+STATES = ("in-sync", "drifted", "pending", "waiting", "error", "observe", "paused", "window-blocked")
 
 
 @cache
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.PackageLoader("reconciler.agent", "templates"), autoescape=True,
-                              trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(loader=jinja2.PackageLoader("reconciler.agent", "templates"), autoescape=True,
+                             trim_blocks=True, lstrip_blocks=True)
+    env.filters["duration"] = format_duration
+    return env
 
 
 def overall(status: dict[str, Any]) -> str:
@@ -25,7 +29,7 @@ def overall(status: dict[str, Any]) -> str:
     unhealthy = [h for h in status.get("health") or [] if h.get("status") == "unhealthy"]
     if status.get("specError") or unhealthy or any(r["state"] == "error" for r in resources):
         return "degraded"
-    if any(r["state"] in ("pending", "drifted", "window-blocked") for r in resources):
+    if any(r["state"] in ("pending", "waiting", "drifted", "window-blocked") for r in resources):
         return "progressing"
     return "healthy"
 

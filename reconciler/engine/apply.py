@@ -52,14 +52,14 @@ def apply_order(changes: list[Change]) -> list[Change]:
 
 def apply_plan(plan: Plan, aws: Aws, on_outcome: Callable[[Outcome], None] | None = None,
                should_stop: Callable[[], bool] = lambda: False,
-               skip: Callable[[Change], bool] = lambda _: False) -> ApplyReport:
+               skip: Callable[[Change], bool] = lambda _: False, known: dict[str, Change] | None = None) -> ApplyReport:
     """Carry out every applicable change; one failure does not stop the others.
 
-    `skip` leaves a change for later (the agent's per-resource backoff); `should_stop` ends
-    the run between two resources (a signal).
+    `skip` leaves a change for later; `should_stop` ends the run between two resources (a signal);
+    `known`: the last changes of resources this plan does not cover (what a change here may wait for).
     """
     report = ApplyReport()
-    by_ref = {c.ref: c for c in plan.changes}
+    by_ref = {**(known or {}), **{c.ref: c for c in plan.changes}}
     results: dict[str, Outcome] = {}
     for change in apply_order(plan.changes):
         if should_stop():

@@ -15,8 +15,8 @@ from ..aws import describe_error, describe_failure, wants_traceback
 from ..fields import mark_ignored
 from ..model import FieldChange, Live, Step
 from ..resources import Resource, registry
+from ..windows import blocked, windows_of
 from .inventory import Owned, list_owned, owned_resources, unmanaged
-from .windows import blocked, windows_of
 
 if TYPE_CHECKING:
     from ..aws import Aws
@@ -185,24 +185,33 @@ def observe_all(resources: Iterable[Resource], aws: Aws, workers: int = 16
         return list(pool.map(finish, zip(resources, found, strict=True)))  # for a shared listing
 
 
-def make_plan(specs: SpecSet, aws: Aws, workers: int = 16, whole_set: bool = True) -> Plan:
-    """One dry cycle: observe everything, compare, decide. Never writes.
+def make_plan(specs: SpecSet, aws: Aws, workers: int = 16, only: Iterable[str] | None = None,
+              known: dict[str, Change] | None = None) -> Plan:
+    """One dry cycle: observe, compare, decide. Never writes.
 
-    `whole_set`: the specs are the whole spec set, so one bulk listing serves every resource's tags and
-    finds the unmanaged ones; False for a few resources (an event's reconcile), which read only their own.
+    `only`: the refs to plan (None: every resource of the spec set). For the whole set, or more than one of
+    it, one bulk tag listing serves their tags and also names what the agent owns that no spec of the whole
+    set declares (the unmanaged). A single resource of a larger set (an event's reconcile) reads its own.
+    `known`: the last plan's changes of resources not planned now (a dependency's state, for `waiting`).
     """
     started = time.monotonic()
     aws.new_cycle()
     calls_before = sum(aws.call_counts().values())
-    resources = build_resources(specs)
+    wanted = set(only) if only is not None else None
+    resources = [r for r in build_resources(specs) if wanted is None or r.ref in wanted]
+    bulk = wanted is None or len(resources) > 1
     with ThreadPoolExecutor(max_workers=1) as lister:
         # one listing, read alongside the rest: every managed resource's tags, and what no spec declares
-        listing = lister.submit(list_owned, aws) if whole_set else None
+        listing = lister.submit(list_owned, aws) if bulk else None
         if listing is not None:
             aws.use_tag_listing(listing)
         observed = observe_all(resources, aws, workers)
+    peers = {**{ref: c.live for ref, c in (known or {}).items()},
+             **{r.ref: (o if isinstance(o, Live) else None) for r, o in zip(resources, observed, strict=True)}}
+    for resource in resources:
+        resource.peers = peers
     changes = [with_steps(_decide_safely(r, o), aws) for r, o in zip(resources, observed, strict=True)]
-    plan = mark_waiting(Plan(changes))
+    plan = mark_waiting(Plan(changes), known or {})
     if listing is not None:
         try:
             plan.unmanaged = unmanaged(owned_resources(listing.result()), [(s.kind, s.name) for s in specs.specs])
@@ -251,9 +260,10 @@ def _why_not_made(change: Change) -> str:
     return "it failed before and is retried later" if change.applicable else "it is not to be created"
 
 
-def mark_waiting(plan: Plan) -> Plan:
-    """Changes whose dependency failed or will not be made: shown waiting, with nothing to send."""
-    by_ref = {c.ref: c for c in plan.changes}
+def mark_waiting(plan: Plan, known: dict[str, Change] | None = None) -> Plan:
+    """Changes whose dependency failed or will not be made: shown waiting, with nothing to send. `known`: the
+    last changes of resources not in this plan."""
+    by_ref = {**(known or {}), **{c.ref: c for c in plan.changes}}
     for change in plan.changes:
         if change.applicable and (waiting := dependency_wait(change, by_ref, None)):
             change.waiting = waiting

@@ -26,10 +26,17 @@ class _Registry:
         return [_KINDS[k] for k in self.kinds()]
 
 
+_loaded: list[bool] = []
+
+
 def _load_all() -> None:
-    if _KINDS:
+    """Import every kind's module (each registers itself; a module imported on its own registers only its
+    kinds, so a kind already registered does not mean they all are)."""
+    if _loaded:
         return
     from . import cloudfront, dynamodb, elasticache, s3  # noqa: F401
+
+    _loaded.append(True)
 
 
 registry = _Registry()

@@ -56,6 +56,13 @@ class Resource:
     def __init__(self, spec: Spec, specs: Sequence[Spec] = ()):
         self.spec = spec
         self.specs = specs  # the spec set this one belongs to (for references to other specs)
+        self.peers: dict[str, Live | None] = {}  # other resources as this plan observed them (the engine's)
+
+    def peer(self, ref: str) -> Live | None:
+        """Another spec's resource (`Kind/name`) as the engine observed it for this plan; None when it does not
+        exist or was not observed. How one kind refers to another's live state (a bucket's distribution)
+        without reading it itself."""
+        return self.peers.get(ref)
 
     @property
     def name(self) -> str:

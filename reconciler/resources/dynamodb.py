@@ -1,5 +1,8 @@
 """DynamoDB: the `Table` kind.
 
+Over 500 lines because one module per AWS service is the contract (DESIGN.md, "Resources"): the
+steps AWS takes one at a time (billing, indexes, TTL), the items and export share the table's shapes.
+
 AWS facts that shape this module (the sandbox enforces each, see reconciler/sandbox/dynamodb.py):
 - Key schema (partition/sort key) cannot change in place: replacement.
 - A new table is CREATING for a while; point-in-time recovery, TTL and items wait until it is

@@ -1,6 +1,10 @@
 """ElastiCache: the `CacheCluster` kind (a Redis replication group), with its own security
 group (ingress only on the port, only from `allowFrom`) and cache subnet group.
 
+Over 500 lines because one module per AWS service is the contract (DESIGN.md, "Resources"): the
+kind's field facts, observe, its steps (replicas, failover, the token rotation), export and the
+security group it owns read the same facts and change together.
+
 AWS facts that shape this module:
 - The replication group's description lacks the engine version and security groups: they
   are read from its member cache clusters (one DescribeCacheClusters per cycle, shared).
@@ -36,13 +40,13 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..aws import error_code
 from ..errors import ReconcilerError, SpecError, SpecProblem
 from ..fields import MISSING, Field, diff_fields
 from ..model import FieldChange, Live, Step, ownership_tags
 from ..secrets import describe_ref, resolve
 from . import register
 from .base import Resource, field_names, tag_changes
-from .s3 import error_code
 
 if TYPE_CHECKING:
     from ..aws import Aws

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .. import intents
+from ..aws import error_code
 from ..fields import Field
 from ..model import OWNER_TAG, FieldChange, Live
 from . import register
@@ -30,11 +31,6 @@ if TYPE_CHECKING:
 
 BLOCK_ALL = {"BlockPublicAcls": True, "IgnorePublicAcls": True,
              "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
-
-
-def error_code(exc: Exception) -> str:
-    response = getattr(exc, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
 
 
 @register
@@ -112,11 +108,18 @@ class Bucket(Resource):
                                        {"distribution": self.content.get("invalidate"), "paths": plan.invalidate}))
         return changes
 
+    def _distribution_id(self) -> str | None:
+        """The id of the distribution to invalidate, as the engine saw it in this plan (None while it does not
+        exist): the kinds do not read each other, the engine hands one the other's live state."""
+        target = (self.content or {}).get("invalidate")
+        found = self.peer(f"Distribution/{target}") if target else None
+        return found.id if found is not None and not found.deleting else None
+
     def _publish(self, aws: Aws, live: Live | None) -> None:
         plan = self._publish_plan(live)
         if plan.empty:
             return
-        found = site_distribution(aws, self.content.get("invalidate")) if plan.invalidate else None
+        found = self._distribution_id() if plan.invalidate else None
         uploads = len(plan.new) + len(plan.changed)
         show = sys.stdout.isatty() and uploads >= 50
         with click.progressbar(length=uploads, label=f"Publishing to {self.name}", file=sys.stdout) if show \
@@ -270,14 +273,6 @@ def _published(remote: site.Remote) -> list[str]:
 def _foreign(remote: site.Remote) -> list[str]:
     """Objects in the bucket that the agent did not publish."""
     return sorted(k for k in remote.etags if k not in (remote.manifest.get("files") or {}))
-
-
-def site_distribution(aws: Aws, name: str | None) -> str | None:
-    """The id of the distribution to invalidate (None while it does not exist)."""
-    from .cloudfront import find_distribution
-
-    found = find_distribution(aws, name) if name else None
-    return found[0]["Id"] if found else None
 
 
 def _taken(name: str) -> Exception:

@@ -294,13 +294,7 @@ class Sandbox(ThreadedMotoServer):
     def seed(self) -> None:
         """Create what a real account already has and the agent does not own: a `bastion`
         security group in the default VPC, standing in for the host the agent runs on."""
-        import boto3
-
-        env = self.environment()
-        session = boto3.session.Session(aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-                                        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-                                        region_name=SANDBOX_REGION)
-        ec2 = session.client("ec2", endpoint_url=self.endpoint)
+        ec2 = self._ec2()
         vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
         existing = ec2.describe_security_groups(Filters=[
             {"Name": "group-name", "Values": ["bastion"]}, {"Name": "vpc-id", "Values": [vpc]}])["SecurityGroups"]
@@ -313,6 +307,18 @@ class Sandbox(ThreadedMotoServer):
                     raise
         if self.middleware:
             self.middleware._rows(clear=True)
+
+    def _ec2(self) -> Any:
+        """The seed's EC2 client (made once: a client costs a fifth of a second to make)."""
+        if getattr(self, "_ec2_client", None) is None:
+            import boto3
+
+            env = self.environment()
+            session = boto3.session.Session(aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                                            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+                                            region_name=SANDBOX_REGION)
+            self._ec2_client = session.client("ec2", endpoint_url=self.endpoint)
+        return self._ec2_client
 
     @property
     def endpoint(self) -> str:

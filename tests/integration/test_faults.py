@@ -67,6 +67,7 @@ def faulty(aws):
         p.stop()
 
 
+@pytest.mark.slow
 def test_failed_observations_are_never_planned_as_create_replace_or_delete(cli, specs, aws, faulty):
     root = specs("stack.yaml", STACK)
     assert cli("apply", "--auto-approve", str(root)).code == 0  # built without faults
@@ -87,6 +88,7 @@ def test_failed_observations_are_never_planned_as_create_replace_or_delete(cli, 
     assert phantoms == []
 
 
+@pytest.mark.slow
 def test_applies_through_faults_converge(cli, specs, aws, faulty):
     root = specs("stack.yaml", STACK)
     env, proxy = faulty(0.25)

@@ -165,6 +165,7 @@ def test_a_crash_between_upload_and_invalidation_still_invalidates(cli, specs, a
     assert cli("plan", "--detailed-exitcode", str(root)).code == 0
 
 
+@pytest.mark.slow
 def test_two_thousand_files_plan_in_a_handful_of_list_calls(cli, specs, aws, site):
     site({f"gallery/{i:04}.txt": f"photo {i}" for i in range(2000)})
     root = stack(specs)

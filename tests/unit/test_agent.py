@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from reconciler.agent.daemon import Backoff, _state_of
+from reconciler.agent.reconcile import Backoff
+from reconciler.agent.record import state_of as _state_of
 from reconciler.agent.source import redact
 from reconciler.engine.apply import Outcome
 from reconciler.engine.plan import Change

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 
 if TYPE_CHECKING:
-    from ..specs import Path_, Spec
+    from .specs import Path_, Spec
 
 KIND = "ChangeWindow"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
