@@ -311,12 +311,14 @@ def _carry_through(spec_set: Any, aws: Any, opts: AwsOptions, report: Any, wait_
     from .engine.apply import apply_plan, wait_until_settled
     from .engine.plan import Plan
     from .engine.render import render_report
+    from .expect import agent_durations
 
     deadline = time.monotonic() + wait_s
     progress, poll = _progress_line(), min(10.0, max(0.25, 10 * aws_time_factor()))  # 10 s of AWS's time
     last: list[str] = []
     while True:
-        waiting = wait_until_settled(report, aws, max(1.0, deadline - time.monotonic()), progress, poll_s=poll)
+        waiting = wait_until_settled(report, aws, max(1.0, deadline - time.monotonic()), progress, poll_s=poll,
+                                     durations=agent_durations())
         if sys.stdout.isatty():
             click.echo()
         if waiting or not still_held():
@@ -378,10 +380,14 @@ def _holding_lease(aws: Any, lease_opts: LeaseOptions) -> Iterator[Callable[[], 
 
 
 def _progress_line() -> Callable[[str], None]:
-    """Progress on a terminal: one line rewritten in place; elsewhere, one line per poll."""
+    """Progress on a terminal: one line rewritten in place (padded over the longer line before it: click drops
+    ANSI's erase-line when colour is off); elsewhere, one line per poll."""
+    width = [0]
+
     def show(message: str) -> None:
         if sys.stdout.isatty():
-            click.echo(f"\r\033[K{message}", nl=False)
+            click.echo("\r" + message.ljust(width[0]), nl=False)
+            width[0] = len(message)
         else:
             click.echo(message)
     return show
@@ -407,7 +413,7 @@ def _progress_line() -> Callable[[str], None]:
 @click.option("--pending-interval", default="30s", show_default=True, envvar="RECONCILER_PENDING_INTERVAL",
               help="While AWS is still working on a change, look again this soon (at most --interval).")
 @click.option("--notify-webhook", "webhooks", multiple=True, metavar="URL", envvar="RECONCILER_NOTIFY_WEBHOOKS",
-              help="POST each event (reconciler.event/v1 JSON, signed with RECONCILER_WEBHOOK_SECRET) here; "
+              help="POST each event (reconciler.event/v2 JSON, signed with RECONCILER_WEBHOOK_SECRET) here; "
                    "repeatable.")
 @click.option("--notify", "notify", multiple=True, metavar="URL", envvar="RECONCILER_NOTIFY",
               help="Tell people: a chat or paging service by its apprise URL (slack://..., msteams://..., "

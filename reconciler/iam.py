@@ -22,6 +22,8 @@ EVENT_QUEUE_ACTIONS = ("sqs:CreateQueue", "sqs:GetQueueUrl", "sqs:GetQueueAttrib
                        "sqs:TagQueue", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility")
 EVENT_RULE_ACTIONS = ("events:PutRule", "events:PutTargets", "events:DescribeRule", "events:TagResource")
 TRAIL_ACTIONS = ("cloudtrail:DescribeTrails", "cloudtrail:GetTrailStatus", "cloudtrail:GetEventSelectors")
+# Who changed a drifted resource: CloudTrail's event history (LookupEvents takes no resource-level permission).
+WHO_ACTIONS = ("cloudtrail:LookupEvents",)
 
 # The calls of reconciler/lease.py, on the lease table only.
 LEASE_ACTIONS = ("dynamodb:CreateTable", "dynamodb:DescribeTable", "dynamodb:TagResource", "dynamodb:GetItem",
@@ -65,6 +67,7 @@ def policy(lease_table: str = "reconciler-lease", specs: Sequence[Spec] | None =
     statements.append(_statement("AgentEventQueue", list(EVENT_QUEUE_ACTIONS), f"arn:aws:sqs:*:*:{events}"))
     statements.append(_statement("AgentEventRule", list(EVENT_RULE_ACTIONS), f"arn:aws:events:*:*:rule/{events}"))
     statements.append(_statement("AgentTrailCheck", list(TRAIL_ACTIONS), "*"))
+    statements.append(_statement("AgentWhoChangedIt", list(WHO_ACTIONS), "*"))
     return {"Version": "2012-10-17", "Statement": statements}
 
 

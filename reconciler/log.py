@@ -2,11 +2,45 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import sys
+from collections.abc import Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
 
 import structlog
+
+
+def plain(value: Any) -> Any:
+    """A value as plain JSON: a number as a number (DynamoDB's Decimal too), bytes as base64, a set as a sorted
+    list, a time as ISO 8601; never a Python repr."""
+    if isinstance(value, bool | int | float | str) or value is None:
+        return value
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted((plain(v) for v in value), key=repr)
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(bytes(value)).decode()
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value)
+
+
+def json_default(value: Any) -> Any:
+    """`default=` for json.dumps: what JSON cannot hold, as plain() says."""
+    return plain(value)
+
+
+def _plain_values(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v if k == "exc_info" else plain(v)) for k, v in event.items()}
 
 
 def configure_logging(level: str = "info", json_output: bool | None = None, color: bool | None = None) -> None:
@@ -27,6 +61,7 @@ def configure_logging(level: str = "info", json_output: bool | None = None, colo
             structlog.processors.add_log_level,
             timestamper,
             structlog.processors.format_exc_info,
+            _plain_values,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
@@ -37,7 +72,8 @@ def configure_logging(level: str = "info", json_output: bool | None = None, colo
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         foreign_pre_chain=[structlog.contextvars.merge_contextvars, structlog.stdlib.add_log_level,
-                           structlog.stdlib.add_logger_name, timestamper, structlog.processors.format_exc_info]))
+                           structlog.stdlib.add_logger_name, timestamper, structlog.processors.format_exc_info,
+                           _plain_values]))
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(numeric)

@@ -30,7 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from reconciler.sandbox.clock import DURATIONS  # noqa: E402  (AWS's typical durations, with their sources)
+from reconciler.typical import DURATIONS  # noqa: E402  (AWS's typical durations, with their sources)
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 2
 WAIT_S = 5400  # apply --wait: the longest phase on AWS (a replica, a token rotation) takes about half an hour

@@ -76,6 +76,10 @@ class Aws:
         """The sandbox's AWS time: instant, aws, or a factor of AWS's typical durations."""
         self._post("/_sandbox/time", {"time": str(time)})
 
+    def set_slower(self, work: str, times: float) -> None:
+        """AWS takes `times` its typical time for `work` (a typical.DURATIONS name) from now on."""
+        self._post("/_sandbox/time", {"slower": {work: times}})
+
     def finish_transitions(self) -> None:
         """Let AWS finish everything it is doing now (fast-forward)."""
         self._post("/_sandbox/time/finish", {})
@@ -174,7 +178,7 @@ def example_specs(tmp_path: Path) -> Path:
 # --------------------------------------------------------------------------- real servers
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 40, what: str = "condition") -> Any:
+def wait_for(condition: Callable[[], Any], timeout: float = 40, what: str = "condition", interval: float = 0.3) -> Any:
     """Poll `condition` until it returns something truthy (errors of a server still starting count
     as not yet); fail the test after `timeout` seconds."""
     import time
@@ -187,7 +191,7 @@ def wait_for(condition: Callable[[], Any], timeout: float = 40, what: str = "con
             value = None
         if value:
             return value
-        time.sleep(0.3)
+        time.sleep(interval)
     pytest.fail(f"timed out waiting for {what}")
 
 

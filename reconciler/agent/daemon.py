@@ -84,6 +84,7 @@ class Agent:
         refs = sorted({t.ref for t in touches})
         for touch in touches:
             self.reconciler.changed_by[touch.ref] = touch.describe()
+            self.reconciler.recorder.heard(touch)
         started = time.monotonic()
         self.queue.add(refs, reason="event").wait(EVENT_WAIT_S)
         done = {ref: self.reconciler.last_results.get(ref, ("unknown", 0)) for ref in refs}

@@ -1,6 +1,6 @@
-"""The agent's events (`reconciler.event/v1`): a bounded history kept in the state directory (it
-survives a restart, served newest first at /events), delivery to webhooks, and readable messages to
-chat and paging services through apprise (Slack, Teams, Discord, PagerDuty, email, ... by URL scheme).
+"""The agent's events (`reconciler.event/v2`; what changed since v1: docs/events.md): a bounded history kept
+in the state directory (it survives a restart, served newest first at /events), delivery to webhooks, and
+readable messages to chat and paging services through apprise (Slack, Teams, Discord, PagerDuty, email...).
 
 Delivery runs on its own thread with retries and backoff, so a receiver that is slow or down never
 holds up a cycle. Each POST is the event as JSON, signed `X-Reconciler-Signature: sha256=<hex HMAC-SHA256
@@ -28,9 +28,11 @@ from typing import Any
 
 import structlog
 
-EVENT_FORMAT = "reconciler.event/v1"
-TYPES = ("drift.detected", "drift.corrected", "apply.failed", "health.degraded", "health.recovered",
-         "spec.invalid", "agent.stuck", "lease.lost", "window.blocked")
+from ..log import json_default
+
+EVENT_FORMAT = "reconciler.event/v2"
+TYPES = ("sync.applied", "drift.detected", "drift.corrected", "operation.slow", "apply.failed", "health.degraded",
+         "health.recovered", "spec.invalid", "agent.stuck", "lease.lost", "window.blocked")
 HISTORY = 500
 SIGNATURE_HEADER = "X-Reconciler-Signature"
 log = structlog.get_logger()
@@ -44,6 +46,10 @@ class Event:
     message: str
     revision: str | None = None
     fields: list[dict[str, Any]] = field(default_factory=list)
+    action: str | None = None                 # sync.applied: create | update | replace | adopt | delete
+    who: dict[str, Any] | None = None         # drift: who changed it (principal, call, time), where CloudTrail says
+    durationSeconds: float | None = None      # drift.corrected: from the correction sent to AWS having finished
+    progress: dict[str, Any] | None = None    # operation.slow: elapsedSeconds, expectedSeconds, p90Seconds, work
     time: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     format: str = EVENT_FORMAT
 
@@ -58,7 +64,9 @@ class Event:
         return (self.type, self.kind, self.name)
 
     def to_json(self) -> dict[str, Any]:
-        return {"format": self.format, **{k: v for k, v in asdict(self).items() if k != "format"}}
+        """The event as receivers get it: the optional fields only when they say something."""
+        return {"format": self.format, **{k: v for k, v in asdict(self).items()
+                                          if k != "format" and (v is not None or k in ("kind", "name", "revision"))}}
 
 
 def sign(body: bytes, secret: str) -> str:
@@ -132,13 +140,14 @@ class Events:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as out:
-            out.write(json.dumps(record, default=str) + "\n")
+            out.write(json.dumps(record, default=json_default) + "\n")
         if self.path.stat().st_size > 2 * HISTORY * 1024:  # bounded on disk too
             self._rewrite()
 
     def _rewrite(self) -> None:
         if self.path:
-            self.path.write_text("".join(json.dumps(r, default=str) + "\n" for r in self.history), encoding="utf-8")
+            lines = (json.dumps(r, default=json_default) + "\n" for r in self.history)
+            self.path.write_text("".join(lines), encoding="utf-8")
 
     # ------------------------------------------------------------------ delivery
 
@@ -147,7 +156,7 @@ class Events:
             if url in self.notify:
                 self._tell(url, event)
             else:
-                self._deliver(url, json.dumps(event.to_json(), default=str).encode(), event)
+                self._deliver(url, json.dumps(event.to_json(), default=json_default).encode(), event)
 
     def _tell(self, url: str, event: Event) -> None:
         """A readable message to a chat or paging service, through apprise (it knows their URL schemes), sent by
@@ -190,7 +199,8 @@ class Events:
         log.error("notify.gave_up", url=_safe(url), type=event.type, attempts=self.retries)
 
 
-_SEVERITY = {"drift.detected": "warning", "drift.corrected": "success", "apply.failed": "failure",
+_SEVERITY = {"sync.applied": "info", "operation.slow": "warning",
+             "drift.detected": "warning", "drift.corrected": "success", "apply.failed": "failure",
              "health.degraded": "failure", "health.recovered": "success", "spec.invalid": "failure",
              "agent.stuck": "failure", "lease.lost": "warning", "window.blocked": "info"}
 
@@ -200,6 +210,10 @@ def readable(event: Event) -> str:
     where = f"{event.kind}/{event.name}: " if event.kind else ""
     lines = [f"{where}{event.message}"]
     lines += [f"  {f['path']}: {json.dumps(f.get('before'))} -> {json.dumps(f.get('after'))}" for f in event.fields]
+    if event.who:
+        lines.append(f"changed by {event.who.get('principal')} ({event.who.get('call')}, {event.who.get('time', '?')})")
+    if event.durationSeconds is not None:
+        lines.append(f"AWS took {event.durationSeconds:.0f}s")
     if event.revision:
         lines.append(f"revision {event.revision}")
     return "\n".join(lines)

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from ..log import json_default
 from .status import StatusStore
 
 
@@ -47,10 +48,10 @@ def serve(store: StatusStore, actions: Actions, host: str, port: int, token: str
             elif path == "/metrics":
                 self._send(200, generate_latest(store.metrics.registry), CONTENT_TYPE_LATEST)
             elif path == "/status":
-                body = json.dumps(store.snapshot(), indent=2, default=str).encode()
+                body = json.dumps(store.snapshot(), indent=2, default=json_default).encode()
                 self._send(200, body, "application/json")
             elif path == "/events":
-                body = json.dumps({"events": store.events.recent()}, indent=2, default=str).encode()
+                body = json.dumps({"events": store.events.recent()}, indent=2, default=json_default).encode()
                 self._send(200, body, "application/json")
             else:
                 self._send(404, b"not found: try /, /healthz, /metrics, /status or /events\n", "text/plain")

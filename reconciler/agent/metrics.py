@@ -51,5 +51,8 @@ class Metrics:
         self.event_latency = Histogram("reconciler_event_correction_seconds", "From AWS's event (the change) to "
                                        "the drift corrected", buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300),
                                        registry=r)
+        self.correction_seconds = Histogram("reconciler_drift_correction_seconds", "From a drift correction sent "
+                                            "to AWS having finished it", buckets=(1, 5, 15, 30, 60, 120, 300, 600,
+                                                                                  1200, 1800, 3600), registry=r)
         self.last_cycle = Gauge("reconciler_last_cycle_timestamp_seconds", "When the last cycle finished",
                                 registry=r)

@@ -29,6 +29,7 @@ from ..engine.apply import ApplyReport, apply_plan
 from ..engine.plan import Change, Plan, enforce_budget, enforce_windows, make_plan
 from ..engine.writeback import uncorrected_fields, write_back
 from ..errors import ReconcilerError, SpecError
+from ..expect import Durations
 from ..health import HealthResult, check_cluster
 from ..lease import Heartbeat, Lease, keep
 from ..loading import interval_of, load_specs
@@ -36,9 +37,11 @@ from ..specs import SpecSet
 from ..windows import windows_of
 from .config import AgentConfig
 from .events import Event
+from .ledger import Ledger
 from .record import Recorder
 from .source import GitSource
 from .status import StatusStore, now_iso
+from .who import Trail
 from .writeback import BranchWriter, Published
 
 if TYPE_CHECKING:
@@ -94,7 +97,10 @@ class Reconciler:
         self.lease, self.writer = lease, writer
         self.stop = stop or threading.Event()
         self.changed_by: dict[str, str] = {}  # ref -> who changed it last, where AWS said (its change events)
-        self.recorder = Recorder(store, config.notify_after)
+        kept = store.events.path.parent if store.events.path else None  # the state directory
+        self.recorder = Recorder(store, config.notify_after, Ledger(kept / "ledger.json" if kept else None),
+                                 Durations(kept / "durations.json" if kept else None), Trail(aws),
+                                 look_s=config.pending_s)
         self.backoff = Backoff(config.interval_s, config.backoff_max_s)
         self.latest: dict[str, Change] = {}  # ref -> its last planned change (dependencies, events, write-back)
         self.last_results: dict[str, tuple[str, int]] = {}  # ref -> (its last result, the calls of that reconcile)
@@ -173,7 +179,7 @@ class Reconciler:
         self.store.update(apiCalls=calls)
         results = _results(plan, report)
         self.last_results.update({ref: (result, calls) for ref, result in results.items()})
-        states = self.recorder.resources(plan, report, leader, every, self.backoff.waiting)
+        states = self.recorder.resources(plan, report, leader, every)
         if self.writer is not None and applied_revision == revision and (leader or self.lease_on_demand):
             self._write_back(spec_set, revision)
         health = [] if self.stop.is_set() else self._check_health(spec_set, refs)
@@ -181,8 +187,12 @@ class Reconciler:
         if ok and leader and applied_revision == revision:
             self.store.update(lastAppliedRevision=revision)
             self.store.metrics.revision.info({"revision": revision})
+        requeue = self._requeue(spec_set, states)
+        for ref, state in states.items():
+            if state == "error":  # said beside the error: when it is tried again
+                self.store.annotate(ref, retryInSeconds=round(requeue[ref]))
         return BatchResult(ok=ok and self.store.get("specError") is None, healthy=_verdict(health), refs=every,
-                           requeue=self._requeue(spec_set, states), states=states, results=results, api_calls=calls)
+                           requeue=requeue, states=states, results=results, api_calls=calls)
 
     def _plan(self, spec_set: SpecSet, refs: list[str]) -> Plan:
         plan = make_plan(spec_set, self.aws, workers=self.config.workers, only=refs,
@@ -329,7 +339,7 @@ class Reconciler:
             result = write_back(Plan(list(self.latest.values())), spec_set,
                                 self.source.root / self.source.specs_path, self.aws, relative_to=self.source.root,
                                 fields=uncorrected_fields)
-            published = self.writer.publish(result, revision, self.changed_by)
+            published = self.writer.publish(result, revision, {**self.recorder.who_changed(), **self.changed_by})
         except Exception as exc:
             ours = isinstance(exc, ReconcilerError)  # git refused, or the branch is someone else's
             message = str(exc) if ours else describe_failure(exc, "the write-back branch", "writing")

@@ -5,26 +5,31 @@ hands over the plan, the apply report and the health results."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import time
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from ..expect import Durations
 from .events import Event
+from .ledger import Ledger, Operation
 from .status import StatusStore, now_iso
+from .who import Trail, touch_json
 
 if TYPE_CHECKING:
     from ..aws import Aws
     from ..engine.apply import ApplyReport, Outcome
     from ..engine.plan import Change, Plan
     from ..health import HealthResult
+    from .watch import Touch
 
 log = structlog.get_logger()
 
 SHOWN_FIELDS = ("drifted", "paused", "window-blocked", "pending", "waiting", "error")
+_NONE = Operation(cause="", action="", started=0.0)
 
 
-def state_of(change: Change, outcome: Outcome | None, backoff_s: float) -> tuple[str, str | None]:
+def state_of(change: Change, outcome: Outcome | None) -> tuple[str, str | None]:
     """in-sync | drifted | pending | waiting | paused | window-blocked | error, and why."""
     if change.action == "error":
         return "error", change.error
@@ -47,8 +52,6 @@ def state_of(change: Change, outcome: Outcome | None, backoff_s: float) -> tuple
             return "window-blocked", f"held by {change.window}"
         if change.waiting:
             return "waiting", change.waiting
-        if backoff_s:
-            return "error", f"failed before; retrying in {backoff_s:.0f}s"
         return "drifted", ("policy: observe" if change.policy == "observe" else None)
     if change.live and change.live.pending:
         return "pending", change.live.pending
@@ -56,21 +59,39 @@ def state_of(change: Change, outcome: Outcome | None, backoff_s: float) -> tuple
 
 
 class Recorder:
-    """Turns a reconcile's plan and outcomes into the store's entries, events and metrics."""
+    """Turns a reconcile's plan and outcomes into the store's entries, events and metrics.
 
-    def __init__(self, store: StatusStore, notify_after: int = 1):
+    Events say what happened (docs/events.md): `sync.applied` for a change a spec asked for, `drift.detected`
+    and `drift.corrected` for a resource that left what the agent last made it (corrected: when AWS has
+    finished, with how long it took), `operation.slow` for work AWS takes unusually long over. The ledger
+    (what each resource last converged to, the operations open) tells them apart and survives restarts.
+    """
+
+    def __init__(self, store: StatusStore, notify_after: int = 1, ledger: Ledger | None = None,
+                 durations: Durations | None = None, trail: Trail | None = None, look_s: float = 0.0):
         self.store = store
         self.notify_after = notify_after  # drift is reported once it has lasted this many reconciles
+        self.ledger = ledger or Ledger()
+        self.durations = durations or Durations()
+        self.trail = trail  # who changed a drifted resource (CloudTrail); None: not looked up
+        self.look_s = look_s  # how soon the agent looks again at work in progress (--pending-interval)
         self._drift: dict[str, str] = {}  # ref -> the drift last reported
         self._drift_seen: dict[str, tuple[str, int]] = {}  # ref -> (drift, reconciles seen in a row)
         self._last_change: dict[str, dict[str, str]] = {}  # ref -> when and what the agent last applied
+        self._who: dict[str, dict[str, Any]] = {}  # ref -> who made its drift (until it converges)
+        self._asked: set[str] = set()  # drifted refs looked up once already (until they converge)
         self._unhealthy: set[str] = set()
 
-    def resources(self, plan: Plan, report: ApplyReport, leader: bool, order: list[str],
-                  backoff: Callable[[str], float]) -> dict[str, str]:
+    def resources(self, plan: Plan, report: ApplyReport, leader: bool, order: list[str]) -> dict[str, str]:
         """Record each planned resource; returns ref -> state."""
-        entries = {c.ref: self._entry(c, report, leader, backoff(c.ref)) for c in plan.changes}
+        outcomes = {o.change.ref: o for o in report.outcomes}
+        causes = {c.ref: self.ledger.cause(c) for c in plan.changes if c.is_change}
+        self._look_up_who([c for c in plan.changes if causes.get(c.ref) == "drift"
+                           or (c.is_change and c.action != "create" and not c.applicable)])
+        entries = {c.ref: self._entry(c, outcomes.get(c.ref), causes.get(c.ref), leader) for c in plan.changes}
         self.store.put_resources(entries, order)
+        self.ledger.forget(set(order))
+        self.ledger.flush()
         metric = self.store.metrics.resources
         metric.clear()
         for (kind, state), n in self.store.state_counts().items():
@@ -80,33 +101,140 @@ class Recorder:
                               else {"error": plan.inventory_error})
         return {ref: entry["state"] for ref, entry in entries.items()}
 
-    def _entry(self, change: Change, report: ApplyReport, leader: bool, backoff_s: float) -> dict[str, Any]:
-        outcome = next((o for o in report.outcomes if o.change.ref == change.ref), None)
-        state, message = state_of(change, outcome, backoff_s)
+    def heard(self, touch: Touch) -> None:
+        """AWS's change event named who changed a resource (--watch-events): no lookup needed for it."""
+        self._who[touch.ref] = touch_json(touch)
+
+    def who_changed(self) -> dict[str, str]:
+        """ref -> who changed it, in words (the write-back commit's lines)."""
+        return {ref: f"{w['principal']} ({w['call']}, {w.get('time', 'unknown time')})" for ref, w in self._who.items()}
+
+    def _look_up_who(self, drifted: list[Change]) -> None:
+        """Who changed the resources newly found drifted (one CloudTrail lookup per service, not per cycle)."""
+        new = [c for c in drifted if c.ref not in self._who and c.ref not in self._asked]
+        if self.trail is None or not new:
+            return
+        self._asked.update(c.ref for c in new)
+        found = self.trail.who(new)
+        for change in new:
+            touch = found.get(change.ref)
+            if touch is not None:
+                self._who[change.ref] = touch_json(touch)
+                log.info("drift.who", kind=change.kind, name=change.name, **self._who[change.ref])
+
+    def _entry(self, change: Change, outcome: Outcome | None, cause: str | None, leader: bool) -> dict[str, Any]:
+        state, message = state_of(change, outcome)
+        if outcome is not None and outcome.status == "applied" and outcome.work:  # accepted; AWS carries it out
+            state, message = "pending", f"applied; AWS is carrying it out ({outcome.work})"
         if not leader and state == "drifted" and change.applicable:
             message = f"left to the lease holder ({(self.store.get('lease') or {}).get('holder')})"
         metrics = self.store.metrics
         if change.is_change:
             metrics.drift.labels(kind=change.kind).inc()
-        self._outcome_events(change, outcome)
+        if outcome is not None and outcome.status == "failed":
+            self.store.events.emit(Event("apply.failed", change.kind, change.name, outcome.message,
+                                         revision=self.store.get("lastAttemptedRevision")))
+        elif outcome is not None and outcome.status in ("applied", "pending"):
+            self.store.events.clear("apply.failed", change.kind, change.name)
+            self._made(change, outcome, cause or "sync")
         if outcome and outcome.status == "applied":
             self._last_change[change.ref] = {"time": now_iso(), "action": change.action}
             metrics.changes.labels(kind=change.kind, action=change.action).inc()
         elif state == "error":
             metrics.errors.labels(kind=change.kind).inc()
+        if state == "in-sync":
+            self._converged(change)
         since = change.live.pending_since if change.live and state == "pending" else None
         fields = [f.to_json() for f in change.fields] if state in SHOWN_FIELDS else []
-        self._report_drift(change, state, fields)
+        if cause == "drift" or not change.applicable:
+            self._report_drift(change, state, fields)
+        progress = self._progress(change) if state == "pending" else None
+        who = self._who.get(change.ref) or ((self.ledger.get(change.ref) or _NONE).who if state == "pending" else None)
         return {"kind": change.kind, "name": change.name, "state": state, "action": change.action,
                 "policy": change.policy, **({"message": message} if message else {}),
                 **({"pendingSince": since} if since else {}), **({"fields": fields} if fields else {}),
                 **({"changed": True} if outcome and outcome.status == "applied" else {}),
                 **({"lastChange": self._last_change[change.ref]} if change.ref in self._last_change else {}),
-                **({"retryInSeconds": round(backoff_s)} if backoff_s and state == "error" else {})}
+                **({"progress": progress} if progress else {}), **({"changedBy": who} if who else {})}
+
+    def _made(self, change: Change, outcome: Outcome, cause: str) -> None:
+        """A change sent to AWS: announced by its cause; one AWS still carries out is remembered as open."""
+        events, revision = self.store.events, self.store.get("lastAttemptedRevision")
+        fields = [f.to_json() for f in change.effective_fields]
+        open_before = self.ledger.get(change.ref)
+        if cause == "drift" and open_before is None:
+            who = self._who.get(change.ref)
+            log.warning("drift.detected", kind=change.kind, name=change.name, fields=fields,
+                        **({"who": who} if who else {}))
+            events.emit(Event("drift.detected", change.kind, change.name, "drifted; correcting", revision=revision,
+                              fields=fields, who=who))
+        elif cause != "drift" and not (cause == "create" and change.action != "create"):
+            log.info("sync.applied", kind=change.kind, name=change.name, action=change.action, revision=revision)
+            events.emit(Event("sync.applied", change.kind, change.name, f"{change.action} applied",
+                              revision=revision, fields=fields, action=change.action))
+        if outcome.status == "pending" or outcome.work:
+            over = self.ledger.started(change.ref, Operation(
+                cause=cause, action=change.action, started=time.time() - outcome.duration_s, revision=revision,
+                fields=fields, work=outcome.work, work_started=outcome.started, who=self._who.get(change.ref)),
+                busy=bool(change.live and change.live.pending))
+            if over is not None:
+                self.durations.observed(*over)
+        elif cause == "drift" and open_before is None:  # AWS made it at once: corrected now
+            self._corrected(change, fields, outcome.duration_s, self._who.get(change.ref))
+
+    def _converged(self, change: Change) -> None:
+        """In sync: remembered as converged; the operation that got it there is closed, its duration learnt,
+        and a drift correction announced now that AWS has finished it."""
+        done = self.ledger.converge(change, self.store.get("lastAttemptedRevision"), now_iso())
+        self._who.pop(change.ref, None)
+        self._asked.discard(change.ref)
+        if done is None:
+            return
+        if done.cause == "drift" and done.who is None and self.trail is not None:  # CloudTrail may have it by now
+            touch = self.trail.who([change]).get(change.ref)
+            done.who = touch_json(touch) if touch else None
+        now = time.time()
+        if done.work and done.work_started:
+            self.durations.observed(done.work, now - done.work_started)
+        log.info("operation.finished", kind=change.kind, name=change.name, cause=done.cause, action=done.action,
+                 work=done.work, duration_s=round(now - done.started, 1))
+        if done.cause == "drift":
+            self._corrected(change, done.fields, now - done.started, done.who)
+
+    def _corrected(self, change: Change, fields: list[dict[str, Any]], seconds: float,
+                   who: dict[str, Any] | None) -> None:
+        events = self.store.events
+        log.info("drift.corrected", kind=change.kind, name=change.name, duration_s=round(seconds, 1))
+        events.emit(Event("drift.corrected", change.kind, change.name, f"corrected; AWS took {seconds:.0f}s",
+                          revision=self.store.get("lastAttemptedRevision"), fields=fields, who=who,
+                          durationSeconds=round(seconds, 1)))
+        events.clear("drift.detected", change.kind, change.name)
+        events.clear("drift.corrected", change.kind, change.name)
+        self.store.metrics.correction_seconds.observe(seconds)
+
+    def _progress(self, change: Change) -> dict[str, Any] | None:
+        """How long AWS's work on it has run against how long it usually takes; `operation.slow` once past
+        1.5 x its p90."""
+        operation = self.ledger.get(change.ref)
+        if operation is None or not operation.work or not operation.work_started:
+            return None
+        expected = self.durations.expected(operation.work)
+        elapsed = time.time() - operation.work_started
+        slow_after = expected.slow_after(self.look_s)
+        progress = {"since": operation.work_started, **expected.to_json(), "slowAfterSeconds": round(slow_after, 1)}
+        if elapsed > slow_after and self.ledger.mark_slow(change.ref):
+            shown = {**expected.to_json(), "elapsedSeconds": round(elapsed, 1)}
+            log.warning("operation.slow", kind=change.kind, name=change.name, **shown)
+            self.store.events.emit(Event(
+                "operation.slow", change.kind, change.name,
+                f"{expected.work} has run {elapsed:.0f}s; AWS usually takes {expected.seconds:.0f}s "
+                f"(p90 {expected.p90:.0f}s, {expected.source})", revision=self.store.get("lastAttemptedRevision"),
+                progress=shown))
+        return progress
 
     def _report_drift(self, change: Change, state: str, fields: list[dict[str, Any]]) -> None:
-        """`drift.detected` once when a resource's drift appears or changes (the fields, secrets masked);
-        the drift that apply corrects is logged by apply itself."""
+        """Drift the agent does not correct (observe, paused, a window, a follower): `drift.detected` once when
+        it appears or changes (the fields, secrets masked, who made it)."""
         reported = state in ("drifted", "paused", "window-blocked") and fields
         signature = json.dumps(fields, sort_keys=True, default=str) if reported else None
         revision = self.store.get("lastAppliedRevision")
@@ -118,36 +246,23 @@ class Recorder:
         else:
             self._drift_seen.pop(change.ref, None)
         events = self.store.events
+        who = self._who.get(change.ref)
         if signature and self._drift.get(change.ref) != signature and change.window:
             log.warning("window.blocked", kind=change.kind, name=change.name, window=change.window, fields=fields)
             events.emit(Event("window.blocked", change.kind, change.name, f"drift held by {change.window}",
-                              revision=revision, fields=fields))
+                              revision=revision, fields=fields, who=who))
         elif signature and self._drift.get(change.ref) != signature:
-            log.warning("drift.detected", kind=change.kind, name=change.name, policy=change.policy, fields=fields)
+            log.warning("drift.detected", kind=change.kind, name=change.name, policy=change.policy, fields=fields,
+                        **({"who": who} if who else {}))
             why = ("paused" if change.paused else "policy: observe" if change.policy == "observe"
                    else change.refused or "not applied")
             events.emit(Event("drift.detected", change.kind, change.name, f"drifted ({why})", revision=revision,
-                              fields=fields))
+                              fields=fields, who=who))
         if signature:
             self._drift[change.ref] = signature
         elif self._drift.pop(change.ref, None):
             events.clear("drift.detected", change.kind, change.name)
             events.clear("window.blocked", change.kind, change.name)
-
-    def _outcome_events(self, change: Change, outcome: Outcome | None) -> None:
-        """drift.corrected for a drift the agent fixed; apply.failed for a failure (once, until it clears)."""
-        revision = self.store.get("lastAttemptedRevision")
-        if outcome is None:
-            return
-        events = self.store.events
-        if outcome.status == "failed":
-            events.emit(Event("apply.failed", change.kind, change.name, outcome.message, revision=revision))
-            return
-        if outcome.status == "applied":
-            events.clear("apply.failed", change.kind, change.name)
-            if change.action in ("update", "adopt", "replace"):
-                events.emit(Event("drift.corrected", change.kind, change.name, f"{change.action} applied",
-                                  revision=revision, fields=[f.to_json() for f in change.effective_fields]))
 
     def calls(self, aws: Aws, calls: Any = None) -> None:
         """Add a reconcile's calls (or `calls`) and the background ones since last time to the metrics."""

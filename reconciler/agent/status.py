@@ -23,6 +23,14 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def _progress_now(progress: dict[str, Any]) -> dict[str, Any]:
+    """A pending operation's progress as of now: elapsed against expected, and whether it is slow."""
+    elapsed = max(0.0, time.time() - progress["since"])
+    shown = {k: v for k, v in progress.items() if k != "since"}
+    return {**shown, "elapsedSeconds": round(elapsed, 1), "slow": elapsed > progress["slowAfterSeconds"],
+            "startedAt": datetime.fromtimestamp(progress["since"], UTC).isoformat(timespec="seconds")}
+
+
 class StatusStore:
     """The agent's state as its readers see it; thread-safe."""
 
@@ -53,7 +61,8 @@ class StatusStore:
         """The status document: what /status serves and the page renders."""
         due = self.next_due()
         with self.lock:
-            resources = [{**entry, **({"nextCheckInSeconds": round(due[ref], 1)} if ref in due else {})}
+            resources = [{**entry, **({"nextCheckInSeconds": round(due[ref], 1)} if ref in due else {}),
+                          **({"progress": _progress_now(entry["progress"])} if entry.get("progress") else {})}
                          for ref, entry in self._resources.items()]
             return {**self._doc, "resources": resources, "health": list(self._health.values()),
                     "cycles": list(self._cycles), "intervalSeconds": self.interval_s, "actions": self.actions,
@@ -93,6 +102,12 @@ class StatusStore:
         with self.lock:
             merged = {**self._resources, **entries}
             self._resources = {ref: merged[ref] for ref in order if ref in merged}
+
+    def annotate(self, ref: str, **values: Any) -> None:
+        """Add to one resource's entry (what is known only after it was recorded)."""
+        with self.lock:
+            if ref in self._resources:
+                self._resources[ref] = {**self._resources[ref], **values}
 
     def put_health(self, results: list[dict[str, Any]], clusters: list[str]) -> None:
         """The last check of each cluster checked; `clusters`: every cluster of the spec set."""

@@ -38,7 +38,7 @@ from ..model import OWNER_TAG, OWNER_VALUE, ROLE_TAG
 
 if TYPE_CHECKING:
     from ..aws import Aws
-    from ..engine.plan import Plan
+    from ..engine.plan import Change, Plan
     from .metrics import Metrics
 
 log = structlog.get_logger()
@@ -74,8 +74,12 @@ class EventIndex:
 
     @classmethod
     def from_plan(cls, plan: Plan) -> EventIndex:
+        return cls.from_plan_changes(plan.changes)
+
+    @classmethod
+    def from_plan_changes(cls, changes: Iterable[Change]) -> EventIndex:
         index = cls()
-        for change in plan.changes:
+        for change in changes:
             resource = change.resource
             for source, names in resource.event_keys.items():
                 for key in names:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from ..aws import describe_failure, wants_traceback
+from ..expect import Durations, spoken
 from ..model import NotYet
 from .plan import Change, ObserveFailure, Plan, change_steps, decide, dependency_wait, observe_all
 
@@ -25,6 +26,9 @@ class Outcome:
     status: str                 # applied | pending | failed | refused | waiting (for a dependency)
     message: str = ""
     duration_s: float = 0.0
+    work: str | None = None     # the work AWS goes on doing for it after the call (typical.DURATIONS): a pending
+                                # change's, or an applied one's that AWS still carries out (a deploy)
+    started: float | None = None  # when the step that started that work was sent (epoch seconds)
 
 
 @dataclass
@@ -87,9 +91,9 @@ def _apply_one(change: Change, aws: Aws) -> Outcome | None:
         return Outcome(change, "refused", change.refused)
     if not change.applicable:
         return None
-    started = time.monotonic()
+    started, sent = time.monotonic(), _Sent()
     try:
-        status, message = _run_steps(change, aws)
+        status, message = _run_steps(change, aws, sent)
     except Exception as exc:
         message = describe_failure(exc, change.ref, "applying")
         log.error("apply.failed", kind=change.kind, name=change.name, action=change.action, error=message,
@@ -102,13 +106,21 @@ def _apply_one(change: Change, aws: Aws) -> Outcome | None:
     else:
         log.info(f"apply.{change.action}", kind=change.kind, name=change.name, duration_ms=round(duration * 1000),
                  fields=fields)
-    return Outcome(change, status, message, duration)
+    return Outcome(change, status, message, duration, sent.work, sent.at)
+
+
+@dataclass
+class _Sent:
+    """The last step sent that AWS works on afterwards (a table UPDATING): what work, since when."""
+
+    work: str | None = None
+    at: float | None = None
 
 
 MAX_ROUNDS = 12  # look-agains within one apply, for steps that AWS finished at once
 
 
-def _run_steps(change: Change, aws: Aws) -> tuple[str, str]:
+def _run_steps(change: Change, aws: Aws, sent: _Sent | None = None) -> tuple[str, str]:
     """Run a change's steps in order until one must wait for AWS, or all are done.
 
     After a step that leaves AWS busy, the resource is observed again at once: when AWS has
@@ -126,7 +138,10 @@ def _run_steps(change: Change, aws: Aws) -> tuple[str, str]:
                 return "pending", f"waiting for AWS to show the effect of: {step.description}"
             log.info("apply.step", kind=change.kind, name=change.name, step=step.description)
             try:
+                at = time.time()
                 step.run()
+                if step.takes and sent is not None:
+                    sent.work, sent.at = step.takes, at
             except NotYet as later:  # AWS's own "not now": pending, tried again by a later cycle
                 log.info("apply.not_yet", kind=change.kind, name=change.name, step=step.description,
                          reason=later.reason)
@@ -157,22 +172,54 @@ def _look_again(change: Change, aws: Aws) -> Change:
 
 
 def wait_until_settled(report: ApplyReport, aws: Aws, timeout_s: float,
-                       on_progress: Callable[[str], None] = lambda _: None, poll_s: float = 5) -> list[str]:
+                       on_progress: Callable[[str], None] = lambda _: None, poll_s: float = 5,
+                       durations: Durations | None = None) -> list[str]:
     """Poll the applied resources until AWS reports none of them pending (e.g. a distribution
-    deploying). Returns the refs still pending at the timeout."""
+    deploying), saying how far along each is against how long AWS usually takes. Returns the refs still
+    pending at the timeout."""
+    durations = durations or Durations(None)
     resources = list({o.change.ref: o.change.resource for o in report.outcomes
                       if o.status in ("applied", "pending")}.values())
     deadline = time.monotonic() + timeout_s
     started = time.monotonic()
     while True:
         aws.new_cycle()
-        waiting = []
+        waiting, busy = [], []
         for resource, live in zip(resources, observe_all(resources, aws), strict=True):
             if isinstance(live, ObserveFailure):  # said in the log; the next plan reports it
                 continue
             if live is not None and live.pending:
                 waiting.append(f"{resource.ref} ({live.pending})")
+                busy.append(resource.ref)
         if not waiting or time.monotonic() > deadline:
             return waiting
-        on_progress(f"Waiting for {', '.join(waiting)}... {time.monotonic() - started:.0f}s")
+        on_progress(progress_text(report, busy, durations, time.monotonic() - started)
+                    or f"Waiting for {', '.join(waiting)}... {time.monotonic() - started:.0f}s")
         time.sleep(poll_s)
+
+
+def progress_text(report: ApplyReport, busy: list[str], durations: Durations, waited_s: float,
+                  width: int = 24) -> str | None:
+    """`[#######.........] 45%  Table/Products: dynamodb.throughput 27s of ~60s, ~33s left`: the resource
+    whose work should finish last, as a bar; None when no pending work is known."""
+    latest: dict[str, Outcome] = {}
+    for outcome in report.outcomes:  # the last outcome with known work, per resource
+        if outcome.change.ref in busy and outcome.work and outcome.started:
+            latest[outcome.change.ref] = outcome
+    if not latest:
+        return None
+    now = time.time()
+    rows = []
+    for ref, outcome in latest.items():
+        assert outcome.work is not None and outcome.started is not None
+        expected = durations.expected(outcome.work)
+        elapsed = now - outcome.started
+        rows.append((expected.seconds - elapsed, ref, outcome.work, elapsed, expected))
+    left, ref, work, elapsed, expected = max(rows)
+    share = min(1.0, elapsed / expected.seconds) if expected.seconds else 1.0
+    bar = "#" * round(share * width) + "." * (width - round(share * width))
+    remaining = f"~{spoken(left)} left" if left > 0 else (
+        "slow: past 1.5 x p90" if elapsed > expected.slow_after() else "longer than usual")
+    others = f" (+{len(busy) - 1} more)" if len(busy) > 1 else ""
+    return (f"[{bar}] {share:4.0%}  {ref}: {work} {spoken(elapsed)} of ~{spoken(expected.seconds)}, "
+            f"{remaining}{others}")

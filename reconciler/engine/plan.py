@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from ..aws import describe_error, describe_failure, wants_traceback
+from ..expect import Durations, step_seconds
 from ..fields import mark_ignored
 from ..model import FieldChange, Live, Step
 from ..resources import Resource, registry
@@ -79,7 +80,7 @@ class Change:
         return (self.is_change and not self.refused and self.policy == "enforce" and not self.paused
                 and not self.window)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, durations: Durations | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {
             "kind": self.kind, "name": self.name, "action": self.action,
             "fields": [f.to_json() for f in self.fields],
@@ -100,8 +101,11 @@ class Change:
             if self.live.pending_since:
                 out["pendingSince"] = self.live.pending_since
         if self.steps:
-            out["steps"] = [{"description": s.description, **({"waitsFor": s.wait} if s.wait else {})}
-                            for s in self.steps]
+            durations = durations or Durations(None)
+            out["steps"] = [{"description": s.description, **({"waitsFor": s.wait} if s.wait else {}),
+                             "expectedSeconds": round(step_seconds(s.takes, durations), 1),
+                             **({"work": s.takes} if s.takes else {})} for s in self.steps]
+            out["expectedSeconds"] = round(sum(x["expectedSeconds"] for x in out["steps"]), 1)
         if self.notes:
             out["notes"] = self.notes
         return out
@@ -129,9 +133,25 @@ class Plan:
     def has_errors(self) -> bool:
         return any(c.action == "error" for c in self.changes)
 
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"format": PLAN_FORMAT, "changes": [c.to_json() for c in self.changes],
-                               "summary": self.summary()}
+    def expected_seconds(self, durations: Durations) -> float:
+        """How long AWS should take for the whole plan: the longest chain of a resource's steps after the
+        ones it depends on (resources that depend on nothing here proceed side by side on AWS's side)."""
+        own = {c.ref: sum(step_seconds(s.takes, durations) for s in c.steps) for c in self.changes}
+        by_ref = {c.ref: c for c in self.changes}
+        done: dict[str, float] = {}
+
+        def finish(ref: str, seen: frozenset[str] = frozenset()) -> float:
+            if ref not in done:
+                deps = [d for d in by_ref[ref].resource.dependencies() if d in own and d not in seen]
+                done[ref] = own[ref] + max((finish(d, seen | {ref}) for d in deps), default=0.0)
+            return done[ref]
+
+        return max((finish(ref) for ref in own), default=0.0)
+
+    def to_json(self, durations: Durations | None = None) -> dict[str, Any]:
+        durations = durations or Durations(None)
+        out: dict[str, Any] = {"format": PLAN_FORMAT, "changes": [c.to_json(durations) for c in self.changes],
+                               "summary": self.summary(), "expectedSeconds": round(self.expected_seconds(durations), 1)}
         if self.unmanaged is not None:
             out["unmanaged"] = [o.to_json() for o in self.unmanaged]
         if self.inventory_error:

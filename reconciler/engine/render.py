@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 import json
-from decimal import Decimal
 from typing import Any
 
 import click
 
+from ..expect import Durations, agent_durations, spoken
+from ..log import json_default
 from ..model import FieldChange
 from .apply import ApplyReport
 from .plan import Change, Plan
@@ -24,18 +24,8 @@ OBSERVED = {"create": "is missing", "adopt": "could be adopted", "update": "has 
             "replace": "has drifted in a way that needs replacement", "delete": "would be destroyed"}
 
 
-def json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode()
-    if isinstance(value, set | frozenset | tuple):
-        return sorted(value, key=repr)
-    return str(value)
-
-
-def plan_json(plan: Plan) -> str:
-    return json.dumps(plan.to_json(), indent=2, default=json_default)
+def plan_json(plan: Plan, durations: Durations | None = None) -> str:
+    return json.dumps(plan.to_json(durations or agent_durations()), indent=2, default=json_default)
 
 
 def format_value(value: Any, sensitive: bool = False) -> str:
@@ -65,7 +55,7 @@ def _field_line(action: str, f: FieldChange) -> str:
     return f"      {_style(sym, {'+': 'create', '-': 'delete', '~': 'update'}[sym])} {line}{mark}"
 
 
-def render_change(change: Change) -> list[str]:
+def render_change(change: Change, durations: Durations | None = None) -> list[str]:
     action = change.action
     observing = (change.policy == "observe" or change.paused) and action not in ("noop", "error")
     verb = OBSERVED.get(action, VERBS[action]) if observing else VERBS[action]
@@ -81,7 +71,7 @@ def render_change(change: Change) -> list[str]:
     lines.append(_style(f"{SYMBOLS[action]:>3} {change.kind} {change.name!r} {{", action))
     lines += [_field_line(action, f) for f in change.fields]
     lines.append("    }")
-    lines += _pending_lines(change)
+    lines += _pending_lines(change, durations or Durations(None))
     lines += [f"    note: {n}" for n in change.notes]
     if change.refused:
         lines.append(_style(f"    refused: {change.refused}", "error"))
@@ -92,8 +82,9 @@ def render_change(change: Change) -> list[str]:
     return lines
 
 
-def _pending_lines(change: Change) -> list[str]:
-    """What AWS is doing, and the steps of a change AWS takes one at a time (which wait, for what)."""
+def _pending_lines(change: Change, durations: Durations) -> list[str]:
+    """What AWS is doing, and the steps of a change AWS takes one at a time (which wait, for what; how long
+    AWS usually takes for each)."""
     lines = []
     live = change.live
     if live and live.pending:
@@ -103,18 +94,28 @@ def _pending_lines(change: Change) -> list[str]:
         lines.append("    steps (in the order AWS takes them; a step that waits is taken up by a later cycle):")
         for i, step in enumerate(change.steps, 1):
             wait = _style(f"  [waits: {step.wait}]", "update") if step.wait else ""
-            lines.append(f"      {i}. {step.description}{wait}")
+            lines.append(f"      {i}. {step.description}{_takes(step.takes, durations)}{wait}")
+    elif len(change.steps) == 1 and change.steps[0].takes:
+        lines.append(f"    AWS then works on it{_takes(change.steps[0].takes, durations)}")
     return lines
 
 
-def render_plan(plan: Plan) -> str:
+def _takes(work: str | None, durations: Durations) -> str:
+    if not work:
+        return ""
+    e = durations.expected(work)
+    return click.style(f"  (AWS takes ~{spoken(e.seconds)}, {e.source})", dim=True)
+
+
+def render_plan(plan: Plan, durations: Durations | None = None) -> str:
+    durations = durations or agent_durations()
     shown = [c for c in plan.changes if c.is_change or c.action == "error"
              or any(f.ignored for f in c.fields) or (c.live and c.live.pending)]
     out: list[str] = []
     if any(c.is_change for c in shown):
         out += ["reconciler will perform the following actions:", ""]
     for change in shown:
-        out += [*render_change(change), ""]
+        out += [*render_change(change, durations), ""]
     if plan.unmanaged:
         out.append(click.style("Unmanaged: these carry reconciler's ownership tags, but no spec declares them "
                                "(a spec file was removed?). They are left alone; to delete one, restore its spec "
@@ -123,6 +124,10 @@ def render_plan(plan: Plan) -> str:
     if plan.inventory_error:
         out += [f"(could not list what reconciler owns: {plan.inventory_error})", ""]
     out.append(summary_line(plan))
+    expected = plan.expected_seconds(durations) if plan.has_changes else 0
+    if expected:
+        out.append(f"AWS should finish this in about {spoken(expected)} (the longest chain of steps, by AWS's typical "
+                   "durations or what this agent has observed).")
     return "\n".join(out)
 
 

@@ -45,6 +45,7 @@ class Resource:
     fields: ClassVar[tuple[Field, ...]]
     order: ClassVar[int] = 50              # apply order: lower first; deletes run in reverse
     data_bearing: ClassVar[bool] = False   # deleting/replacing it loses data
+    takes: ClassVar[dict[str, str]] = {}  # action -> the work AWS does after it (typical.DURATIONS), for base steps
     iam_actions: ClassVar[tuple[str, ...]] = ()
     # Of those, the writes allowed only on resources tagged managed-by=reconciler (their names are not
     # known ahead), the creates allowed only with that tag in the request, and the few that cannot be
@@ -170,14 +171,16 @@ class Resource:
         per call; the engine runs them, and later cycles pick up where AWS made it wait.
         """
         busy = live.pending if live else None
+        takes = self.takes.get(action)
         if action == "create":
-            return [Step(f"create {self.kind} {self.name}", lambda: self.create(aws), settles=True)]
+            return [Step(f"create {self.kind} {self.name}", lambda: self.create(aws), settles=True, takes=takes)]
         if action == "delete":
             assert live is not None
-            return [Step(f"delete {self.kind} {self.name}", lambda: self.delete(aws, live), settles=True, wait=busy)]
+            return [Step(f"delete {self.kind} {self.name}", lambda: self.delete(aws, live), settles=True, wait=busy,
+                         takes=takes)]
         assert live is not None
         return [Step(f"update {', '.join(field_names(changes))}", lambda: self.update(aws, live, changes),
-                     wait=busy)]
+                     wait=busy, takes=takes)]
 
     def backup(self, aws: Aws, live: Live) -> str | None:
         """Take a backup before a delete or replace (data-bearing kinds); returns its name."""

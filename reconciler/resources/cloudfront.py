@@ -144,6 +144,7 @@ class Distribution(Resource):
     event_keys = {"cloudfront.amazonaws.com": ("id", "resource"), "s3.amazonaws.com": ("bucketName",)}
     service = "cloudfront"
     order = 30
+    takes = {"create": "cloudfront.deploy", "update": "cloudfront.deploy"}
     fields = (
         Field("enabled", default=True, api="Enabled"),
         Field("comment", default="", api="Comment"),
@@ -446,7 +447,8 @@ class Distribution(Resource):
                 {**o, "OriginAccessControlId": ""} for o in origins]})
             steps.append(Step("UpdateDistribution: disable, and detach the Origin Access Control (deploys for "
                               "minutes)", lambda: cf().update_distribution(
-                                  Id=live.id, IfMatch=live.extra["etag"], DistributionConfig=detached), settles=True))
+                                  Id=live.id, IfMatch=live.extra["etag"], DistributionConfig=detached), settles=True,
+                              takes="cloudfront.deploy"))
         deploying = live.pending if live.pending and not steps else None
         steps.append(Step(f"delete the bucket policy and the Origin Access Control, then DeleteDistribution {live.id}",
                           lambda: self.delete(aws, live), wait=deploying and f"{deploying} (the disable must be "

@@ -258,7 +258,7 @@ class Table(Resource):
             indexes = [g["name"] for g in want.get("globalSecondaryIndexes") or []]
             later = [c for c in self.diff(None) if _field_of(c.path) in ("pointInTimeRecovery", "ttl", "items")]
             return [Step(f"CreateTable {self.name}" + (f" with indexes {', '.join(indexes)}" if indexes else ""),
-                         lambda: self.create(aws), settles=True),
+                         lambda: self.create(aws), settles=True, takes="dynamodb.create"),
                     *self._setting_steps(ddb, None, later, want, spec)]
         assert live is not None
         waits = _Waits(live)
@@ -268,7 +268,7 @@ class Table(Resource):
                 steps.append(Step("UpdateTable: deletion protection off", lambda: ddb().update_table(
                     TableName=self.name, DeletionProtectionEnabled=False), wait=waits.table()))
             return [*steps, Step(f"DeleteTable {self.name}", lambda: self.delete(aws, live), settles=True,
-                                 wait=waits.table())]
+                                 wait=waits.table(), takes="dynamodb.delete")]
         by_field: dict[str, list[FieldChange]] = {}
         for c in changes:
             by_field.setdefault(_field_of(c.path), []).append(c)
@@ -308,13 +308,14 @@ class Table(Resource):
                               + (f" (read {want['capacity']['read']}, write {want['capacity']['write']}"
                                  f"{', and each index' if args.get('GlobalSecondaryIndexUpdates') else ''})"
                                  if mode == "PROVISIONED" else ""),
-                              lambda: ddb().update_table(**args), settles=True, wait=waits.table()))
+                              lambda: ddb().update_table(**args), settles=True, wait=waits.table(),
+                              takes="dynamodb.billing"))
         elif "capacity" in by_field and mode == "PROVISIONED":
             capacity = want["capacity"]
             steps.append(Step(f"UpdateTable: throughput read {capacity['read']}, write {capacity['write']}",
                               lambda: ddb().update_table(TableName=self.name,
                                                          ProvisionedThroughput=_throughput(capacity)),
-                              settles=True, wait=waits.table()))
+                              settles=True, wait=waits.table(), takes="dynamodb.throughput"))
         for change in by_field.get("globalSecondaryIndexes", []):
             steps += self._index_steps(ddb, change, switching, waits)
         return steps
@@ -330,15 +331,16 @@ class Table(Resource):
                          f"write {capacity['write']}",
                          lambda: ddb().update_table(TableName=self.name, GlobalSecondaryIndexUpdates=[{"Update": {
                              "IndexName": after["name"], "ProvisionedThroughput": _throughput(capacity)}}]),
-                         settles=True, wait=waits.indexes())]
+                         settles=True, wait=waits.indexes(), takes="dynamodb.throughput")]
         if before:
             steps.append(Step(f"UpdateTable: delete index {before['name']}", lambda: ddb().update_table(
                 TableName=self.name, GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": before["name"]}}]),
-                settles=True, wait=waits.indexes()))
+                settles=True, wait=waits.indexes(), takes="dynamodb.index_delete"))
         if after:
             steps.append(Step(f"UpdateTable: create index {after['name']} (it backfills)", lambda: ddb().update_table(
                 TableName=self.name, AttributeDefinitions=_attribute_definitions(self.spec.spec),
-                GlobalSecondaryIndexUpdates=[{"Create": _gsi_create(after)}]), settles=True, wait=waits.indexes()))
+                GlobalSecondaryIndexUpdates=[{"Create": _gsi_create(after)}]), settles=True, wait=waits.indexes(),
+                takes="dynamodb.index_create"))
         return steps
 
     def _setting_steps(self, ddb: Any, live: Live | None, changes: list[FieldChange], want: dict[str, Any],
@@ -366,12 +368,12 @@ class Table(Resource):
                 steps.append(Step(f"UpdateTimeToLive: disable TTL on {before['attribute']} (AWS then takes no "
                                   "other TTL change on this table for an hour)",
                                   lambda: _set_ttl(ddb(), arn(), self.name, before["attribute"], False),
-                                  settles=True, wait=waits.ttl()))
+                                  settles=True, wait=waits.ttl(), takes="dynamodb.ttl"))
             if after["enabled"] or before.get("enabled"):
                 steps.append(Step(f"UpdateTimeToLive: {'enable' if after['enabled'] else 'disable'} TTL on "
                                   f"{after['attribute']}",
                                   lambda: _set_ttl(ddb(), arn(), self.name, after["attribute"], after["enabled"]),
-                                  settles=True, wait=waits.ttl()))
+                                  settles=True, wait=waits.ttl(), takes="dynamodb.ttl"))
         return steps
 
     def _put_items(self, ddb: Any, items: Sequence[dict[str, Any]]) -> None:

@@ -107,6 +107,7 @@ class CacheCluster(Resource):
                   "ec2.amazonaws.com": ("groupId",)}
     service = "elasticache"
     order = 40
+    takes = {"create": "elasticache.create"}
     data_bearing = True
     fields = (
         Field("engine", default="redis", replace=True, api="Engine"),
@@ -366,14 +367,14 @@ class CacheCluster(Resource):
         busy = _busy(live)
         if action == "delete":
             return [Step(f"DeleteReplicationGroup {self.name} (final snapshot first)", lambda: self.delete(aws, live),
-                         settles=True, wait=busy)]
+                         settles=True, wait=busy, takes="elasticache.delete")]
         ec = lambda: aws.client("elasticache")  # noqa: E731
         want, fields = self._want, set(field_names(changes))
         steps: list[Step] = []
         if "allowFrom" in fields:  # the security group is EC2's: fixed at once, whatever the cache is doing
             steps.append(Step("security group ingress: exactly " + (", ".join(want["allowFrom"]) or "nothing"),
                               lambda: _set_ingress(aws.client("ec2"), live.extra["sg"]["GroupId"],
-                                                   live.state["allowFrom"], want["allowFrom"])))
+                                                   live.state["allowFrom"], want["allowFrom"])))  # EC2: at once
         put, drop = tag_changes(changes)
         if want["authToken"] and live.extra.get("recordFingerprint"):
             put[FINGERPRINT_TAG] = want["authToken"]
@@ -388,24 +389,24 @@ class CacheCluster(Resource):
         steps += self._replica_steps(ec, live, want, fields, busy, down=True)
         if "nodeType" in fields:
             steps.append(self._modify(ec, f"node type {live.state['nodeType']} -> {want['nodeType']}", busy,
-                                      CacheNodeType=want["nodeType"]))
+                                      "elasticache.scale", CacheNodeType=want["nodeType"]))
         if "engineVersion" in fields:
             steps.append(self._modify(ec, f"engine version -> {self.spec.spec['engineVersion']}", busy,
-                                      EngineVersion=self.spec.spec["engineVersion"]))
+                                      "elasticache.upgrade", EngineVersion=self.spec.spec["engineVersion"]))
         if "securityGroups" in fields:
             steps.append(Step(f"ModifyReplicationGroup: security group -> {self.security_group}",
                               lambda: ec().modify_replication_group(
                                   ReplicationGroupId=self.name, ApplyImmediately=True,
                                   SecurityGroupIds=[self._ensure_security_group(aws, want)]),
-                              settles=True, wait=busy))
+                              settles=True, wait=busy, takes="elasticache.settings"))
         steps += self._replica_steps(ec, live, want, fields, busy, down=False)
         if "authToken" in fields and self.spec.spec.get("authToken"):
             steps += self._token_steps(aws, live, busy)
         return steps
 
-    def _modify(self, ec: Any, what: str, busy: str | None, **args: Any) -> Step:
+    def _modify(self, ec: Any, what: str, busy: str | None, takes: str = "elasticache.settings", **args: Any) -> Step:
         return Step(f"ModifyReplicationGroup: {what}", lambda: ec().modify_replication_group(
-            ReplicationGroupId=self.name, ApplyImmediately=True, **args), settles=True, wait=busy)
+            ReplicationGroupId=self.name, ApplyImmediately=True, **args), settles=True, wait=busy, takes=takes)
 
     def _replica_steps(self, ec: Any, live: Live, want: dict[str, Any], fields: set[str], busy: str | None,
                        down: bool) -> list[Step]:
@@ -421,11 +422,12 @@ class CacheCluster(Resource):
                                                   "goes)", busy, AutomaticFailoverEnabled=False, MultiAZEnabled=False))
                 steps.append(Step(f"DecreaseReplicaCount: {have} -> {count}", lambda: ec().decrease_replica_count(
                     ReplicationGroupId=self.name, NewReplicaCount=count, ApplyImmediately=True),
-                    settles=True, wait=busy))
+                    settles=True, wait=busy, takes="elasticache.replicas"))
             return steps
         if "replicas" in fields and count > have:
             steps.append(Step(f"IncreaseReplicaCount: {have} -> {count}", lambda: ec().increase_replica_count(
-                ReplicationGroupId=self.name, NewReplicaCount=count, ApplyImmediately=True), settles=True, wait=busy))
+                ReplicationGroupId=self.name, NewReplicaCount=count, ApplyImmediately=True), settles=True, wait=busy,
+                takes="elasticache.replicas"))
         elif "automaticFailover" in fields and not want["automaticFailover"] and failover_on and count >= have:
             steps.append(self._modify(ec, "automatic failover off", busy, AutomaticFailoverEnabled=False,
                                       MultiAZEnabled=False))
@@ -451,7 +453,8 @@ class CacheCluster(Resource):
 
             meaning = ("the new token is accepted beside the old one" if strategy == "ROTATE"
                        else "only the new token is accepted from then on")
-            return Step(f"ModifyReplicationGroup: AUTH token {strategy} ({meaning})", run, settles=True, wait=busy)
+            return Step(f"ModifyReplicationGroup: AUTH token {strategy} ({meaning})", run, settles=True, wait=busy,
+                        takes="elasticache.auth")
 
         record = Step("record the new token's fingerprint (tags)", lambda: _update_tags(
             ec(), live.id, {FINGERPRINT_TAG: want}, [ROTATION_TAG]), wait=busy)

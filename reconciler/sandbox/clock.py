@@ -1,4 +1,4 @@
-"""AWS's time in the sandbox: how long AWS typically takes, scaled, and transitions that finish
+"""AWS's time in the sandbox: how long AWS typically takes (typical.py), scaled, and transitions that finish
 when that time has passed.
 
 A resource that AWS keeps busy (a table CREATING, a cache `modifying`, a distribution
@@ -19,63 +19,8 @@ import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
-class Duration:
-    """How long AWS typically takes for one kind of work, and where that figure comes from."""
-
-    seconds: float
-    what: str
-    source: str
-
-
-# AWS's typical durations. Where AWS documents a figure it is cited; elsewhere the figure is a
-# typical observed one, said so. docs/sandbox.md's table says the same (tests/unit/test_docs.py checks it).
-DURATIONS: dict[str, Duration] = {
-    "dynamodb.create": Duration(20, "CreateTable: CREATING -> ACTIVE",
-                                "typical for an empty table (not documented)"),
-    "dynamodb.billing": Duration(180, "billing mode switch: UPDATING",
-                                 "DynamoDB Developer Guide, 'Considerations when switching capacity modes': "
-                                 "'can take several minutes'"),
-    "dynamodb.throughput": Duration(60, "provisioned throughput change: UPDATING",
-                                    "typical (not documented)"),
-    "dynamodb.index_create": Duration(300, "GSI CREATING (Backfilling) -> ACTIVE",
-                                      "Developer Guide, 'Adding a global secondary index to an existing table': "
-                                      "backfilling time depends on the table's size; typical for a small table"),
-    "dynamodb.index_delete": Duration(60, "GSI DELETING -> gone", "typical (not documented)"),
-    "dynamodb.delete": Duration(20, "DeleteTable: DELETING -> gone", "typical (not documented)"),
-    "dynamodb.ttl": Duration(300, "UpdateTimeToLive: TTL ENABLING/DISABLING -> ENABLED/DISABLED",
-                             "API Reference, UpdateTimeToLive: 'can take up to one hour'; the status usually "
-                             "settles sooner (typical, not documented), while the hour below still holds"),
-    "dynamodb.ttl_lock": Duration(3600, "after an UpdateTimeToLive: no other UpdateTimeToLive on that table",
-                                  "API Reference, UpdateTimeToLive: 'Any additional UpdateTimeToLive calls for "
-                                  "the same table during this one hour duration result in a ValidationException'"),
-    "dynamodb.backups": Duration(10, "after CREATING -> ACTIVE: continuous backups become available",
-                                 "observed, not documented: scalar-labs/scalardb#347, aws-amplify/amplify-backend"
-                                 "#1654 ('Backups are being enabled for the table')"),
-    "elasticache.create": Duration(600, "CreateReplicationGroup: creating -> available",
-                                   "ElastiCache User Guide, 'Creating a cluster': typically ~10 minutes"),
-    "elasticache.scale": Duration(1200, "node type change: modifying",
-                                  "ElastiCache User Guide, 'Scaling node-based clusters': online scaling takes "
-                                  "tens of minutes (not a fixed figure)"),
-    "elasticache.upgrade": Duration(900, "engine version upgrade: modifying", "typical (not documented)"),
-    "elasticache.replicas": Duration(600, "Increase/DecreaseReplicaCount: modifying, new members creating",
-                                     "typical: a new node takes as long as a create"),
-    "elasticache.settings": Duration(120, "security groups, automatic failover: modifying",
-                                     "typical (not documented)"),
-    "elasticache.auth": Duration(180, "AUTH token ROTATE/SET: modifying",
-                                 "typical (not documented)"),
-    "elasticache.snapshot": Duration(300, "CreateSnapshot: snapshotting", "typical for a small dataset"),
-    "elasticache.delete": Duration(300, "DeleteReplicationGroup (final snapshot): deleting -> gone",
-                                   "typical (not documented)"),
-    "cloudfront.deploy": Duration(300, "Create/UpdateDistribution: InProgress -> Deployed",
-                                  "CloudFront Developer Guide, 'Update a distribution': deploying to all edge "
-                                  "locations takes minutes"),
-    "cloudfront.invalidation": Duration(120, "CreateInvalidation: InProgress -> Completed",
-                                        "typical (not documented)"),
-}
+from ..typical import DURATIONS
 
 
 def parse_aws_time(text: str | float | None) -> float:
@@ -103,13 +48,14 @@ class AwsTime:
 
     def __init__(self, factor: float = 0.0):
         self.factor = factor
+        self.slower: dict[str, float] = {}  # name -> how many times longer than typical AWS takes now (a test's)
         self._due: list[tuple[float, int, Callable[[], None]]] = []
         self._order = itertools.count()
         self._lock = threading.RLock()
 
     def seconds(self, name: str) -> float:
-        """The scaled duration of one kind of work (see DURATIONS)."""
-        return DURATIONS[name].seconds * self.factor
+        """The scaled duration of one kind of work (see DURATIONS), times how much slower AWS is asked to be."""
+        return DURATIONS[name].seconds * self.factor * self.slower.get(name, 1.0)
 
     def after(self, name: str, effect: Callable[[], None]) -> None:
         """Run `effect` once the scaled duration of `name` has passed (at once when instant)."""
@@ -138,6 +84,7 @@ class AwsTime:
         """Forget every transition (the models they would change are being reset)."""
         with self._lock:
             self._due.clear()
+            self.slower.clear()
 
     @property
     def busy(self) -> int:

@@ -3,9 +3,11 @@
 `Sandbox` is moto's ThreadedMotoServer with a thin WSGI layer in front that
 - counts requests and their errors by (service, operation), served at GET /_sandbox/requests
   (DELETE resets the count), so tests prove "no write call" and "no write refused" at the server;
-- keeps AWS's time (clock.py; GET/PUT /_sandbox/time, POST /_sandbox/time/finish) through the
-  service modules (dynamodb.py, elasticache.py, cloudfront.py), which also carry the fidelity
-  fixes where moto departs from AWS in a way that matters to the agent;
+- keeps AWS's time (clock.py; GET/PUT /_sandbox/time with a factor and, for a test that needs AWS slow, how
+  much slower one kind of work is; POST /_sandbox/time/finish) through the service modules (dynamodb.py,
+  elasticache.py, cloudfront.py), which also carry the fidelity fixes where moto departs from AWS in a way
+  that matters to the agent;
+- serves CloudTrail's LookupEvents from its own record of the writes it answered (cloudtrail.py);
 - can kill a client right after serving its k-th write (POST /_sandbox/kill), for crash tests;
 - starts over as a fresh account (POST /_sandbox/reset), and says which AUTH tokens each cache accepts
   as SHA-256 digests (GET /_sandbox/auth-tokens), for tests against a sandbox in another process.
@@ -35,12 +37,13 @@ from werkzeug.serving import make_server
 
 from .clock import AwsTime, parse_aws_time, using
 from .cloudfront import patch_moto_cloudfront
+from .cloudtrail import Trail
 from .dynamodb import patch_moto_dynamodb
 from .elasticache import patch_moto_elasticache
 from .s3 import patch_moto_s3
 
 SANDBOX_REGION = "us-east-1"
-_READ_PREFIXES = ("Describe", "List", "Get", "BatchGet", "Query", "Scan", "Head")
+_READ_PREFIXES = ("Describe", "List", "Get", "BatchGet", "Query", "Scan", "Head", "Lookup")
 _SCOPE = re.compile(r"Credential=[^/]+/\d+/[^/]+/([^/]+)/aws4_request")
 
 Environ = dict[str, Any]
@@ -136,6 +139,7 @@ class _Middleware:
         self.counts: Counter[tuple[str, str]] = Counter()
         self.errors: dict[tuple[str, str], Counter[str]] = {}
         self._kill: dict[str, int] | None = None  # {"writes": left, "pid": p, "signal": s}
+        self.trail = Trail()  # CloudTrail's event history: the write calls served
         self._lock = threading.Lock()
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -150,10 +154,14 @@ class _Middleware:
         if path.startswith("/moto-api"):
             if path.startswith("/moto-api/reset"):
                 self.clock.reset()
+                self.trail.clear()
             return self.app(environ, start_response)
         service, operation = _service_of(environ), _operation_of(environ, body)
         with self._lock:
             self.counts[(service, operation)] += 1
+        if service == "cloudtrail" and operation == "LookupEvents":
+            code, answer_json = self.trail.lookup(json.loads(body or b"{}"))
+            return _json(start_response, code, answer_json)
         status: list[str] = []
 
         def capture(code: str, headers: Any, *rest: Any) -> Any:
@@ -166,6 +174,8 @@ class _Middleware:
             with self._lock:
                 self.errors.setdefault((service, operation), Counter())[_error_code(answer)] += 1
         if not is_read(operation):
+            if status and int(status[0].split()[0]) < 400:
+                self.trail.record(service, operation, environ, body)
             self._maybe_kill()
         return [answer]
 
@@ -190,10 +200,13 @@ class _Middleware:
         if path == "/_sandbox/time":
             if method in ("PUT", "POST"):
                 try:
-                    self.clock.factor = parse_aws_time(payload.get("time"))
+                    if "time" in payload or "slower" not in payload:
+                        self.clock.factor = parse_aws_time(payload.get("time"))
+                    self.clock.slower = _slower(payload.get("slower", self.clock.slower))
                 except ValueError as exc:
                     return _json(start_response, 400, {"error": str(exc)})
-            return _json(start_response, 200, {"factor": self.clock.factor, "transitions": self.clock.busy})
+            return _json(start_response, 200, {"factor": self.clock.factor, "transitions": self.clock.busy,
+                                               "slower": self.clock.slower})
         if path == "/_sandbox/reset" and method == "POST":
             self._reset(payload.get("time", "instant"))
             return _json(start_response, 200, {"factor": self.clock.factor})
@@ -219,6 +232,7 @@ class _Middleware:
         self.clock.reset()
         self.clock.factor = parse_aws_time(time)
         moto_api_backend.reset()
+        self.trail.clear()
         self.seed()
         self._rows(clear=True)
 
@@ -234,6 +248,16 @@ class _Middleware:
 
 _XML_CODE = re.compile(rb"<Code>([^<]+)</Code>")
 _JSON_TYPE = re.compile(rb'"__type"\s*:\s*"(?:[^"#]*#)?([^"]+)"')
+
+
+def _slower(given: Any) -> dict[str, float]:
+    """{"dynamodb.throughput": 6}: AWS takes that work six times its typical time from now on (a test's way to
+    have AWS be slow, as it sometimes is)."""
+    from .clock import DURATIONS
+
+    if not isinstance(given, dict) or any(k not in DURATIONS or float(v) <= 0 for k, v in given.items()):
+        raise ValueError(f"slower: {{work: times}} with work one of {sorted(DURATIONS)}, times > 0")
+    return {str(k): float(v) for k, v in given.items()}
 
 
 def _auth_token_digests() -> dict[str, list[str]]:

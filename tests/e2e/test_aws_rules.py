@@ -133,7 +133,17 @@ def test_a_resource_whose_dependency_failed_waits_names_it_and_sends_nothing(aws
     assert bucket["state"] == "error" and "not a readable directory" in bucket["message"]
     assert distribution["state"] == "waiting", distribution
     assert distribution["message"].startswith("waiting for Bucket/example-site-bucket: ")
-    assert "retrying in" not in distribution["message"]
+    assert "retrying in" not in distribution["message"] and "retryInSeconds" not in distribution
+    assert "retryInSeconds" in bucket  # the failure says when it is tried again
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{agent.port}/", timeout=5) as answer:
+        page = answer.read().decode()
+    row = page.split('data-ref="Distribution/website"', 1)[1].split("</tr>", 1)[0]
+    assert 'class="waiting"' in row and "waiting for Bucket/example-site-bucket" in row  # the page says it too
+    logged = [e for e in agent.events() if e.get("name") == "website" and e.get("event") == "apply.waiting"]
+    assert logged and logged[0]["waiting"].startswith("waiting for Bucket/example-site-bucket")
+    assert not [e for e in agent.events() if e.get("name") == "website" and e.get("level") == "error"]
     writes = aws.writes()
     assert not [w for w in writes if w.startswith(("s3:", "cloudfront:"))], writes  # nothing for either
     assert aws.errors() == {}

@@ -85,7 +85,7 @@ def test_signed_events_once_per_drift_a_dead_receiver_slows_nothing_and_history_
     assert len(drift) == 1  # five cycles of the same drift: sent once
     headers, body = receiver.got[0]
     assert headers[SIGNATURE_HEADER] == sign(body, SECRET)  # signed over the exact body
-    assert drift[0]["format"] == "reconciler.event/v1" and drift[0]["kind"] == "Table"
+    assert drift[0]["format"] == "reconciler.event/v2" and drift[0]["kind"] == "Table"
     assert drift[0]["fields"] == [{"path": "spec.tags.team", "before": "console", "after": "web"}]
     assert events[0]["type"] == "drift.detected" and len([e for e in events if e["type"] == "drift.detected"]) == 1
     cycles = [json.loads(line)["duration_ms"] for line in log.read_text().splitlines() if '"cycle.done"' in line]

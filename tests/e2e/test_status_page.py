@@ -64,6 +64,11 @@ def check_page(driver, url: str) -> None:
     assert "drifted" in rows["Table/Orders"] and "spec.tags.team" in rows["Table/Orders"]
     assert '"console"' in rows["Table/Orders"] and '"web"' in rows["Table/Orders"]
     assert "pending" in rows["CacheCluster/app-cache"] and "creating" in rows["CacheCluster/app-cache"]
+    # how far along AWS's work is, against how long it usually takes (a create: ~10 min)
+    bar = driver.find_element(By.CSS_SELECTOR, "tr[data-ref='CacheCluster/app-cache'] .progress")
+    assert bar.get_attribute("aria-valuemax") == "600" and bar.is_displayed()
+    assert 0 <= int(bar.get_attribute("aria-valuenow")) < 600
+    assert "elasticache.create" in rows["CacheCluster/app-cache"] and "of ~10m" in rows["CacheCluster/app-cache"]
     health = driver.find_element(By.CSS_SELECTOR, "table.health[data-cluster='app-cache']").text
     for step in ("dns", "tcp", "auth", "ping", "set", "get", "del"):
         assert step in health

@@ -50,13 +50,19 @@ def test_observe_drift_becomes_one_commit_updated_when_the_drift_changes(aws, re
     message = git(repo.bare, "log", "-1", "--format=%B", "writeback")
     assert message.startswith("reconciler: write back drift of Table/Orders\n")
     assert "Table/Orders spec.tags.team: web -> platform (specs/orders.yaml)" in message
+    # who changed it, from CloudTrail's event history (no --watch-events): the sandbox's caller is the root
+    assert "Table/Orders last changed by arn:aws:iam::123456789012:root (dynamodb:TagResource, " in message
     assert git(repo.bare, "log", "-1", "--format=%an <%ae>", "writeback") == "reconciler <reconciler@localhost>"
     status = daemon.status()["writeBack"]
     assert status["branch"] == "writeback" and status["commit"] == first
     assert status["fields"] == [{"resource": "Table/Orders", "path": "spec.tags.team", "written": True,
                                  "before": "web", "after": "platform", "file": "specs/orders.yaml"}]
     assert tags_of(aws, "Orders")["team"] == "platform"  # observe: AWS is not touched
+    orders = next(r for r in daemon.status()["resources"] if r["name"] == "Orders")
+    assert orders["changedBy"]["principal"] == "arn:aws:iam::123456789012:root"
+    assert orders["changedBy"]["call"] == "dynamodb:TagResource"
     page = daemon.get("/")[1]
+    assert "changed by <code>arn:aws:iam::123456789012:root</code> (dynamodb:TagResource" in page
     assert f'write-back <code>writeback</code>: 1 field(s) to review in <code>{first[:12]}</code>' in page
 
     cycles = daemon.status()["lastCycle"]["finished"]

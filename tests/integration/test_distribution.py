@@ -176,10 +176,11 @@ def test_stale_etag_is_reread_and_retried_once(aws, specs, cli, monkeypatch):
 
 
 def test_deployment_in_progress_is_reported_and_waited_for(cli, specs, aws):
-    """With AWS's time (a deployment takes 300 s x 0.02 = 6 s): the plan says InProgress since when, an
-    update is accepted while it deploys, and apply --wait waits until it is Deployed."""
+    """With AWS's time: the plan says InProgress since when (a deployment of 300 s x 0.2 = 60 s, longer than
+    any plan takes on a busy machine), an update is accepted while it deploys, and apply --wait waits until it
+    is Deployed (at 0.05: 15 s), showing how far along it is."""
     root = specs("site.yaml", SITE)
-    aws.set_time(0.02)
+    aws.set_time(0.2)
     applied = cli("apply", "--auto-approve", str(root))
     assert applied.code == 0, applied.out + applied.err
     plan = cli("plan", "--json", str(root))
@@ -188,9 +189,10 @@ def test_deployment_in_progress_is_reported_and_waited_for(cli, specs, aws):
     assert dist["pendingSince"].startswith("20")
     assert "pending: deployment InProgress since" in cli("plan", str(root)).out
     specs("site.yaml", SITE.replace("Static site", "Static site v2"))
-    waited = cli("apply", "--auto-approve", "--wait=60", str(root))
+    aws.set_time(0.05)
+    waited = cli("apply", "--auto-approve", "--wait=120", str(root))
     assert waited.code == 0, waited.out + waited.err
-    assert "Waiting for Distribution/website (deployment InProgress)" in waited.out
+    assert "Distribution/website: cloudfront.deploy" in waited.out and " of ~15s" in waited.out
     assert "All changes are applied and deployed." in waited.out
     assert aws.errors() == {}
 

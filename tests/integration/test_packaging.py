@@ -55,7 +55,7 @@ def test_iam_policy_covers_every_call_the_agent_makes(cli, aws, example_specs, t
     [lease] = [s for s in document["Statement"] if s["Sid"] == "AgentLease"]
     assert lease["Resource"] == "arn:aws:dynamodb:*:*:table/reconciler-lease"  # scoped to the lease table
     unscoped = {a for s in document["Statement"] if s["Resource"] == "*" and "Condition" not in s
-                for a in s["Action"] if not a.split(":", 1)[1].startswith(("Describe", "List", "Get"))}
+                for a in s["Action"] if not a.split(":", 1)[1].startswith(("Describe", "List", "Get", "Lookup"))}
     assert unscoped == {"cloudfront:CreateOriginAccessControl", "cloudfront:DeleteOriginAccessControl"}
 
 

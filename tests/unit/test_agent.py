@@ -44,17 +44,19 @@ def table(tmp_path: Path, meta: str = "") -> Table:
 
 def test_states_reported_in_status(tmp_path):
     t = table(tmp_path)
-    assert _state_of(Change(t, "noop"), None, 0) == ("in-sync", None)
-    assert _state_of(Change(t, "error", error="boom"), None, 0) == ("error", "boom")
+    assert _state_of(Change(t, "noop"), None) == ("in-sync", None)
+    assert _state_of(Change(t, "error", error="boom"), None) == ("error", "boom")
     update = Change(t, "update")
-    assert _state_of(update, Outcome(update, "applied"), 0) == ("in-sync", None)
-    assert _state_of(update, Outcome(update, "failed", "UpdateTable failed"), 0) == ("error", "UpdateTable failed")
-    assert _state_of(update, Outcome(update, "pending", "deploying"), 0) == ("pending", "deploying")
-    assert _state_of(update, None, 30)[0] == "error"  # deferred by backoff
-    assert _state_of(Change(t, "noop", live=Live("id", {}, pending="deployment InProgress")), None, 0) == (
+    assert _state_of(update, Outcome(update, "applied")) == ("in-sync", None)
+    assert _state_of(update, Outcome(update, "failed", "UpdateTable failed")) == ("error", "UpdateTable failed")
+    assert _state_of(update, Outcome(update, "pending", "deploying")) == ("pending", "deploying")
+    waiting = Change(t, "update", waiting="waiting for Bucket/site: it does not exist yet (failed)")
+    assert _state_of(waiting, None) == ("waiting", waiting.waiting)  # never `error`, never "retrying in 0s"
+    assert _state_of(update, Outcome(update, "waiting", "waiting for Bucket/site: failed"))[0] == "waiting"
+    assert _state_of(Change(t, "noop", live=Live("id", {}, pending="deployment InProgress")), None) == (
         "pending", "deployment InProgress")
     observed = Change(table(tmp_path, ", policy: observe"), "update")
-    assert _state_of(observed, None, 0) == ("drifted", "policy: observe")
+    assert _state_of(observed, None) == ("drifted", "policy: observe")
 
 
 def test_git_urls_are_redacted():

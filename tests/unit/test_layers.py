@@ -17,8 +17,9 @@ from tests.conftest import ROOT
 PACKAGE = ROOT / "reconciler"
 # Lowest first. A module may import its own layer and the layers below it.
 LAYERS = [
-    {"errors", "model", "fields", "exported", "ratelimit", "intents", "log", "yamledit", "durations", "state"},
-    {"aws", "secrets", "specs", "sandbox", "models"},
+    {"errors", "model", "fields", "exported", "ratelimit", "intents", "log", "yamledit", "durations", "state",
+     "typical"},
+    {"aws", "secrets", "specs", "sandbox", "models", "expect"},
     {"resources", "health", "lease", "windows"},
     {"engine", "iam", "loading"},
     {"agent"},

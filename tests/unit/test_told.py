@@ -1,0 +1,114 @@
+"""What the operator is told, as pure parts: how long AWS will take (priors, then what was observed, kept
+across restarts), why a change is made (create, sync, drift; kept across restarts), and plain JSON values."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import structlog
+
+from reconciler.agent.ledger import Ledger, Operation
+from reconciler.engine.plan import Change
+from reconciler.expect import ENOUGH, Durations, spoken
+from reconciler.loading import load_specs
+from reconciler.log import configure_logging, plain
+from reconciler.resources.dynamodb import Table
+from reconciler.typical import DURATIONS
+
+
+def table(tmp_path: Path, capacity: int = 5) -> Table:
+    (tmp_path / "t.yaml").write_text(
+        "apiVersion: reconciler/v1\nkind: Table\nmetadata: {name: Products}\n"
+        f"spec:\n  partitionKey: {{name: Id, type: S}}\n  billingMode: PROVISIONED\n"
+        f"  capacity: {{read: {capacity}, write: {capacity}}}\n")
+    return Table(load_specs(tmp_path).specs[0])
+
+
+def test_aws_typical_figures_until_the_agent_has_seen_a_few_of_its_own(tmp_path):
+    kept = tmp_path / "durations.json"
+    durations = Durations(kept)
+    prior = durations.expected("dynamodb.throughput")
+    assert (prior.seconds, prior.p90, prior.source) == (60, 120, "typical (AWS)")
+    assert prior.slow_after(30) == 1.5 * 120 + 30  # slow: past 1.5 x p90, and the next look
+    for seconds in (40, 50, 200)[: ENOUGH - 1]:
+        durations.observed("dynamodb.throughput", seconds)
+    assert durations.expected("dynamodb.throughput").source == "typical (AWS)"  # not yet enough
+    durations.observed("dynamodb.throughput", 200)
+    learnt = Durations(kept).expected("dynamodb.throughput")  # a restart reads what was observed
+    assert (learnt.seconds, learnt.p90, learnt.source) == (50, 200, f"observed ({ENOUGH})")
+    assert Durations(kept).expected("elasticache.scale").seconds == DURATIONS["elasticache.scale"].seconds
+    durations.observed("no.such.work", 5)  # unknown work is not kept
+    assert "no.such.work" not in json.loads(kept.read_text())
+
+
+def test_a_damaged_durations_file_only_loses_the_history(tmp_path):
+    kept = tmp_path / "durations.json"
+    kept.write_text("{not json")
+    assert Durations(kept).expected("cloudfront.deploy").source == "typical (AWS)"
+
+
+def test_durations_as_people_read_them():
+    assert [spoken(s) for s in (45, 240, 5400 * 2)] == ["45s", "4 min", "3.0 h"]
+
+
+def test_why_a_change_is_made_survives_a_restart(tmp_path):
+    kept = tmp_path / "ledger.json"
+    ledger = Ledger(kept)
+    (tmp_path / "a").mkdir()
+    five = table(tmp_path / "a", 5)
+    assert ledger.cause(Change(five, "create")) == "create"
+    ledger.started(five.ref, Operation("create", "create", 1.0, work="dynamodb.create", work_started=1.0), busy=True)
+    assert ledger.cause(Change(five, "update")) == "create"  # a creation's later steps belong to it
+    assert ledger.converge(Change(five, "noop"), "r1", "now") is not None  # the creation is over
+    assert ledger.converge(Change(five, "noop"), "r1", "later") is None  # nothing new, nothing written
+    ledger.flush()  # once per reconcile
+    restarted = Ledger(kept)
+    assert restarted.cause(Change(five, "update")) == "drift"  # same spec, live differs: drift
+    (tmp_path / "b").mkdir()
+    six = table(tmp_path / "b", 6)
+    assert restarted.cause(Change(six, "update")) == "sync"  # the spec changed: a sync
+    assert Ledger(tmp_path / "none.json").cause(Change(five, "update")) == "sync"  # never converged: adopting
+
+
+def test_work_over_is_measured_when_the_next_work_starts_or_aws_is_idle(tmp_path):
+    ledger = Ledger(None)
+    first = Operation("drift", "update", 100.0, work="dynamodb.throughput", work_started=100.0)
+    assert ledger.started("Table/T", first, busy=True) is None
+    assert ledger.started("Table/T", Operation("drift", "update", 0.0), busy=True) is None  # AWS still busy
+    over = ledger.started("Table/T", Operation("drift", "update", 0.0), busy=False)  # waits for a rule now
+    assert over is not None and over[0] == "dynamodb.throughput"
+    assert ledger.get("Table/T").work is None
+    ledger.started("Table/T", Operation("drift", "update", 0.0, work="dynamodb.ttl", work_started=200.0), busy=False)
+    assert ledger.get("Table/T").work == "dynamodb.ttl" and ledger.mark_slow("Table/T")
+    assert not ledger.mark_slow("Table/T")  # once
+    ledger.forget(set())
+    assert ledger.get("Table/T") is None
+
+
+def test_logs_hold_plain_json_values(capsys):
+    assert plain({"Price": Decimal("12.5"), "Version": Decimal("1"), "Tags": {"b", "a"}, "raw": b"\x00"}) == {
+        "Price": 12.5, "Version": 1, "Tags": ["a", "b"], "raw": "AA=="}
+    configure_logging("info", json_output=True)
+    structlog.get_logger().info("apply.update", item={"Price": Decimal("12.5"), "Dimensions": [Decimal("9.5")]})
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert json.loads(line)["item"] == {"Price": 12.5, "Dimensions": [9.5]}
+    assert "Decimal" not in line
+    configure_logging("info", json_output=False, color=False)
+    structlog.get_logger().info("apply.update", price=Decimal("12.5"))
+    assert "Decimal" not in capsys.readouterr().err
+
+
+def test_the_sandbox_looks_up_at_most_two_a_second():
+    """CloudTrail API Reference, LookupEvents: "The rate of lookup requests is limited to two per second, per
+    account, per Region. If this limit is exceeded, a throttling error occurs." """
+    from reconciler.sandbox.cloudtrail import Trail
+
+    now = [0.0]
+    trail = Trail(clock=lambda: now[0])
+    answers = [trail.lookup({})[0] for _ in range(3)]
+    assert answers == [200, 200, 400]
+    assert trail.lookup({})[1]["__type"] == "ThrottlingException"
+    now[0] = 1.0
+    assert trail.lookup({})[0] == 200
