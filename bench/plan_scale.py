@@ -10,7 +10,7 @@ the writes (a converged plan makes none). One more row for the example stack (5 
 The sandbox runs as its own process (`reconciler sandbox`): a child's peak RSS on Linux includes its
 parent's at the fork, so this process stays small.
 
-    python bench/plan_scale.py [--sizes 10,300,1000] [--runs 3] [--workers 16]
+    python bench/plan_scale.py [--sizes 10,300,1000] [--runs 5] [--workers 16]
 
 Targets (issue 16): at N=300 and N=1000, <= 1.1 requests per table and plan time <= 1.3x the floor;
 the example stack <= 3 requests per resource; zero writes everywhere.
@@ -130,7 +130,7 @@ def measure(label: str, n: int, specs_dir: Path, names: list[str], env: dict[str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10,300,1000")
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--workers", type=int, default=16)
     args = parser.parse_args()
 

@@ -158,7 +158,11 @@ def specs(tmp_path: Path):
     root.mkdir()
 
     def write(name: str, text: str) -> Path:
-        (root / name).write_text(textwrap.dedent(text).lstrip())
+        # all at once, as an editor's save or a git checkout replaces a file: an agent reading the directory
+        # meanwhile sees the old file or the new one, never a truncated one
+        partial = root / f".{name}.partial"
+        partial.write_text(textwrap.dedent(text).lstrip())
+        partial.replace(root / name)
         return root
 
     write.root = root  # type: ignore[attr-defined]
@@ -187,7 +191,7 @@ def wait_for(condition: Callable[[], Any], timeout: float = 40, what: str = "con
     while time.monotonic() < deadline:
         try:
             value = condition()
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, IndexError):  # a server still starting, a list not filled yet
             value = None
         if value:
             return value
