@@ -109,11 +109,17 @@ def write_trimmed(root: Path, actions: Iterable[str]) -> Path:
         operations = [op for op in model["operations"] if iam_action(service, op) in allowed]
         folder = target / service / version
         folder.mkdir(parents=True, exist_ok=True)
-        temporary = folder / "service-2.json.tmp"
-        temporary.write_text(json.dumps(trimmed(model, operations)), encoding="utf-8")
-        temporary.replace(folder / "service-2.json")
-    (target / "actions.json").write_text(json.dumps(sorted({a for s in wanted.values() for a in s})))
+        _replace(folder / "service-2.json", json.dumps(trimmed(model, operations)))
+    _replace(target / "actions.json", json.dumps(sorted({a for s in wanted.values() for a in s})))
     return target
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write `path` all at once, under a name of this process's: agents sharing a directory never see half a
+    file, nor write into each other's."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    temporary.replace(path)
 
 
 def use_trimmed(session: Any, actions: Iterable[str], root: Path) -> Path | None:

@@ -4,6 +4,7 @@ daemon started as a subprocess against the sandbox, following it."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import urllib.error
 import urllib.request
@@ -65,6 +66,26 @@ class Daemon:
 
     def events(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.log.read_text().splitlines() if line.strip()]
+
+
+def stop_gently(proc: subprocess.Popen[Any]) -> None:
+    """SIGTERM, as a user stops the agent; SIGKILL after 30 s if it does not stop."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def agents() -> Iterator[list[Any]]:
+    """Agents a test started (anything with `stop()`), stopped when it ends, whatever happened."""
+    started: list[Any] = []
+    yield started
+    for agent in started:
+        agent.stop()
 
 
 @pytest.fixture

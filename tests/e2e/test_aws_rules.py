@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, free_port, reconciler_command, wait_for
-from tests.e2e.conftest import tags_of
+from tests.e2e.conftest import stop_gently, tags_of
 
 pytestmark = pytest.mark.slow
 
@@ -51,21 +50,7 @@ class Agent:
         return [json.loads(line) for line in self.log.read_text().splitlines() if line.startswith("{")]
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-@pytest.fixture
-def agents():
-    started: list[Agent] = []
-    yield started
-    for agent in started:
-        agent.stop()
+        stop_gently(self.proc)
 
 
 def example(tmp_path: Path, site: bool = True) -> Path:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -24,7 +23,7 @@ import boto3
 import pytest
 
 from tests.conftest import ROOT, free_port, reconciler_command, wait_for
-from tests.e2e.conftest import Repo
+from tests.e2e.conftest import Repo, stop_gently
 
 pytestmark = pytest.mark.slow(weight=4)
 
@@ -57,21 +56,7 @@ class Agent:
         return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-@pytest.fixture
-def agents():
-    started: list[Agent] = []
-    yield started
-    for agent in started:
-        agent.stop()
+        stop_gently(self.proc)
 
 
 def in_sync(agent: Agent) -> bool:
