@@ -167,6 +167,8 @@ def test_two_agents_on_one_stack_one_applies_the_other_observes_and_takes_over(a
     assert "lease.takeover" in {e["event"] for e in second.events()}
     ddb.tag_resource(ResourceArn=arn, Tags=[{"Key": "team", "Value": "after-handover"}])
     wait_for(lambda: tags_of(aws, "Orders")["team"] == "web", timeout=20, what="the new leader's correction")
+    # its log line follows the look that confirms the write: on a busy machine, a moment after the tag is back
+    wait_for(lambda: applied_by(second), timeout=20, what="the new leader's apply logged")
     assert [e["event"] for e in applied_by(second)] == ["apply.update"]
 
     # A clean stop releases the lease at once.
