@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger()
 
 SHOWN_FIELDS = ("drifted", "paused", "window-blocked", "pending", "waiting", "error")
-_NONE = Operation(cause="", action="", started=0.0)
 
 
 def state_of(change: Change, outcome: Outcome | None) -> tuple[str, str | None]:
@@ -149,7 +148,8 @@ class Recorder:
         if cause == "drift" or not change.applicable:
             self._report_drift(change, state, fields)
         progress = self._progress(change) if state == "pending" else None
-        who = self._who.get(change.ref) or ((self.ledger.get(change.ref) or _NONE).who if state == "pending" else None)
+        operation = self.ledger.get(change.ref) if state == "pending" else None
+        who = self._who.get(change.ref) or (operation.who if operation else None)
         return {"kind": change.kind, "name": change.name, "state": state, "action": change.action,
                 "policy": change.policy, **({"message": message} if message else {}),
                 **({"pendingSince": since} if since else {}), **({"fields": fields} if fields else {}),
