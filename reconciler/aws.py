@@ -105,6 +105,40 @@ class Aws:
                 "or try it locally with --sandbox"
             )
 
+    def assume_role(self, role_arn: str, session_name: str, external_id: str | None = None,
+                    duration_s: int | None = None) -> None:
+        """From now on, act as `role_arn` (STS AssumeRole with the configured credentials). botocore refreshes
+        the role's credentials before they expire (15 minutes ahead), for as long as the process runs."""
+        from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
+
+        core = self.session._session
+        source = core.get_credentials()
+        extra: dict[str, Any] = {"RoleSessionName": session_name}
+        if external_id:
+            extra["ExternalId"] = external_id
+        if duration_s:
+            extra["DurationSeconds"] = duration_s
+        fetcher = AssumeRoleCredentialFetcher(client_creator=core.create_client, source_credentials=source,
+                                              role_arn=role_arn, extra_args=extra)
+        credentials = DeferredRefreshableCredentials(refresh_using=fetcher.fetch_credentials, method="assume-role")
+        try:
+            credentials.get_frozen_credentials()  # now, so that a refusal is said before anything else
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            raise ReconcilerError(f"cannot assume the role {role_arn} (sts:AssumeRole): {describe_error(exc)}") \
+                from None
+        core._credentials = credentials
+        with self._lock:
+            self._clients.clear()
+
+    def identity(self) -> dict[str, str]:
+        """Who the credentials are (STS GetCallerIdentity): Account, Arn, UserId."""
+        try:
+            answer = self.client("sts").get_caller_identity()
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            raise ReconcilerError(f"cannot tell which account the credentials reach (sts:GetCallerIdentity): "
+                                  f"{describe_error(exc)}") from None
+        return {k: answer[k] for k in ("Account", "Arn", "UserId")}
+
     def client(self, service: str, region: str | None = None) -> Any:
         """The shared client for a service (created once, thread-safely); `region` for a global
         service's home Region (CloudFront's tags are listed in us-east-1)."""

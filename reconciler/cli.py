@@ -32,9 +32,9 @@ def _fail(message: str) -> None:
     click.echo(click.style("Error: ", fg="red", bold=True) + message, err=True)
 
 
-def _print_spec_error(exc: SpecError) -> None:
+def _print_spec_error(exc: SpecError, where: str = "") -> None:
     n = len(exc.problems)
-    _fail(f"{n} problem{'s' if n != 1 else ''} in the specs; nothing was planned or changed:")
+    _fail(f"{n} problem{'s' if n != 1 else ''} in the specs{where}; nothing was planned or changed:")
     for problem in exc.problems:
         click.echo(f"  {problem}", err=True)
 
@@ -102,14 +102,19 @@ class LeaseOptions:
     lease_name: str
     lease_duration: str
 
-    def make(self, aws: Aws) -> Lease | None:
-        """The Lease, or None when turned off."""
+    def make(self, aws: Aws, environment: str | None = None) -> Lease | None:
+        """The Lease, or None when turned off. An environment's lease carries its name (`reconciler-prod`)."""
         from .lease import Lease
 
         if self.no_lease:
             return None
-        return Lease(aws, table=self.lease_table, name=self.lease_name,
+        return Lease(aws, table=self.lease_table, name=_lease_name(self.lease_name, environment),
                      duration_s=parse_duration(self.lease_duration, "--lease-duration"))
+
+
+def _lease_name(name: str, environment: str | None) -> str:
+    """The lease (and event queue) name of an environment's agents: `<name>-<environment>`."""
+    return f"{name}-{environment}" if environment else name
 
 
 def _option_group(cls: type, param: str, options: list[Callable[..., Any]]) -> Callable[..., Any]:
@@ -172,15 +177,21 @@ _specs_arg = click.argument("specs", default="specs", type=click.Path(path_type=
                             envvar="RECONCILER_SPECS")
 
 
-def _connect(opts: AwsOptions, agent_calls: bool = True) -> Any:
+def _connect(opts: AwsOptions, agent_calls: bool = True, environment: Any = None, role_arn: str | None = None) -> Any:
     """The Aws handle; with --sandbox, start one first and say so loudly. `agent_calls`: the command makes only
     the agent's calls (those of its IAM policy), so its clients load botocore's models trimmed to them (a
-    fifth of a plan's CPU; the daemon's memory: models.py)."""
+    fifth of a plan's CPU; the daemon's memory: models.py). With an `environment`: its Region, its role
+    (`role_arn` instead when given; "none": the credentials as they are), and its account, checked before
+    anything else."""
     from .aws import Aws
     from .ratelimit import RateLimiter, parse_limits
 
     limiter = RateLimiter(parse_limits(opts.rate_limits))
     profile, region = opts.profile, opts.region
+    wanted = environment.aws.region if environment is not None else None
+    if wanted and region and region != wanted:
+        raise ReconcilerError(f"--region {region}, but {environment.file} puts environment {environment.name!r} "
+                              f"in {wanted}; leave --region out")
     if opts.sandbox:
         try:
             from .sandbox import enter_sandbox
@@ -197,7 +208,7 @@ def _connect(opts: AwsOptions, agent_calls: bool = True) -> Any:
             "sets it). No real AWS account is touched; everything in it is gone when this command exits.",
             fg="yellow", bold=True), err=True)
         profile, region = None, None
-    aws = Aws(profile=profile, region=region, retry_mode=opts.retry_mode, pool_size=max(10, opts.workers),
+    aws = Aws(profile=profile, region=wanted or region, retry_mode=opts.retry_mode, pool_size=max(10, opts.workers),
               limiter=limiter)
     aws.check_configured()
     if agent_calls:
@@ -206,7 +217,25 @@ def _connect(opts: AwsOptions, agent_calls: bool = True) -> Any:
         from .state import state_dir
 
         use_trimmed(aws.session, agent_actions(), state_dir() / "models")  # before any client
+    if environment is not None:
+        _reach(aws, environment, role_arn)
     return aws
+
+
+def _reach(aws: Any, environment: Any, role_arn: str | None) -> None:
+    """Assume the environment's role and check its account (environments.reach), saying what was reached."""
+    import dataclasses
+
+    import structlog
+
+    from .environments import reach
+
+    if role_arn is not None:
+        target = dataclasses.replace(environment.aws, role_arn=None if role_arn.lower() == "none" else role_arn)
+        environment = dataclasses.replace(environment, aws=target)
+    identity = reach(aws, environment)
+    structlog.get_logger().info("environment.reached", environment=environment.name, region=aws.region,
+                                account=identity and identity["Account"], arn=identity and identity["Arn"])
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -219,11 +248,22 @@ def cli() -> None:
 @_specs_arg
 @_guarded
 def validate(specs: Path) -> int:
-    """Check specs against the schemas and each other. Makes no AWS call."""
+    """Check specs against the schemas and each other. Makes no AWS call. Given a directory that holds
+    environments (envs/), checks every one of them."""
+    from .environments import environment_file, find_environments
 
-    spec_set = load_specs(specs)
-    click.echo(f"{len(spec_set.specs)} resource(s) in {len(spec_set.files)} file(s): valid.")
-    return EXIT_OK
+    roots = [specs] if environment_file(specs) else find_environments(specs) or [specs]
+    broken = 0
+    for root in roots:
+        try:
+            spec_set = load_specs(root)
+        except SpecError as exc:
+            broken += 1
+            _print_spec_error(exc, f" of {root}" if len(roots) > 1 else "")
+            continue
+        where = f"{root} (environment {spec_set.environment_name}): " if spec_set.environment else ""
+        click.echo(f"{where}{len(spec_set.specs)} resource(s) in {len(spec_set.files)} file(s): valid.")
+    return EXIT_ERROR if broken else EXIT_OK
 
 
 def _plan(spec_set: Any, aws: Any, opts: AwsOptions, manual: bool = False) -> Any:
@@ -233,26 +273,119 @@ def _plan(spec_set: Any, aws: Any, opts: AwsOptions, manual: bool = False) -> An
                            spec_set, manual=manual)
 
 
+def _plan_targets(root: Path, changed_since: str | None) -> list[Path]:
+    """What `plan ROOT` plans: ROOT itself, or each environment under it; with --changed-since, only those whose
+    files changed since that revision (an environment that does not load is planned: its errors are news)."""
+    from .environments import changed_files, environment_file, find_environments, inputs_of, touched
+
+    roots = [root] if environment_file(root) else find_environments(root) or [root]
+    if changed_since is None:
+        return roots
+    changed = changed_files(changed_since, root)
+    out = []
+    for target in roots:
+        try:
+            spec_set = load_specs(target)
+        except SpecError:
+            out.append(target)
+            continue
+        content = [s.source_dir / s.spec["content"]["directory"] for s in spec_set.by_kind("Bucket")
+                   if isinstance(s.spec.get("content"), dict) and s.spec["content"].get("directory")]
+        inputs = (inputs_of(spec_set.environment, content) if spec_set.environment
+                  else [target.resolve(), *(d.resolve() for d in content)])
+        if touched(inputs, changed):
+            out.append(target)
+    return out
+
+
 @cli.command()
 @_specs_arg
-@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (reconciler.plan/v1).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True,
+              help="text for a terminal, json (reconciler.plan/v1) for tools, markdown for a pull request comment.")
+@click.option("--json", "as_json", is_flag=True, help="The same as --format json.")
+@click.option("--changed-since", metavar="REV", default=None,
+              help="Plan only the environments under SPECS whose files (document, bases, own specs, published "
+                   "content) changed since this git revision (a pull request's base).")
+@click.option("--role-arn", metavar="ARN|none", default=None, envvar="RECONCILER_ROLE_ARN",
+              help="Assume this role instead of the environment's aws.roleArn (a read-only role for CI); none: use "
+                   "the credentials as they are. The account is checked either way.")
 @click.option("--detailed-exitcode", is_flag=True,
               help="Exit 0 when there are no changes, 2 when there are, 1 on error.")
 @_aws_options
 @_guarded
-def plan(specs: Path, as_json: bool, detailed_exitcode: bool, opts: AwsOptions) -> int:
+def plan(specs: Path, fmt: str, as_json: bool, changed_since: str | None, role_arn: str | None,
+         detailed_exitcode: bool, opts: AwsOptions) -> int:
     """Show what apply would change. Never writes anything."""
-    from .engine.render import plan_json, render_plan
-
+    fmt = "json" if as_json else fmt
     opts.start()
+    targets = _plan_targets(specs, changed_since)
+    if not targets:
+        click.echo(_nothing_changed(fmt, changed_since))
+        return EXIT_OK
+    codes, documents = [], []
+    for target in targets:
+        code, document = _plan_one(target, fmt, role_arn, detailed_exitcode, opts, several=len(targets) > 1)
+        codes.append(code)
+        documents.append(document)
+    if fmt == "json":
+        click.echo(documents[0] if len(documents) == 1 else "[\n" + ",\n".join(documents) + "\n]")
+    else:
+        click.echo("\n".join(documents))
+    return EXIT_ERROR if EXIT_ERROR in codes else max(codes)
 
-    spec_set = load_specs(specs)  # a broken spec set stops here, before any AWS call
-    aws = _connect(opts)
-    result = _plan(spec_set, aws, opts)
-    click.echo(plan_json(result) if as_json else render_plan(result))
+
+def _nothing_changed(fmt: str, rev: str | None) -> str:
+    said = f"No environment's files changed since {rev}: nothing to plan."
+    return {"json": "[]", "markdown": f"### reconciler plan\n\n{said}\n"}.get(fmt, said)
+
+
+def _plan_one(target: Path, fmt: str, role_arn: str | None, detailed_exitcode: bool, opts: AwsOptions,
+              several: bool) -> tuple[int, str]:
+    """Plan one spec directory or environment: (exit code, the rendered plan). A spec or AWS error of one
+    environment is its plan's content when there are several, not the end of the others."""
+    from .engine.render import plan_json, render_markdown, render_plan
+
+    try:
+        spec_set = load_specs(target)  # a broken spec set stops here, before any AWS call
+        aws = _connect(opts, environment=spec_set.environment, role_arn=role_arn)
+        result = _plan(spec_set, aws, opts)
+    except ReconcilerError as exc:
+        if not several and fmt != "markdown":
+            raise
+        message = "\n".join([f"{len(exc.problems)} problem(s) in the specs:", *(f"  {p}" for p in exc.problems)]
+                            ) if isinstance(exc, SpecError) else str(exc)
+        return EXIT_ERROR, _failed_plan(target, fmt, message)
+    env = spec_set.environment
+    if fmt == "json":
+        document = plan_json(result)
+        if env is not None:
+            import json
+
+            document = json.dumps({**json.loads(document), "environment": env.to_json()}, indent=2)
+        rendered = document
+    elif fmt == "markdown":
+        title = (f"reconciler plan: environment `{env.name}` ({env.file})" if env is not None
+                 else f"reconciler plan: `{target}`")
+        rendered = render_markdown(result, title)
+    else:
+        rendered = render_plan(result)
+        if several or env is not None:
+            rendered = click.style(f"== {target}" + (f" (environment {env.name}, account {env.aws.account_id})"
+                                                      if env is not None and env.aws.account_id else "")
+                                   + " ==", bold=True) + "\n" + rendered
     if result.has_errors:
-        return EXIT_ERROR
-    return EXIT_CHANGES if detailed_exitcode and result.has_changes else EXIT_OK
+        return EXIT_ERROR, rendered
+    return (EXIT_CHANGES if detailed_exitcode and result.has_changes else EXIT_OK), rendered
+
+
+def _failed_plan(target: Path, fmt: str, message: str) -> str:
+    import json
+
+    if fmt == "json":
+        return json.dumps({"target": str(target), "error": message}, indent=2)
+    if fmt == "markdown":
+        return f"### reconciler plan: `{target}`\n\n**Could not be planned.**\n\n```\n{message}\n```\n"
+    return click.style(f"== {target} ==", bold=True) + "\n" + click.style("Error: ", fg="red", bold=True) + message
 
 
 @cli.command()
@@ -271,7 +404,7 @@ def apply(specs: Path, auto_approve: bool, wait_s: int | None, opts: AwsOptions,
 
     opts.start()
     spec_set = load_specs(specs)
-    aws = _connect(opts)
+    aws = _connect(opts, environment=spec_set.environment)
     result = _plan(spec_set, aws, opts, manual=True)  # a hand-run apply: `manual: true` windows let it through
     click.echo(render_plan(result))
     if not any(c.applicable or c.refused or c.action == "error" for c in result.changes):
@@ -284,7 +417,7 @@ def apply(specs: Path, auto_approve: bool, wait_s: int | None, opts: AwsOptions,
                         default="", show_default=False) != "yes":
             click.echo("Apply cancelled.")
             return EXIT_ERROR
-    with _holding_lease(aws, lease_opts) as still_held:
+    with _holding_lease(aws, lease_opts, spec_set.environment_name) as still_held:
         report = apply_plan(result, aws, should_stop=lambda: not still_held())
         click.echo()
         click.echo(render_report(report))
@@ -354,12 +487,12 @@ def _carry_through(spec_set: Any, aws: Any, opts: AwsOptions, report: Any, wait_
 
 
 @contextlib.contextmanager
-def _holding_lease(aws: Any, lease_opts: LeaseOptions) -> Iterator[Callable[[], bool]]:
+def _holding_lease(aws: Any, lease_opts: LeaseOptions, environment: str | None) -> Iterator[Callable[[], bool]]:
     """Hold the agents' lease while applying, when agents use one (its table exists); refuse to
     write while a live agent holds it. Yields a check that the lease is still held."""
     from .lease import Heartbeat
 
-    lease = lease_opts.make(aws)
+    lease = lease_opts.make(aws, environment)
     if lease is None or not lease.table_exists():
         yield lambda: True
         return
@@ -450,9 +583,10 @@ def run(specs: Path, once: bool, interval: str, git_url: str | None, git_branch:
     seconds = parse_duration(interval)
     if git_url and specs.is_absolute():
         raise ReconcilerError("with --git-url, SPECS is a path inside the repository (e.g. specs)")
-    aws = _connect(opts)
     source = (GitSource(git_url, git_branch, state_dir or state_dir_default(), str(specs)) if git_url
               else DirectorySource(specs))
+    environment = _environment_at_start(source)
+    aws = _connect(opts, environment=environment)
     if write_back_branch and not isinstance(source, GitSource):
         raise ReconcilerError("--write-back-branch needs --git-url: the drift is written back as a commit to the "
                               "spec repository")
@@ -467,8 +601,9 @@ def run(specs: Path, once: bool, interval: str, git_url: str | None, git_branch:
                     notify=list(notify))
     config = AgentConfig(interval_s=seconds, pending_interval_s=parse_duration(pending_interval, "--pending-interval"),
                          workers=opts.workers, max_destroy=opts.max_destroy, notify_after=notify_after,
-                         http_token=http_token, watch_events=watch_events)
-    agent = Agent(source, aws, config, lease=lease_opts.make(aws), events=events, writer=writer)
+                         http_token=http_token, watch_events=watch_events, environment=environment)
+    agent = Agent(source, aws, config, lease=lease_opts.make(aws, environment and environment.name), events=events,
+                  writer=writer)
     if webhooks and not os.environ.get("RECONCILER_WEBHOOK_SECRET"):
         click.echo("warning: --notify-webhook without RECONCILER_WEBHOOK_SECRET: events are sent unsigned", err=True)
     if once:
@@ -476,6 +611,21 @@ def run(specs: Path, once: bool, interval: str, git_url: str | None, git_branch:
         events.close()
         return EXIT_OK if result.ok and (result.healthy is not False or not require_healthy) else EXIT_ERROR
     return agent.run_forever(http_host, 9090 if http_port is None else http_port)
+
+
+def _environment_at_start(source: Any) -> Any:
+    """The environment an agent is started for (None: a plain spec directory), read before it connects: its
+    account and role decide what it may reach, for as long as it runs."""
+    from .environments import environment_file, read_environment
+
+    root = source.checkout(source.fetch()) if source.supports_fallback else source.specs
+    found = environment_file(root)
+    if found is None:
+        return None
+    environment, problems = read_environment(found, source.root)
+    if environment is None:
+        raise SpecError(problems)
+    return environment
 
 
 @cli.command()
@@ -499,7 +649,8 @@ def health(specs: Path, endpoint: str | None, names: tuple[str, ...], as_json: b
     from .health import check_cluster, render_results
 
     opts.start()
-    clusters = [s for s in load_specs(specs).by_kind("CacheCluster") if not names or s.name in names]
+    spec_set = load_specs(specs)
+    clusters = [s for s in spec_set.by_kind("CacheCluster") if not names or s.name in names]
     if not clusters:
         raise ReconcilerError("no CacheCluster spec to check" + (f" named {', '.join(names)}" if names else ""))
     if endpoint and len(clusters) > 1:
@@ -512,7 +663,7 @@ def health(specs: Path, endpoint: str | None, names: tuple[str, ...], as_json: b
         except ReconcilerError as exc:
             raise ReconcilerError(f"--endpoint: {exc}") from None
     needs_aws = opts.sandbox or any(_needs_aws(s, endpoint) for s in clusters)
-    aws = _connect(opts) if needs_aws else None
+    aws = _connect(opts, environment=spec_set.environment) if needs_aws else None
     results = [check_cluster(s, aws, endpoint, tls=tls, ca_file=ca_file) for s in clusters]
     click.echo(json.dumps({"clusters": [r.to_json() for r in results]}, indent=2) if as_json
                else render_results(results))
@@ -526,6 +677,7 @@ def _needs_aws(spec: Any, endpoint: str | None) -> bool:
 
 
 @cli.command()
+@click.argument("environment", required=False, type=click.Path(path_type=Path))
 @click.option("--kind", "kinds", multiple=True, help="Only this kind (repeatable): Table, Bucket, Distribution, "
               "CacheCluster.")
 @click.option("--name", "names", multiple=True, help="Only resources of this name (repeatable); a distribution "
@@ -537,9 +689,10 @@ def _needs_aws(spec: Any, endpoint: str | None) -> bool:
               help="At most this many items per table, with a warning when there are more.")
 @_aws_options
 @_guarded
-def export(kinds: tuple[str, ...], names: tuple[str, ...], output: Path, with_items: bool, item_limit: int,
-           opts: AwsOptions) -> int:
-    """Write specs for live resources (to adopt a stack built by hand). Makes no change in AWS."""
+def export(environment: Path | None, kinds: tuple[str, ...], names: tuple[str, ...], output: Path, with_items: bool,
+           item_limit: int, opts: AwsOptions) -> int:
+    """Write specs for live resources (to adopt a stack built by hand). Makes no change in AWS. With ENVIRONMENT
+    (envs/prod), in that environment's account and Region, as its agent sees them."""
     from .engine.export import export_stack, write
     from .resources import registry
 
@@ -547,8 +700,20 @@ def export(kinds: tuple[str, ...], names: tuple[str, ...], output: Path, with_it
     unknown = [k for k in kinds if k not in registry.kinds()]
     if unknown:
         raise ReconcilerError(f"--kind {unknown[0]!r} is not one of {', '.join(registry.kinds())}")
-    aws = _connect(opts, agent_calls=False)  # export reads what the agent never does (every table, every group)
-    items = export_stack(aws, list(kinds), list(names), {"with_items": with_items, "item_limit": item_limit})
+    target = None
+    if environment is not None:
+        from .environments import environment_file, read_environment
+
+        found = environment_file(environment)
+        if found is None:
+            raise ReconcilerError(f"{environment} is not an environment (no environment.yaml of kind Environment)")
+        target, problems = read_environment(found)
+        if target is None:
+            raise SpecError(problems)
+    # export reads what the agent never does (every table, every group)
+    aws = _connect(opts, agent_calls=False, environment=target)
+    items = export_stack(aws, list(kinds), list(names), {"with_items": with_items, "item_limit": item_limit,
+                                                          "environment": target and target.name})
     for item in items:
         for warning in item.warnings:
             where = f"{item.kind}/{item.name}" + (f" ({item.external_id})" if item.external_id else "")
@@ -593,7 +758,7 @@ def writeback(specs: Path, kinds: tuple[str, ...], names: tuple[str, ...], dry_r
     if unknown:
         raise ReconcilerError(f"--kind {unknown[0]!r} is not one of {', '.join(registry.kinds())}")
     spec_set = load_specs(specs)
-    aws = _connect(opts)
+    aws = _connect(opts, environment=spec_set.environment)
     result = _plan(spec_set, aws, opts)
     done = write_back(result, spec_set, specs, aws, allow_replacement=allow_replacement,
                       only=lambda c: (not kinds or c.kind in kinds) and (not names or c.name in names))
@@ -606,6 +771,8 @@ def writeback(specs: Path, kinds: tuple[str, ...], names: tuple[str, ...], dry_r
         click.echo("No drift to write back.")
         return EXIT_ERROR if result.has_errors else EXIT_OK
     click.echo(done.diff(), nl=False)
+    for entry in done.written:
+        click.echo(f"wrote {entry.ref} {entry.path} in {entry.file}")
     files = len(done.changed_files())
     fields_ = len(done.written)
     if dry_run:
@@ -622,17 +789,23 @@ def writeback(specs: Path, kinds: tuple[str, ...], names: tuple[str, ...], dry_r
 @click.option("--lease-table", default="reconciler-lease", show_default=True, envvar="RECONCILER_LEASE_TABLE",
               help="The lease table the agents use (its statement is scoped to it).")
 @click.option("--lease-name", default="reconciler", show_default=True, envvar="RECONCILER_LEASE_NAME",
-              help="The agents' lease name (their event queue and rule, `run --watch-events`, are named after it).")
+              help="The agents' lease name (their event queue and rule, `run --watch-events`, are named after it; "
+                   "an environment's carry its name: reconciler-prod).")
+@click.option("--read-only", is_flag=True,
+              help="Only what `plan` reads (a pull request's plan job): no write, no lease, no event queue.")
 @_guarded
-def iam_policy(specs: Path | None, lease_table: str, lease_name: str) -> int:
-    """Print a least-privilege IAM policy for exactly the calls the agent makes; with SPECS, writes are
-    scoped to the resources they name."""
+def iam_policy(specs: Path | None, lease_table: str, lease_name: str, read_only: bool) -> int:
+    """Print a least-privilege IAM policy for exactly the calls the agent makes; with SPECS (a spec directory or
+    an environment), writes and data reads are scoped to the resources they name."""
     import json
 
-    from .iam import policy
+    from .iam import policy, read_only_policy
 
-    spec_set = load_specs(specs).specs if specs else None
-    click.echo(json.dumps(policy(lease_table, spec_set, lease_name), indent=2))
+    spec_set = load_specs(specs) if specs else None
+    specs_ = spec_set.specs if spec_set else None
+    name = _lease_name(lease_name, spec_set.environment_name if spec_set else None)
+    document = policy(lease_table, specs_, name)
+    click.echo(json.dumps(read_only_policy(document) if read_only else document, indent=2))
     return EXIT_OK
 
 

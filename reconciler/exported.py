@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .model import OWNER_TAG, OWNER_VALUE
+from .model import ENV_TAG, OWNER_TAG, OWNER_VALUE, owned_by
 
 
 @dataclass
@@ -24,10 +24,19 @@ class Exported:
     exceptions: list[str] = field(default_factory=list)     # metadata.securityExceptions it needs
     requires: list[tuple[str, str]] = field(default_factory=list)  # (kind, name) it refers to
     skipped: bool = False  # cannot be expressed as a spec: only its warnings are reported
+    environment: str | None = None  # the environment being exported (envs/prod: `prod`)
 
     @property
     def owned(self) -> bool:
-        return self.tags.get(OWNER_TAG) == OWNER_VALUE
+        return owned_by(self.tags, self.environment)
+
+    @property
+    def owned_elsewhere(self) -> str | None:
+        """The environment (or "no environment") whose agent owns it, when that is not the one exported."""
+        if self.tags.get(OWNER_TAG) != OWNER_VALUE or self.owned:
+            return None
+        theirs = self.tags.get(ENV_TAG)
+        return f"environment {theirs!r}" if theirs else "no environment (a plain spec directory)"
 
     def document(self) -> dict[str, Any]:
         metadata: dict[str, Any] = {"name": self.name}

@@ -98,12 +98,35 @@ def _statement(sid: str, actions: list[str], resource: str | list[str],
     return out
 
 
-__all__ = ["agent_actions", "allowed_actions", "iam_action", "policy"]
+__all__ = ["agent_actions", "allowed_actions", "iam_action", "policy", "read_only_policy"]
+
+# What `plan` never does: hold the lease, receive AWS's change events, ask CloudTrail who changed something.
+_AGENT_ONLY = ("AgentLease", "AgentEventQueue", "AgentEventRule", "AgentTrailCheck", "AgentWhoChangedIt")
+
+
+def is_read(action: str) -> bool:
+    """An action that only reads (configuration or data): what a plan may do."""
+    operation = action.split(":", 1)[1]
+    return operation.startswith(("Describe", "List", "Get", "BatchGet", "Query", "Scan", "Lookup"))
+
+
+def read_only_policy(document: dict[str, Any]) -> dict[str, Any]:
+    """The part of an agent's policy that `plan` uses: its statements' reads, on the same resources and
+    conditions; nothing that writes (a pull request's plan job runs with it)."""
+    statements = []
+    for statement in document["Statement"]:
+        if statement["Sid"] in _AGENT_ONLY:
+            continue
+        reads = [a for a in statement["Action"] if is_read(a)]
+        if reads:
+            statements.append({**statement, "Sid": statement["Sid"] + "Read" if len(reads) < len(statement["Action"])
+                               else statement["Sid"], "Action": reads})
+    return {"Version": document["Version"], "Statement": statements}
 
 
 def agent_actions() -> set[str]:
     """Every IAM action the agent may use, whatever its specs (the daemon's trimmed models keep these)."""
-    return allowed_actions(policy()) | {"sts:GetCallerIdentity"}
+    return allowed_actions(policy()) | {"sts:GetCallerIdentity", "sts:AssumeRole"}  # an environment's account
 
 
 def allowed_actions(document: dict[str, Any]) -> set[str]:

@@ -5,13 +5,15 @@ raised together as one SpecError; nothing is half-loaded."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from . import windows
 from .durations import parse_duration
+from .environments import Substitution, environment_file, read_environment
 from .errors import ReconcilerError, SpecError, SpecProblem
 from .resources import registry
-from .specs import Spec, SpecSet, format_path, read_specs
+from .specs import Spec, SpecSet, duplicate_problems, format_path, read_specs, stated_elsewhere
 
 # Kinds that are policy, not AWS resources: their own rules, applied before anything else.
 POLICY_KINDS = {windows.KIND: windows.check_spec}
@@ -25,10 +27,42 @@ def load_specs(root: str | Path, relative_to: Path | None = None, overrides: Map
     `relative_to` names files relative to that directory (a git checkout's root); `overrides` gives
     the text of some files instead of their contents (an edit being checked before it is written).
     """
-    specs, files, problems = read_specs(root, relative_to, overrides)
+    root = Path(root)
+    env_file = environment_file(root)
+    if env_file is not None:
+        return _load_environment(env_file, relative_to, overrides or {})
+    specs, files, problems = read_specs(root, relative_to, overrides, transform=Substitution())
     if not files and problems:
         raise SpecError(problems)
-    problems += kind_problems(specs)
+    return _checked(specs, files, problems)
+
+
+def _load_environment(env_file: Path, relative_to: Path | None, overrides: Mapping[Path, str]) -> SpecSet:
+    """An environment's spec set: its bases and its own directory, with its values and patches."""
+    text = next((t for p, t in overrides.items() if p.resolve() == env_file.resolve()), None)
+    environment, problems = read_environment(env_file, relative_to, text)
+    if environment is None:
+        raise SpecError(problems)
+    substitution = Substitution(environment)
+    specs: list[Spec] = []
+    files: list[str] = []
+    for directory in (*environment.bases, environment.directory):
+        found, names, more = read_specs(directory, relative_to, overrides, transform=substitution,
+                                        exclude=[env_file])
+        if directory == environment.directory and not names:
+            continue  # an environment's own directory may hold nothing but its document
+        specs += found
+        files += names
+        problems += more
+    problems += duplicate_problems(specs)
+    if not problems:  # a value or patch looks unused when the documents that use it did not load
+        problems += substitution.leftover_problems()
+    specs = [replace(s, environment=environment.name) for s in specs]
+    return replace(_checked(specs, [environment.file, *files], problems), environment=environment)
+
+
+def _checked(specs: list[Spec], files: list[str], problems: list[SpecProblem]) -> SpecSet:
+    problems = [*problems, *kind_problems(specs)]
     if problems:
         raise SpecError(sorted(problems, key=lambda p: (p.file, p.line or 0, p.path)))
     ordered = sorted(specs, key=lambda s: (0 if s.kind in POLICY_KINDS else registry.get(s.kind).order,
@@ -43,7 +77,7 @@ def kind_problems(specs: list[Spec]) -> list[SpecProblem]:
             return POLICY_KINDS[spec.kind](spec)
         return [*_metadata_rules(spec), *registry.get(spec.kind).check_spec(spec, specs)]
 
-    return [SpecProblem(spec.file, spec.line_of(path), format_path(path), message)
+    return [SpecProblem(spec.file, spec.line_of(path), format_path(path), message + stated_elsewhere(spec, path))
             for spec in specs for path, message in rules(spec)]
 
 

@@ -11,12 +11,22 @@ OWNER_VALUE = "reconciler"
 ROLE_TAG = "reconciler:role"  # the agent's own infrastructure...
 LEASE_ROLE = "lease"  # ...such as the lease table
 NAME_TAG = "reconciler:name"
-OWNERSHIP_TAGS = (OWNER_TAG, NAME_TAG)
+ENV_TAG = "reconciler:env"  # the environment (envs/prod: `prod`) whose agent owns it; absent for a plain spec set
+OWNERSHIP_TAGS = (OWNER_TAG, NAME_TAG, ENV_TAG)
 
 
-def ownership_tags(name: str) -> dict[str, str]:
-    """The tags that mark a resource as created (or adopted) by the agent for spec `name`."""
-    return {OWNER_TAG: OWNER_VALUE, NAME_TAG: name}
+def ownership_tags(name: str, environment: str | None = None) -> dict[str, str]:
+    """The tags that mark a resource as created (or adopted) by the agent for spec `name` (of `environment`)."""
+    tags = {OWNER_TAG: OWNER_VALUE, NAME_TAG: name}
+    if environment:
+        tags[ENV_TAG] = environment
+    return tags
+
+
+def owned_by(tags: dict[str, str], environment: str | None) -> bool:
+    """Whether tags mark a resource as the agent's for `environment` (two environments in one account never
+    take each other's resources for theirs)."""
+    return tags.get(OWNER_TAG) == OWNER_VALUE and tags.get(ENV_TAG) == environment
 
 
 @dataclass
@@ -41,11 +51,11 @@ class Live:
             self.later.pop(0)(self)
         return self
 
-    def owner(self) -> str | None:
-        """The spec name that owns this resource, or None when the agent does not own it."""
+    def owner(self, environment: str | None = None) -> str | None:
+        """The spec name that owns this resource, or None when the agent (of `environment`) does not own it."""
         if self.claimed_by is not None:
             return self.claimed_by
-        if self.tags.get(OWNER_TAG) != OWNER_VALUE:
+        if not owned_by(self.tags, environment):
             return None
         return self.tags.get(NAME_TAG, "")
 

@@ -2,6 +2,9 @@
 
 Every problem names the file, the line and the field path. All problems of a spec set
 are collected and raised together as one SpecError; nothing is half-loaded.
+
+Over 500 lines because line numbers are its job end to end: YAML nodes to values with their lines, the
+schemas' errors turned into words at those lines, and the spec types that keep them for later messages.
 """
 
 from __future__ import annotations
@@ -12,8 +15,8 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -69,6 +72,22 @@ class Metadata:
 
 
 @dataclass(frozen=True)
+class Origin:
+    """Where a value of an environment's spec is stated when not in the base document itself: one of the
+    environment's `values` (`what="value"`), a patch (`"patch"`), or a `${name}` placeholder inside a longer
+    text or with its default (`"template"`, which write-back cannot edit)."""
+
+    what: str
+    file: str            # the file that states it, as messages name it
+    line: int
+    path: Path_ = ()     # where in that file's document (for "value" and "patch")
+
+    def where(self) -> str:
+        said = {"value": "the environment's value", "patch": "the patch", "template": "the placeholder"}[self.what]
+        return f"{said} at {self.file}:{self.line}"
+
+
+@dataclass(frozen=True)
 class Spec:
     """One validated document: what one resource should look like."""
 
@@ -78,6 +97,9 @@ class Spec:
     file: str
     line: int
     lines: Mapping[Path_, int] = field(default_factory=dict, compare=False, repr=False)
+    environment: str | None = None  # the environment this spec was built for (None: a plain spec directory)
+    source_name: str | None = field(default=None, compare=False, repr=False)  # metadata.name as the file states it
+    origins: Mapping[Path_, Origin] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def name(self) -> str:
@@ -97,6 +119,14 @@ class Spec:
         """The directory of the file this spec came from (for relative paths in specs)."""
         return Path(self.file).parent
 
+    def origin_of(self, path: Path_) -> tuple[Origin, Path_] | None:
+        """Where the value at `path` is stated when not in this document (an environment's value or patch), and
+        the rest of `path` below that point; None when the document states it."""
+        for n in range(len(path), 0, -1):
+            if path[:n] in self.origins:
+                return self.origins[path[:n]], path[n:]
+        return None
+
     def line_of(self, path: Path_) -> int:
         """The line of a field path, or of its nearest ancestor that has one."""
         while path:
@@ -112,6 +142,11 @@ class SpecSet:
 
     specs: tuple[Spec, ...]
     files: tuple[str, ...]
+    environment: Any = None  # the reconciler.environments.Environment it was built for, if any
+
+    @property
+    def environment_name(self) -> str | None:
+        return self.environment.name if self.environment is not None else None
 
     def by_kind(self, kind: str) -> list[Spec]:
         return [s for s in self.specs if s.kind == kind]
@@ -170,8 +205,15 @@ def _resolve(ref: str, root: dict[str, Any], registry: Registry) -> tuple[Any, d
     return target, document
 
 
+ENVIRONMENT_KIND = "Environment"  # not a resource: the document that builds a spec set (environments.py)
+
+
 def known_kinds() -> list[str]:
-    return sorted(_validators())
+    return sorted(k for k in _validators() if k != ENVIRONMENT_KIND)
+
+
+def environment_validator() -> Draft202012Validator:
+    return _validators()[ENVIRONMENT_KIND]
 
 
 # ---------------------------------------------------------------------------- YAML
@@ -396,36 +438,42 @@ def spec_files(root: Path) -> list[Path]:
     )
 
 
-def read_specs(root: str | Path, relative_to: Path | None = None, overrides: Mapping[Path, str] | None = None
+Transform = Callable[[dict[str, Any], dict[Path_, int], str],
+                     tuple[dict[str, Any], dict[Path_, Origin], list[SpecProblem]]]
+
+
+def read_specs(root: str | Path, relative_to: Path | None = None, overrides: Mapping[Path, str] | None = None,
+               transform: Transform | None = None, exclude: Iterable[Path] = ()
                ) -> tuple[list[Spec], list[str], list[SpecProblem]]:
     """Parse and schema-validate every spec under root: (specs, file names, problems). The kinds' own
     rules and the order come from the layer above (reconciler.loading.load_specs). `overrides` gives
-    the text to read for some files instead of their contents (an edit being checked)."""
+    the text to read for some files instead of their contents (an edit being checked); `transform` turns
+    each document into the one validated (an environment's values and patches) and says where the values
+    it put in are stated; `exclude` names files that are not specs (an environment's own document)."""
     overrides = {p.resolve(): text for p, text in (overrides or {}).items()}
     root = Path(root)
     problems = _Problems()
     if not root.exists():
         return [], [], [SpecProblem(str(root), None, "", "no such file or directory")]
-    files = spec_files(root)
+    skip = {p.resolve() for p in exclude}
+    files = [f for f in spec_files(root) if f.resolve() not in skip]
     if not files:
         return [], [], [SpecProblem(str(root), None, "", "no *.yaml or *.yml files found")]
     specs: list[Spec] = []
-    seen: dict[tuple[str, str], Spec] = {}
     for file in files:
         display = _display(file, relative_to)
         for doc, lines, first in _read_documents(file, display, problems, overrides.get(file.resolve())):
-            spec = _validate_document(doc, lines, first, display, problems)
-            if spec is None:
-                continue
-            key = (spec.kind, spec.name)
-            if key in seen:
-                other = seen[key]
-                problems.add(display, spec.line_of(("metadata", "name")), "metadata.name",
-                             f"duplicate {spec.kind} {spec.name!r} "
-                             f"(first defined at {other.file}:{other.line_of(('metadata', 'name'))})")
-                continue
-            seen[key] = spec
-            specs.append(spec)
+            source_name = doc.get("metadata", {}).get("name") if isinstance(doc.get("metadata"), dict) else None
+            origins: dict[Path_, Origin] = {}
+            if transform is not None and doc.get("kind") != ENVIRONMENT_KIND:
+                doc, origins, trouble = transform(doc, lines, display)
+                if trouble:
+                    problems.extend(trouble)
+                    continue
+            spec = _validate_document(doc, lines, first, display, problems, origins)
+            if spec is not None:
+                specs.append(replace(spec, source_name=source_name if source_name != spec.name else None))
+    problems.extend(duplicate_problems(specs))
     for spec in specs:
         for ignored in spec.metadata.ignore:
             if not ignored.startswith("spec."):
@@ -434,8 +482,27 @@ def read_specs(root: str | Path, relative_to: Path | None = None, overrides: Map
     return specs, [_display(f, relative_to) for f in files], list(problems)
 
 
+def duplicate_problems(specs: list[Spec]) -> list[SpecProblem]:
+    """A second spec of the same kind and name (in one directory or across an environment's bases); the
+    duplicates are removed from `specs`."""
+    seen: dict[tuple[str, str], Spec] = {}
+    problems = _Problems()
+    for spec in list(specs):
+        key = (spec.kind, spec.name)
+        if key in seen:
+            other = seen[key]
+            problems.add(spec.file, spec.line_of(("metadata", "name")), "metadata.name",
+                         f"duplicate {spec.kind} {spec.name!r} "
+                         f"(first defined at {other.file}:{other.line_of(('metadata', 'name'))})")
+            specs.remove(spec)
+            continue
+        seen[key] = spec
+    return list(problems)
+
+
 def _validate_document(
-    doc: dict[str, Any], lines: dict[Path_, int], first: int, file: str, problems: _Problems
+    doc: dict[str, Any], lines: dict[Path_, int], first: int, file: str, problems: _Problems,
+    origins: Mapping[Path_, Origin] | None = None,
 ) -> Spec | None:
     def line(path: Path_) -> int:
         while path and path not in lines:
@@ -451,15 +518,24 @@ def _validate_document(
         return None
     kind = doc.get("kind")
     validators = _validators()
+    if kind == ENVIRONMENT_KIND:
+        problems.add(file, line(("kind",)), "kind", "an Environment is not a resource: give its directory to the "
+                                                     f"command ({Path(file).parent}/), not a directory above it")
+        return None
     if not isinstance(kind, str) or kind not in validators:
         problems.add(file, line(("kind",)), "kind",
                      f"unknown kind {kind!r}; known kinds: {', '.join(known_kinds())}")
         return None
     errors = list(validators[kind].iter_errors(doc))
+    spec = Spec(kind=kind, metadata=Metadata.from_dict(doc["metadata"]) if not errors else Metadata(name="?"),
+                spec=doc.get("spec") or {}, file=file, line=first, lines=lines, origins=dict(origins or {}))
     for error in errors:
         for path, message in _schema_problems(error):
-            problems.add(file, line(path), path, message)
-    if errors:
-        return None
-    return Spec(kind=kind, metadata=Metadata.from_dict(doc["metadata"]),
-                spec=doc.get("spec") or {}, file=file, line=first, lines=lines)
+            problems.add(file, line(path), path, message + stated_elsewhere(spec, path))
+    return None if errors else spec
+
+
+def stated_elsewhere(spec: Spec, path: Path_) -> str:
+    """` (set by the patch at envs/prod/environment.yaml:9)` when an environment states the value at `path`."""
+    found = spec.origin_of(tuple(path))
+    return f" (set by {found[0].where()})" if found else ""

@@ -101,7 +101,7 @@ class Run:
         edits = {
             "tables.yaml": [("name: Users", f"name: {n.users}"), ("name: Products", f"name: {n.products}")],
             "site.yaml": [("name: example-site-bucket", f"name: {n.bucket}"), ("name: website", f"name: {n.website}"),
-                          ("bucket: example-site-bucket", f"bucket: {n.bucket}"),
+                          ('bucket: "example-site-bucket', f'bucket: "{n.bucket}'),
                           ("invalidate: website", f"invalidate: {n.website}")],
             "cache.yaml": [("name: app-cache", f"name: {n.cache}"), ("replicas: 1", "replicas: 0"),
                            ("securityGroupName: bastion", f"securityGroupName: {n.bastion}"),

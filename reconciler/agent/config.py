@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ..engine.plan import DEFAULT_MAX_DESTROY
 
@@ -22,6 +23,7 @@ class AgentConfig:
     http_token: str | None = None       # actions on the HTTP port need it; None: read-only
     watch_events: bool = False          # AWS's change events put the touched resources on the queue
     min_gap_s: float = 1.0              # a resource is reconciled at most this often, however many reasons
+    environment: Any = None             # the Environment the agent was started for (its account was checked)
 
     @property
     def pending_s(self) -> float:

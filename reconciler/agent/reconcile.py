@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -28,7 +28,7 @@ from ..aws import describe_failure, wants_traceback
 from ..engine.apply import ApplyReport, apply_plan
 from ..engine.plan import Change, Plan, enforce_budget, enforce_windows, make_plan
 from ..engine.writeback import uncorrected_fields, write_back
-from ..errors import ReconcilerError, SpecError
+from ..errors import ReconcilerError, SpecError, SpecProblem
 from ..expect import Durations
 from ..health import HealthResult, check_cluster
 from ..lease import Heartbeat, Lease, keep
@@ -235,6 +235,7 @@ class Reconciler:
         """The spec set at `revision`, or at the last good one when it is broken (git only)."""
         try:
             spec_set = load_specs(self.source.checkout(revision), self.source.root)
+            same_environment(self.config.environment, spec_set)
         except SpecError as exc:
             problems = [{"file": p.file, "line": p.line, "field": p.path, "message": p.message}
                         for p in exc.problems]
@@ -354,6 +355,20 @@ class Reconciler:
         results = [check_cluster(spec, self.aws) for spec in due]
         self.recorder.health(results, [c.name for c in clusters])
         return results
+
+
+def same_environment(started: Any, spec_set: SpecSet) -> None:
+    """Refuse a revision whose environment is not the one the agent was started for (its name, account, role
+    or Region changed): the account was checked at start; a new one needs a new start."""
+    now = spec_set.environment
+    before = (started.name, started.aws) if started is not None else None
+    after = (now.name, now.aws) if now is not None else None
+    if before != after:
+        said = f"environment {started.name!r} ({started.aws})" if started is not None else "no environment"
+        where = now.file if now is not None else (spec_set.files[0] if spec_set.files else "?")
+        raise SpecError([SpecProblem(where, 1, "spec.aws", f"the agent was started for {said}; this revision "
+                                     "changes that: restart the agent to follow it (drift correction goes on at "
+                                     "the last good revision)")])
 
 
 def _verdict(health: list[HealthResult]) -> bool | None:

@@ -13,12 +13,14 @@ import re
 import subprocess
 from pathlib import Path
 
+from ..environments import environment_file, files_of, read_environment
 from ..errors import ReconcilerError
 from ..specs import spec_files
 
 
 class DirectorySource:
-    """Specs from a directory; the revision is a hash of the spec files' contents."""
+    """Specs from a directory; the revision is a hash of the spec files' contents (for an environment, of its
+    document and its bases' files)."""
 
     supports_fallback = False
     root: Path | None = None
@@ -30,7 +32,9 @@ class DirectorySource:
     def fetch(self) -> str:
         digest = hashlib.sha256()
         if self.specs.exists():
-            for file in spec_files(self.specs):
+            environment = environment_file(self.specs)
+            found, _ = read_environment(environment) if environment else (None, [])
+            for file in files_of(found) if found else spec_files(self.specs):
                 digest.update(str(file).encode() + b"\0")
                 try:
                     digest.update(file.read_bytes())

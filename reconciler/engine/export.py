@@ -76,10 +76,15 @@ def export_stack(aws: Aws, kinds: list[str], names: list[str], options: dict[str
     for cls in registry.classes():
         if cls.kind in wanted_kinds or (cls.kind == "Bucket" and "Distribution" in wanted_kinds):
             found += cls.export(aws, options)
+    for item in found:
+        item.environment = options.get("environment")
+        if (elsewhere := item.owned_elsewhere) is not None:  # another agent's: never offered for adoption
+            item.skipped = True
+            item.warnings.append(f"managed by reconciler for {elsewhere}; not exported here")
     chosen = [e for e in found if e.kind in wanted_kinds and (not names or e.name in names or e.external_id in names)]
     needed = {r for e in chosen for r in e.requires}
     chosen += [e for e in found if (e.kind, e.name) in needed and e not in chosen]
-    return _unique_names(chosen)
+    return _unique_names([e for e in chosen if not e.skipped]) + [e for e in chosen if e.skipped]
 
 
 def _unique_names(items: list[Exported]) -> list[Exported]:

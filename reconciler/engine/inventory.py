@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..model import LEASE_ROLE, NAME_TAG, OWNER_TAG, OWNER_VALUE, ROLE_TAG
+from ..model import ENV_TAG, LEASE_ROLE, NAME_TAG, OWNER_TAG, OWNER_VALUE, ROLE_TAG
 from ..resources import registry
 
 if TYPE_CHECKING:
@@ -51,13 +51,13 @@ def list_owned(aws: Aws) -> dict[str, dict[str, str]]:
     return found
 
 
-def owned_resources(listing: dict[str, dict[str, str]]) -> list[Owned]:
-    """The listed resources by kind and spec name (the agent's own lease table aside)."""
+def owned_resources(listing: dict[str, dict[str, str]], environment: str | None = None) -> list[Owned]:
+    """The listed resources of `environment` by kind and spec name (the agent's own lease table aside)."""
     by_type = _types()
     out = []
     for arn, tags in listing.items():
         kind = by_type.get(_type_of(arn))
-        if kind and tags.get(ROLE_TAG) != LEASE_ROLE:
+        if kind and tags.get(ROLE_TAG) != LEASE_ROLE and tags.get(ENV_TAG) == environment:
             out.append(Owned(kind, tags.get(NAME_TAG) or _name_of(arn), arn))
     return sorted(set(out), key=lambda o: (o.kind, o.name))
 

@@ -14,7 +14,7 @@ import structlog
 from ..aws import describe_error, describe_failure, wants_traceback
 from ..expect import Durations, step_seconds
 from ..fields import mark_ignored
-from ..model import FieldChange, Live, Step
+from ..model import ENV_TAG, NAME_TAG, OWNER_TAG, OWNER_VALUE, FieldChange, Live, Step
 from ..resources import Resource, registry
 from ..windows import blocked, windows_of
 from .inventory import Owned, list_owned, owned_resources, unmanaged
@@ -234,7 +234,8 @@ def make_plan(specs: SpecSet, aws: Aws, workers: int = 16, only: Iterable[str] |
     plan = mark_waiting(Plan(changes), known or {})
     if listing is not None:
         try:
-            plan.unmanaged = unmanaged(owned_resources(listing.result()), [(s.kind, s.name) for s in specs.specs])
+            plan.unmanaged = unmanaged(owned_resources(listing.result(), specs.environment_name),
+                                       [(s.kind, s.name) for s in specs.specs])
         except Exception as exc:  # it informs and saves calls; it never stops a plan (tags were read one by one)
             plan.inventory_error = describe_failure(exc, "the inventory", "listing")
             log.warning("inventory.error", error=plan.inventory_error)
@@ -318,11 +319,11 @@ def decide(resource: Resource, observed: Live | ObserveFailure | BaseException |
         return _decide_absent(resource, live)
     if live is None:
         return Change(resource, "create", fields=resource.diff(None))
-    owner = live.owner()
+    owner = live.owner(resource.spec.environment)
     action = "update"
     if owner != resource.name:
         if not meta.adopt:
-            return Change(resource, "error", live=live, error=_not_owned_message(resource, owner))
+            return Change(resource, "error", live=live, error=_not_owned_message(resource, live))
         action = "adopt"
     fields = mark_ignored(resource.diff(live), meta.ignore)
     change = Change(resource, action, fields=fields, live=live)
@@ -412,9 +413,10 @@ def _decide_absent(resource: Resource, live: Live | None) -> Change:
     meta = resource.spec.metadata
     if live is None:
         return Change(resource, "noop", notes=["absent, as the spec asks"])
-    if live.owner() != resource.name:
+    if live.owner(resource.spec.environment) != resource.name:
         return Change(resource, "error", live=live, error=(
-            f"{resource.ref} exists but is not managed by reconciler; refusing to delete it"))
+            f"{resource.ref} exists but is not managed by reconciler{_for(resource.spec.environment)}; "
+            "refusing to delete it"))
     change = Change(resource, "delete", live=live,
                     fields=[FieldChange("metadata.state", "present", "absent")])
     if meta.deletion != "delete":
@@ -425,9 +427,19 @@ def _decide_absent(resource: Resource, live: Live | None) -> Change:
     return change
 
 
-def _not_owned_message(resource: Resource, owner: str | None) -> str:
-    if owner is None:
+def _not_owned_message(resource: Resource, live: Live) -> str:
+    env = resource.spec.environment
+    if live.tags.get(OWNER_TAG) != OWNER_VALUE:
         return (f"{resource.ref} exists but was not created by reconciler (no managed-by=reconciler "
                 f"tag); it is left untouched. To take it over, set metadata.adopt: true")
-    return (f"{resource.ref} is managed by another spec ({owner!r}); it is left untouched. "
+    if live.tags.get(ENV_TAG) != env:
+        theirs = live.tags.get(ENV_TAG)
+        return (f"{resource.ref} is managed by reconciler{_for(theirs) or ' without an environment'}, not"
+                f"{_for(env) or ' without one'}; it is left untouched. Give it another name in this environment "
+                "(a value in the name), or set metadata.adopt: true to take it over")
+    return (f"{resource.ref} is managed by another spec ({live.tags.get(NAME_TAG, '')!r}); it is left untouched. "
             f"To take it over, set metadata.adopt: true")
+
+
+def _for(environment: str | None) -> str:
+    return f" for environment {environment!r}" if environment else ""

@@ -176,3 +176,79 @@ def render_report(report: ApplyReport) -> str:
         out.append("AWS is still working on what is in progress; its next steps are taken by the next apply or "
                    "the agent's next cycle (apply --wait carries them through now).")
     return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------- markdown (a pull request comment)
+
+MARKDOWN_ICONS = {"create": "🟢", "adopt": "🔵", "update": "🟡", "replace": "🟣", "delete": "🔴", "error": "❗",
+                  "noop": "⚪"}
+
+
+def render_markdown(plan: Plan, title: str, durations: Durations | None = None) -> str:
+    """The plan as a pull request comment: a summary line, then one collapsible section per resource that
+    changes (or cannot be planned), with its fields as a diff, its steps and AWS's expected time. Secrets are
+    masked as in every rendering; nothing here is coloured."""
+    durations = durations or agent_durations()
+    shown = [c for c in plan.changes if c.is_change or c.action == "error"]
+    out = [f"### {title}", "", f"**{summary_line(plan)}**"]
+    expected = plan.expected_seconds(durations) if plan.has_changes else 0
+    if expected:
+        out.append(f"AWS should finish this in about {spoken(expected)}.")
+    out.append("")
+    for change in shown:
+        out += _markdown_change(change, durations)
+    if plan.unmanaged:
+        out += ["<details><summary>❔ Unmanaged: tagged as reconciler's, declared by no spec (left alone)</summary>",
+                "", *[f"- `{o.kind}/{o.name}` ({o.id})" for o in plan.unmanaged], "", "</details>", ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _markdown_change(change: Change, durations: Durations) -> list[str]:
+    action = change.action
+    observing = (change.policy == "observe" or change.paused) and action not in ("noop", "error")
+    verb = OBSERVED.get(action, VERBS[action]) if observing else VERBS[action]
+    summary = f"{MARKDOWN_ICONS[action]} <code>{_html(change.ref)}</code> {verb}"
+    if change.refused:
+        summary += " — <b>refused</b>"
+    lines = [f"<details><summary>{summary}</summary>", ""]
+    if change.error:
+        return [*lines, f"> {_html(change.error)}", "", "</details>", ""]
+    if change.fields:
+        lines += ["```diff", *[_markdown_field(action, f) for f in change.fields], "```", ""]
+    steps = [(i, s) for i, s in enumerate(change.steps, 1)]
+    if len(steps) > 1 or any(s.wait for _, s in steps) or any(s.takes for _, s in steps):
+        lines.append("| # | Step | AWS usually takes | Waits for |")
+        lines.append("|---|------|-------------------|-----------|")
+        for i, step in steps:
+            takes = ""
+            if step.takes:
+                e = durations.expected(step.takes)
+                takes = f"~{spoken(e.seconds)}, {_html(e.source)}"
+            lines.append(f"| {i} | {_cell(step.description)} | {_cell(takes)} | {_cell(step.wait or '')} |")
+        lines.append("")
+    for text in [*(f"note: {n}" for n in change.notes),
+                 *([f"refused: {change.refused}"] if change.refused else []),
+                 *([f"blocked by {change.window}"] if change.window else []),
+                 *([change.waiting] if change.waiting else [])]:
+        lines.append(f"- {_html(text)}")
+    return [*lines, "", "</details>", ""]
+
+
+def _markdown_field(action: str, f: FieldChange) -> str:
+    before, after = format_value(f.before, f.sensitive), format_value(f.after, f.sensitive)
+    if f.ignored:
+        return f"# {f.path} = {before} -> {after}  (ignored: metadata.ignore)"
+    if action == "create" or f.before is None:
+        return f"+ {f.path} = {after}"
+    if f.after is None:
+        return f"- {f.path} = {before}"
+    return f"- {f.path} = {before}\n+ {f.path} = {after}" + ("  # forces replacement" if f.forces_replacement
+                                                               else "")
+
+
+def _html(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _cell(text: str) -> str:
+    return _html(text).replace("|", "\\|").replace("\n", " ")

@@ -25,6 +25,7 @@ from ..errors import SpecError
 from ..fields import MISSING, Field, mark_ignored, normalise
 from ..model import OWNERSHIP_TAGS, FieldChange
 from ..resources import registry
+from ..specs import ENVIRONMENT_KIND, Spec
 from ..yamledit import YamlEditError, append, delete, find_document, set_value
 
 if TYPE_CHECKING:
@@ -128,21 +129,15 @@ def write_back(plan: Plan, specs: SpecSet, root: Path, aws: Aws, *, relative_to:
 
 def _write_change(change: Change, specs: SpecSet, root: Path, aws: Aws, relative_to: Path | None,
                   allow_replacement: bool, fields: FieldFilter, result: WriteBack) -> None:
-    spec = change.resource.spec
-    path = spec.path(relative_to)
-    if path.resolve() not in {p.resolve() for p in result.files}:
-        text = path.read_text(encoding="utf-8")
-        result.files[path] = (spec.file, text, text)
-    key = next(p for p in result.files if p.resolve() == path.resolve())
-    state = _Editing(change, specs, root, aws, relative_to, key, result)
+    state = _Editing(change, specs, root, aws, relative_to, result)
     for fc in change.fields:
         if fc.path.startswith("spec.tags.") and fc.path[len("spec.tags."):] in OWNERSHIP_TAGS:
             continue  # the agent's own tags: never in a spec
         reason = _why_not(change, fc, allow_replacement) or fields(change, fc)
+        where = None
         if reason is None:
-            reason = state.write(fc)
-        result.entries.append(Entry(change.ref, fc.path, fc.after, fc.before, reason is None,
-                                    reason, spec.file if reason is None else None))
+            reason, where = state.write(fc)
+        result.entries.append(Entry(change.ref, fc.path, fc.after, fc.before, reason is None, reason, where))
 
 
 def _why_not(change: Change, fc: FieldChange, allow_replacement: bool) -> str | None:
@@ -164,58 +159,55 @@ class _Editing:
     root: Path
     aws: Aws
     relative_to: Path | None
-    file: Path
     result: WriteBack
 
-    @property
-    def text(self) -> str:
-        return self.result.files[self.file][2]
-
-    def write(self, fc: FieldChange) -> str | None:
-        """Write one field's live value; None when written, else why not (the text is then unchanged).
+    def write(self, fc: FieldChange) -> tuple[str | None, str | None]:
+        """Write one field's live value: (None, where it was written) when written, else (why not, None); the
+        files are then unchanged.
 
         A value other fields inherit (an index's capacity is the table's unless it states its own) would
         make them differ: their live values are then written along with it, so that they keep them."""
         resource = self.change.resource
         spec = self._current_spec()
-        doc = find_document(self.text, resource.kind, resource.name)
-        if spec is None or doc is None:
-            return "its document was not found in the file"
+        if spec is None:
+            return "its document was not found in the file", None
         before_paths = {c.path for c in self._diff(spec)}
+        texts = _Texts(self.result, self.relative_to)
         try:
-            text = self._edit(self.text, doc, fc, spec, primary=True)
-            if text == self.text:
-                return "the spec cannot state this live value"
-            problem, disturbed = self._check(text, fc.path, before_paths)
+            self._edit(texts, fc, spec, primary=True)
+            if not texts.changed():
+                return "the spec cannot state this live value", None
+            problem, disturbed = self._check(texts, fc.path, before_paths)
             if disturbed and not problem:
                 for other in disturbed:  # the fields it disturbed keep their live values
-                    text = self._edit(text, doc, other, self._load(text).get(resource.kind, resource.name))
-                problem, disturbed = self._check(text, fc.path, before_paths)
+                    self._edit(texts, other, self._load(texts).get(resource.kind, resource.name))
+                problem, disturbed = self._check(texts, fc.path, before_paths)
         except (YamlEditError, _Unwritable) as exc:
-            return f"not written: {exc}" if isinstance(exc, YamlEditError) else str(exc)
+            return (f"not written: {exc}" if isinstance(exc, YamlEditError) else str(exc)), None
         if disturbed and not problem:
             problem = f"writing it would make other fields differ ({', '.join(c.path for c in disturbed)})"
         if problem is None:
-            display, old, _ = self.result.files[self.file]
-            self.result.files[self.file] = (display, old, text)
-        return problem
+            texts.keep()
+            return None, "; ".join(sorted(texts.where))
+        return problem, None
 
-    def _edit(self, text: str, doc: int, fc: FieldChange, spec: Any, primary: bool = False) -> str:
+    def _edit(self, texts: _Texts, fc: FieldChange, spec: Spec, primary: bool = False) -> None:
         found = _field_of(self.change.resource, fc)
         if found is None:
             raise _Unwritable("no spec field states it")
         if not primary and (fc.sensitive or fc.forces_replacement):
             raise _Unwritable(f"writing it would change {fc.path}, which is not written back here")
-        return _edit(text, doc, found, fc, spec.spec, self.change.live.state)
+        _edit(texts.into(spec), found, fc, spec.spec, self.change.live.state)
 
-    def _load(self, text: str) -> SpecSet:
+    def _load(self, texts: _Texts | None = None) -> SpecSet:
         from ..loading import load_specs
 
-        return load_specs(self.root, self.relative_to, overrides={self.file: text})
+        overrides = texts.overrides() if texts is not None else {p: new for p, (_, _, new) in self.result.files.items()}
+        return load_specs(self.root, self.relative_to, overrides=overrides)
 
     def _current_spec(self) -> Any:
         try:
-            return self._load(self.text).get(self.change.kind, self.change.name)
+            return self._load().get(self.change.kind, self.change.name)
         except SpecError:
             return None
 
@@ -224,10 +216,10 @@ class _Editing:
         resource.prepare(self.aws)
         return mark_ignored(resource.diff(self.change.live), spec.metadata.ignore)
 
-    def _check(self, text: str, path: str, before_paths: set[str]) -> tuple[str | None, list[FieldChange]]:
+    def _check(self, texts: _Texts, path: str, before_paths: set[str]) -> tuple[str | None, list[FieldChange]]:
         """(why the edited text will not do, or None; the fields it newly makes differ)."""
         try:
-            spec = self._load(text).get(self.change.kind, self.change.name)
+            spec = self._load(texts).get(self.change.kind, self.change.name)
         except SpecError as exc:
             return f"the live value does not pass validation: {exc.problems[0].message}", []
         if spec is None:
@@ -236,6 +228,96 @@ class _Editing:
         if path in {c.path for c in after}:
             return "the spec cannot state this live value (writing it does not reproduce it)", []
         return None, [c for c in after if c.path not in before_paths]
+
+
+@dataclass
+class _Texts:
+    """The spec files' texts while one field is written: edits go to the file that states each value (the spec's
+    own document; for an environment, the value or patch that sets it), kept only if the edit passes its check."""
+
+    result: WriteBack
+    relative_to: Path | None
+    texts: dict[Path, tuple[str, str]] = field(default_factory=dict)  # path -> (display, text)
+    where: set[str] = field(default_factory=set)
+
+    def text(self, path: Path, display: str) -> str:
+        key = path.resolve()
+        if key not in self.texts:
+            known = next((v for p, v in self.result.files.items() if p.resolve() == key), None)
+            self.texts[key] = (display, known[2] if known else path.read_text(encoding="utf-8"))
+        return self.texts[key][1]
+
+    def into(self, spec: Spec) -> _Target:
+        return _Target(self, spec)
+
+    def changed(self) -> bool:
+        return any(text != self._saved(path) for path, (_, text) in self.texts.items())
+
+    def _saved(self, path: Path) -> str:
+        known = next((v for p, v in self.result.files.items() if p.resolve() == path), None)
+        return known[2] if known else path.read_text(encoding="utf-8")
+
+    def overrides(self) -> dict[Path, str]:
+        out = {p: new for p, (_, _, new) in self.result.files.items()}
+        out.update({path: text for path, (_, text) in self.texts.items()})
+        return out
+
+    def keep(self) -> None:
+        for path, (display, text) in self.texts.items():
+            known = next((p for p in self.result.files if p.resolve() == path), None)
+            if known is None:
+                old = path.read_text(encoding="utf-8")
+                self.result.files[path] = (display, old, text)
+            else:
+                shown, old, _ = self.result.files[known]
+                self.result.files[known] = (shown, old, text)
+
+
+@dataclass
+class _Target:
+    """Edits of one spec's fields, each sent to the file and document that states it."""
+
+    texts: _Texts
+    spec: Spec
+
+    def set_value(self, at: tuple[str | int, ...], value: Any) -> None:
+        self._apply(at, lambda text, doc, path: set_value(text, doc, path, value))
+
+    def delete(self, at: tuple[str | int, ...]) -> None:
+        self._apply(at, lambda text, doc, path: delete(text, doc, path))
+
+    def append(self, at: tuple[str | int, ...], value: Any) -> None:
+        self._apply(at, lambda text, doc, path: append(text, doc, path, value))
+
+    def _apply(self, at: tuple[str | int, ...], edit: Callable[[str, int, tuple[str | int, ...]], str]) -> None:
+        file, display, doc_of, path, where = self._locate(at)
+        text = self.texts.text(file, display)
+        doc = doc_of(text)
+        if doc is None:
+            raise _Unwritable(f"its document was not found in {display}")
+        new = edit(text, doc, path)
+        if new != text:
+            self.texts.texts[file.resolve()] = (display, new)
+            self.texts.where.add(where)
+
+    def _locate(self, at: tuple[str | int, ...]) -> tuple[Path, str, Callable[[str], int | None],
+                                                           tuple[str | int, ...], str]:
+        spec, relative_to = self.spec, self.texts.relative_to
+        found = spec.origin_of(at)
+        if found is None:
+            name = spec.source_name or spec.name
+            shared = " (the environments' shared base)" if spec.environment else ""
+            return (spec.path(relative_to), spec.file, lambda text: find_document(text, spec.kind, name), at,
+                    f"{spec.file}{shared}")
+        origin, rest = found
+        if origin.what == "template":
+            raise _Unwritable(f"its value is made from ${{...}} placeholders ({origin.where()}); change it by hand")
+        file = relative_to / origin.file if relative_to is not None else Path(origin.file)
+        env = spec.environment
+        said = (f"value {origin.path[-1]}" if origin.what == "value"
+                else f"patch {int(origin.path[2]) + 1}")
+        return (file, origin.file, lambda text: find_document(text, ENVIRONMENT_KIND, env or ""),
+                (*origin.path, *rest), f"{origin.file}, {said}")
 
 
 class _Unwritable(Exception):
@@ -249,14 +331,17 @@ def _field_of(resource: Resource, fc: FieldChange) -> Field | None:
     return None
 
 
-def _edit(text: str, doc: int, f: Field, fc: FieldChange, stated: dict[str, Any], live: dict[str, Any]) -> str:
-    """The text with the live value of one field change written into document `doc`."""
+def _edit(to: _Target, f: Field, fc: FieldChange, stated: dict[str, Any], live: dict[str, Any]) -> None:
+    """Write the live value of one field change where the spec states it."""
     at: tuple[str | int, ...] = ("spec", f.name)
     if f.mode == "map":
         key = fc.path[len(f.path) + 1:]
         if fc.before is None:
-            return delete(text, doc, (*at, key)) if key in (stated.get(f.name) or {}) else text
-        return set_value(text, doc, (*at, key), fc.before)
+            if key in (stated.get(f.name) or {}):
+                to.delete((*at, key))
+            return
+        to.set_value((*at, key), fc.before)
+        return
     if f.mode == "keyed" and fc.entry is not None:
         assert f.key is not None
         entries = stated.get(f.name) or []
@@ -265,39 +350,46 @@ def _edit(text: str, doc: int, f: Field, fc: FieldChange, stated: dict[str, Any]
         # the live entry as observed, not as compared: a set stays a set (the diff sees a sorted list)
         raw = next((e for e in live.get(f.name) or [] if f.key(e) == fc.entry), None)
         if index is None:  # live only: the console added it
-            return append(text, doc, at, raw if raw is not None else fc.before) if fc.before is not None else text
+            if fc.before is not None:
+                to.append(at, raw if raw is not None else fc.before)
+            return
         if fc.path != entry_path:  # one attribute of an entry (an item's)
             attribute = fc.path[len(entry_path) + 1:]
             if fc.before is None:
-                return delete(text, doc, (*at, index, attribute))
+                to.delete((*at, index, attribute))
+                return
             value = raw[attribute] if isinstance(raw, dict) and attribute in raw else fc.before
-            return set_value(text, doc, (*at, index, attribute), value)
+            to.set_value((*at, index, attribute), value)
+            return
         if fc.before is None:  # the console removed it
-            return delete(text, doc, (*at, index))
-        return _write_value(text, doc, (*at, index), fc.after, fc.before, entries[index])
+            to.delete((*at, index))
+            return
+        _write_value(to, (*at, index), fc.after, fc.before, entries[index])
+        return
     if fc.before is None:
-        return text  # "not there" is no value a spec states (leaving the field out means "not managed")
-    return _write_value(text, doc, at, fc.after, fc.before, stated.get(f.name, MISSING))
+        return  # "not there" is no value a spec states (leaving the field out means "not managed")
+    _write_value(to, at, fc.after, fc.before, stated.get(f.name, MISSING))
 
 
-def _write_value(text: str, doc: int, at: tuple[str | int, ...], after: Any, before: Any, stated: Any) -> str:
+def _write_value(to: _Target, at: tuple[str | int, ...], after: Any, before: Any, stated: Any) -> None:
     """Write `before` (live) where the spec states `stated` (which reads as `after`): mappings key by key,
     so that keys the spec leaves to their defaults stay left out and comments inside stay."""
     if normalise(after) == normalise(before):
-        return text
+        return
     if isinstance(after, dict) and isinstance(before, dict) and isinstance(stated, dict):
         for key in _keys(after, before):
             a, b = after.get(key), before.get(key)
             if normalise(a) == normalise(b):
                 continue
             if b is None:
-                text = delete(text, doc, (*at, key)) if key in stated else text
+                if key in stated:
+                    to.delete((*at, key))
             elif key in stated:
-                text = _write_value(text, doc, (*at, key), a, b, stated[key])
+                _write_value(to, (*at, key), a, b, stated[key])
             else:
-                text = set_value(text, doc, (*at, key), b)
-        return text
-    return set_value(text, doc, at, before)
+                to.set_value((*at, key), b)
+        return
+    to.set_value(at, before)
 
 
 def _keys(*maps: dict[str, Any]) -> Iterable[str]:

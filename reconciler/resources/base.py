@@ -97,7 +97,7 @@ class Resource:
         for f in self.fields:
             if f.default is not MISSING and state.get(f.name) is None:
                 state[f.name] = copy.deepcopy(f.default)
-        state["tags"] = {**(state.get("tags") or {}), **ownership_tags(self.name)}
+        state["tags"] = {**(state.get("tags") or {}), **ownership_tags(self.name, self.spec.environment)}
         return state
 
     def field_table(self) -> tuple[Field, ...]:

@@ -39,7 +39,7 @@ import structlog
 from ..aws import error_code
 from ..errors import ReconcilerError
 from ..fields import Field, diff_fields
-from ..model import NAME_TAG, OWNER_TAG, OWNER_VALUE, FieldChange, Live, NotYet, Step
+from ..model import NAME_TAG, FieldChange, Live, NotYet, Step, owned_by
 from . import invalidations as limits
 from . import register
 from .base import Resource, tag_changes
@@ -83,8 +83,10 @@ def cache_policy_id(ref: str) -> str:
     return MANAGED_CACHE_POLICIES.get(ref, ref)
 
 
-def oac_name(spec_name: str) -> str:
-    return f"reconciler-{spec_name}"
+def oac_name(spec_name: str, environment: str | None = None) -> str:
+    """The agent's own Origin Access Control of a distribution (names are unique in an account: an environment's
+    carry its name)."""
+    return f"reconciler-{environment}-{spec_name}" if environment else f"reconciler-{spec_name}"
 
 
 def invalidation_key(entry: dict[str, Any]) -> str:
@@ -191,7 +193,7 @@ class Distribution(Resource):
     @property
     def oac(self) -> str:
         """The Origin Access Control's name: an existing one the spec names, or the agent's own."""
-        return str(self.spec.spec["origin"].get("originAccessControl") or oac_name(self.name))
+        return str(self.spec.spec["origin"].get("originAccessControl") or oac_name(self.name, self.spec.environment))
 
     def dependencies(self) -> list[str]:
         return [f"Bucket/{self.bucket}"]
@@ -295,7 +297,8 @@ class Distribution(Resource):
         if self.spec.metadata.external_id:
             return None
         listed = [(arn, tags) for arn in aws.listed_arns() or [] if arn.startswith("arn:aws:cloudfront:")
-                  and (tags := aws.listed_tags(self.ref, arn)) is not None and tags.get(NAME_TAG) == self.name]
+                  and (tags := aws.listed_tags(self.ref, arn)) is not None and tags.get(NAME_TAG) == self.name
+                  and owned_by(tags, self.spec.environment)]
         if len(listed) != 1:
             return None
         arn, _ = listed[0]
@@ -311,7 +314,7 @@ class Distribution(Resource):
 
     def _find(self, aws: Aws) -> tuple[dict[str, Any], dict[str, str]] | None:
         """This spec's distribution: by externalId, else by its ownership tags; never by guessing."""
-        return find_distribution(aws, self.name, self.spec.metadata.external_id)
+        return find_distribution(aws, self.name, self.spec.metadata.external_id, self.spec.environment)
 
 
     # ------------------------------------------------------------------ create / update / delete
@@ -319,7 +322,8 @@ class Distribution(Resource):
     def create(self, aws: Aws) -> None:
         cf = aws.client("cloudfront")
         oac_id = self._ensure_oac(cf)
-        config = _apply_fields({"CallerReference": f"reconciler-{self.name}"}, self.desired(),
+        reference = oac_name(self.name, self.spec.environment)  # one per spec and environment: a retry finds it
+        config = _apply_fields({"CallerReference": reference}, self.desired(),
                                _ALL_CONFIG_FIELDS, oac_id, aws.region or "us-east-1")
         tags = {**self.desired()["tags"]}
         hashes = [invalidation_hash(e) for e in self.desired()["invalidations"]]
@@ -392,7 +396,7 @@ class Distribution(Resource):
         for oac_id, existing in _list_oacs(cf).items():
             if existing == name:
                 return oac_id
-        if name != oac_name(self.name):
+        if name != oac_name(self.name, self.spec.environment):
             raise ReconcilerError(f"ListOriginAccessControls: no Origin Access Control named {name!r} "
                                   "(spec.origin.originAccessControl)")
         return str(cf.create_origin_access_control(OriginAccessControlConfig={
@@ -409,7 +413,7 @@ class Distribution(Resource):
                 bucket_policy(self.bucket, live.extra["arn"])):
             aws.client("s3").delete_bucket_policy(Bucket=self.bucket)
         for oac_id, name in _list_oacs(cf).items():
-            if name == oac_name(self.name):
+            if name == oac_name(self.name, self.spec.environment):
                 self._delete_oac_unless_used(cf, oac_id, live.id)
         etag = cf.get_distribution_config(Id=live.id)["ETag"]
         cf.delete_distribution(Id=live.id, IfMatch=etag)
@@ -680,9 +684,9 @@ def _cache_behavior(base: dict[str, Any], target: str, viewer: str, policy: str 
 # ---------------------------------------------------------------------- calls
 
 
-def find_distribution(aws: Aws, name: str, external: str | None = None
+def find_distribution(aws: Aws, name: str, external: str | None = None, environment: str | None = None
                       ) -> tuple[dict[str, Any], dict[str, str]] | None:
-    """The distribution of spec `name`: by externalId, else by its ownership tags."""
+    """The distribution of spec `name` (of `environment`): by externalId, else by its ownership tags."""
     cf = aws.client("cloudfront")
     if external:
         try:
@@ -695,7 +699,7 @@ def find_distribution(aws: Aws, name: str, external: str | None = None
     mine = []
     for summary in summaries:
         tags = _tags(aws, summary["ARN"])
-        if tags.get(OWNER_TAG) == OWNER_VALUE and tags.get(NAME_TAG) == name:
+        if owned_by(tags, environment) and tags.get(NAME_TAG) == name:
             mine.append((summary, tags))
     if len(mine) > 1:
         ids = ", ".join(s["Id"] for s, _ in mine)

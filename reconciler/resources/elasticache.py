@@ -347,7 +347,8 @@ class CacheCluster(Resource):
                 GroupName=resource_name(self.name), VpcId=net["vpc"],
                 Description=f"Managed by reconciler: Redis {self.name}, ingress only from allowFrom",
                 TagSpecifications=[{"ResourceType": "security-group", "Tags": [
-                    {"Key": k, "Value": v} for k, v in ownership_tags(self.name).items()]}])["GroupId"]
+                    {"Key": k, "Value": v} for k, v in ownership_tags(self.name, self.spec.environment).items()]}]
+            )["GroupId"]
             _set_ingress(ec2, sg_id, [], want["allowFrom"])
             return str(sg_id)
         _set_ingress(ec2, sg["GroupId"], _ingress(sg), want["allowFrom"])

@@ -45,6 +45,7 @@ from .s3 import patch_moto_s3
 SANDBOX_REGION = "us-east-1"
 _READ_PREFIXES = ("Describe", "List", "Get", "BatchGet", "Query", "Scan", "Head", "Lookup")
 _SCOPE = re.compile(r"Credential=[^/]+/\d+/[^/]+/([^/]+)/aws4_request")
+_KEY_AND_REGION = re.compile(r"Credential=([^/]+)/\d+/([^/]+)/")
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -141,6 +142,8 @@ class _Middleware:
         self._kill: dict[str, int] | None = None  # {"writes": left, "pid": p, "signal": s}
         self.trail = Trail()  # CloudTrail's event history: the write calls served
         self._lock = threading.Lock()
+        self._accounts: dict[str, str] = {}  # access key -> account (moto's mapping: a role's keys are its account's)
+        self._furnished: set[tuple[str, str]] = set()  # (account, Region) that have their bastion
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -155,10 +158,12 @@ class _Middleware:
             if path.startswith("/moto-api/reset"):
                 self.clock.reset()
                 self.trail.clear()
+                self.forget_accounts()
             return self.app(environ, start_response)
         service, operation = _service_of(environ), _operation_of(environ, body)
         with self._lock:
             self.counts[(service, operation)] += 1
+        self._furnish(environ)
         if service == "cloudtrail" and operation == "LookupEvents":
             code, answer_json = self.trail.lookup(json.loads(body or b"{}"))
             return _json(start_response, code, answer_json)
@@ -178,6 +183,39 @@ class _Middleware:
                 self.trail.record(service, operation, environ, body)
             self._maybe_kill()
         return [answer]
+
+    def forget_accounts(self) -> None:
+        with self._lock:
+            self._accounts.clear()
+            self._furnished.clear()
+
+    def _furnish(self, environ: Environ) -> None:
+        """Give each account and Region a request reaches what a real one already has (the `bastion` security
+        group in its default VPC: the host the agent runs on), as the seed does for the sandbox's own account:
+        an environment's agent assuming a role in another account finds its bastion there too."""
+        match = _KEY_AND_REGION.search(environ.get("HTTP_AUTHORIZATION", ""))
+        if not match:
+            return
+        key, region = match.groups()
+        account = self._accounts.get(key)
+        if account is None:
+            from moto.iam.models import get_account_id_from
+
+            account = self._accounts[key] = get_account_id_from(key)
+        with self._lock:
+            if (account, region) in self._furnished:
+                return
+            self._furnished.add((account, region))
+            try:
+                from moto.ec2.models import ec2_backends
+
+                ec2 = ec2_backends[account][region]
+                vpc = ec2.get_default_vpc()
+                if vpc is not None and ec2.get_security_group_by_name_or_id("bastion", vpc.id) is None:
+                    ec2.create_security_group("bastion", "Sandbox fixture: the bastion host the agent runs on",
+                                              vpc_id=vpc.id)
+            except (KeyError, ValueError):  # a Region EC2 does not serve (CloudFront's, say): nothing to furnish
+                pass
 
     def _maybe_kill(self) -> None:
         """After the armed number of writes has been served, kill the client (crash tests)."""
@@ -232,6 +270,7 @@ class _Middleware:
         self.clock.reset()
         self.clock.factor = parse_aws_time(time)
         moto_api_backend.reset()
+        self.forget_accounts()
         self.trail.clear()
         self.seed()
         self._rows(clear=True)

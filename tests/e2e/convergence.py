@@ -102,7 +102,8 @@ def _no_replicas(specs: Path) -> None:
 
 
 def _replace_cache(specs: Path) -> None:
-    _edit(specs / "cache.yaml", "  name: app-cache\n", "  name: app-cache\n  allowReplacement: true\n")
+    name = "  name: app-cache${suffix:=}\n"
+    _edit(specs / "cache.yaml", name, name + "  allowReplacement: true\n")
     _edit(specs / "cache.yaml", "port: 6379", "port: 6380")
 
 

@@ -30,8 +30,8 @@ def test_iam_policy_covers_every_call_the_agent_makes(cli, aws, example_specs, t
     stack = (example_specs / "site.yaml").read_text().replace("Static site", "Static site v2")
     (example_specs / "site.yaml").write_text(stack.replace('revision: "2025-09-23"', 'revision: "2025-09-24"'))
     assert cli("apply", "--auto-approve", str(example_specs), env=env).code == 0
-    tomb = (example_specs / "tables.yaml").read_text().replace("name: Products\n",
-                                                               "name: Products\n  state: absent\n  deletion: delete\n")
+    tomb = (example_specs / "tables.yaml").read_text().replace(
+        "name: Products${suffix:=}\n", "name: Products${suffix:=}\n  state: absent\n  deletion: delete\n")
     (example_specs / "tables.yaml").write_text(tomb)
     assert cli("apply", "--auto-approve", str(example_specs), env=env).code == 0
     used = {iam_action(*line.split()) for line in calls.read_text().splitlines()}

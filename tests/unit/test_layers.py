@@ -19,7 +19,7 @@ PACKAGE = ROOT / "reconciler"
 LAYERS = [
     {"errors", "model", "fields", "exported", "ratelimit", "intents", "log", "yamledit", "durations", "state",
      "typical"},
-    {"aws", "secrets", "specs", "sandbox", "models", "expect"},
+    {"aws", "secrets", "specs", "sandbox", "models", "expect", "environments"},
     {"resources", "health", "lease", "windows"},
     {"engine", "iam", "loading"},
     {"agent"},
