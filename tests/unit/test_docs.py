@@ -25,3 +25,16 @@ def test_acceptance_page_quotes_the_estimate_the_script_prints():
     seconds, dollars = script.estimate()
     text = " ".join((ROOT / "docs" / "acceptance.md").read_text().split())
     assert f"about {seconds / 60:.0f} minutes" in text and f"about ${dollars:.2f}" in text
+
+
+def test_deploy_page_states_what_the_task_definition_costs():
+    """docs/deploy.md's monthly figure, from the task definition's size and Fargate's published prices (Linux/x86,
+    us-east-1, on-demand: $0.04048 per vCPU-hour, $0.004445 per GB-hour; aws.amazon.com/fargate/pricing)."""
+    import json
+
+    task = json.loads((ROOT / "deploy" / "ecs" / "task-definition.json").read_text())
+    vcpu, gb = int(task["cpu"]) / 1024, int(task["memory"]) / 1024
+    monthly = (vcpu * 0.04048 + gb * 0.004445) * 730
+    text = " ".join((ROOT / "docs" / "deploy.md").read_text().split())
+    assert f"**${monthly:.2f} a month**" in text
+    assert f"{vcpu:g} vCPU × $0.04048 + {gb:g} GB × $0.004445 per hour" in text
