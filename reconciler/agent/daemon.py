@@ -61,6 +61,8 @@ class Agent:
                                  lease=lease.describe() if lease else None, paused_file=paused_file)
         self.queue = WorkQueue(min_gap_s=min(self.config.min_gap_s, self.config.interval_s / 2))
         self.store.next_due = self._next_checks
+        if self.config.environment is not None:  # which stack this agent keeps, and in which account
+            self.store.update(environment=self.config.environment.to_json())
         self.stop = threading.Event()
         self.reconciler = Reconciler(self.config, source, aws, self.store, lease=lease, writer=writer, stop=self.stop)
         self._pollers: list[Poller] = []

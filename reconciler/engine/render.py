@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import click
@@ -214,7 +215,9 @@ def _markdown_change(change: Change, durations: Durations) -> list[str]:
     if change.error:
         return [*lines, f"> {_html(change.error)}", "", "</details>", ""]
     if change.fields:
-        lines += ["```diff", *[_markdown_field(action, f) for f in change.fields], "```", ""]
+        diff = [_markdown_field(action, f) for f in change.fields]
+        fence = "`" * max(3, 1 + max((len(run) for line in diff for run in re.findall("`+", line)), default=0))
+        lines += [f"{fence}diff", *diff, fence, ""]  # a fence longer than any run of backticks in a value
     steps = [(i, s) for i, s in enumerate(change.steps, 1)]
     if len(steps) > 1 or any(s.wait for _, s in steps) or any(s.takes for _, s in steps):
         lines.append("| # | Step | AWS usually takes | Waits for |")

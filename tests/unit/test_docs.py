@@ -37,4 +37,4 @@ def test_deploy_page_states_what_the_task_definition_costs():
     monthly = (vcpu * 0.04048 + gb * 0.004445) * 730
     text = " ".join((ROOT / "docs" / "deploy.md").read_text().split())
     assert f"**${monthly:.2f} a month**" in text
-    assert f"{vcpu:g} vCPU × $0.04048 + {gb:g} GB × $0.004445 per hour" in text
+    assert f"{vcpu:g} vCPU x $0.04048 + {gb:g} GB x $0.004445 per hour" in text
