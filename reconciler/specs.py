@@ -100,6 +100,7 @@ class Spec:
     environment: str | None = None  # the environment this spec was built for (None: a plain spec directory)
     source_name: str | None = field(default=None, compare=False, repr=False)  # metadata.name as the file states it
     origins: Mapping[Path_, Origin] = field(default_factory=dict, compare=False, repr=False)
+    root: Path | None = field(default=None, compare=False, repr=False)  # what `file` is relative to (None: the cwd)
 
     @property
     def name(self) -> str:
@@ -116,8 +117,8 @@ class Spec:
 
     @property
     def source_dir(self) -> Path:
-        """The directory of the file this spec came from (for relative paths in specs)."""
-        return Path(self.file).parent
+        """The directory of the file this spec came from (for relative paths in specs: a site's directory)."""
+        return self.path(self.root).parent
 
     def origin_of(self, path: Path_) -> tuple[Origin, Path_] | None:
         """Where the value at `path` is stated when not in this document (an environment's value or patch), and
@@ -472,7 +473,8 @@ def read_specs(root: str | Path, relative_to: Path | None = None, overrides: Map
                     continue
             spec = _validate_document(doc, lines, first, display, problems, origins)
             if spec is not None:
-                specs.append(replace(spec, source_name=source_name if source_name != spec.name else None))
+                specs.append(replace(spec, source_name=source_name if source_name != spec.name else None,
+                                     root=relative_to))
     problems.extend(duplicate_problems(specs))
     for spec in specs:
         for ignored in spec.metadata.ignore:

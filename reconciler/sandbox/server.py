@@ -43,6 +43,7 @@ from .elasticache import patch_moto_elasticache
 from .s3 import patch_moto_s3
 
 SANDBOX_REGION = "us-east-1"
+DEFAULT_ACCOUNT_ID = "123456789012"  # moto's, for the sandbox's own credentials
 _READ_PREFIXES = ("Describe", "List", "Get", "BatchGet", "Query", "Scan", "Head", "Lookup")
 _SCOPE = re.compile(r"Credential=[^/]+/\d+/[^/]+/([^/]+)/aws4_request")
 _KEY_AND_REGION = re.compile(r"Credential=([^/]+)/\d+/([^/]+)/")
@@ -144,6 +145,7 @@ class _Middleware:
         self._lock = threading.Lock()
         self._accounts: dict[str, str] = {}  # access key -> account (moto's mapping: a role's keys are its account's)
         self._furnished: set[tuple[str, str]] = set()  # (account, Region) that have their bastion
+        self._furnishing = threading.Lock()
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -185,14 +187,12 @@ class _Middleware:
         return [answer]
 
     def forget_accounts(self) -> None:
-        with self._lock:
+        with self._furnishing:
             self._accounts.clear()
             self._furnished.clear()
 
     def _furnish(self, environ: Environ) -> None:
-        """Give each account and Region a request reaches what a real one already has (the `bastion` security
-        group in its default VPC: the host the agent runs on), as the seed does for the sandbox's own account:
-        an environment's agent assuming a role in another account finds its bastion there too."""
+        """Furnish the account and Region a request reaches, on its first request (furnish())."""
         match = _KEY_AND_REGION.search(environ.get("HTTP_AUTHORIZATION", ""))
         if not match:
             return
@@ -202,13 +202,19 @@ class _Middleware:
             from moto.iam.models import get_account_id_from
 
             account = self._accounts[key] = get_account_id_from(key)
-        with self._lock:
+        self.furnish(account, region)
+
+    def furnish(self, account: str, region: str) -> None:
+        """Give an account and Region what a real one already has and the agent does not own: the `bastion`
+        security group in its default VPC (the host the agent runs on). Every account a request reaches gets it:
+        an environment's agent assuming a role in another account finds its bastion there too."""
+        from moto.ec2.exceptions import InvalidSecurityGroupDuplicateError
+        from moto.ec2.models import ec2_backends
+
+        with self._furnishing:
             if (account, region) in self._furnished:
                 return
-            self._furnished.add((account, region))
             try:
-                from moto.ec2.models import ec2_backends
-
                 ec2 = ec2_backends[account][region]
                 vpc = ec2.get_default_vpc()
                 if vpc is not None and ec2.get_security_group_by_name_or_id("bastion", vpc.id) is None:
@@ -216,6 +222,9 @@ class _Middleware:
                                               vpc_id=vpc.id)
             except (KeyError, ValueError):  # a Region EC2 does not serve (CloudFront's, say): nothing to furnish
                 pass
+            except InvalidSecurityGroupDuplicateError:  # made meanwhile (a reset racing a request): it is there
+                pass
+            self._furnished.add((account, region))
 
     def _maybe_kill(self) -> None:
         """After the armed number of writes has been served, kill the client (crash tests)."""
@@ -355,33 +364,12 @@ class Sandbox(ThreadedMotoServer):
         self.seed()
 
     def seed(self) -> None:
-        """Create what a real account already has and the agent does not own: a `bastion`
-        security group in the default VPC, standing in for the host the agent runs on."""
-        ec2 = self._ec2()
-        vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
-        existing = ec2.describe_security_groups(Filters=[
-            {"Name": "group-name", "Values": ["bastion"]}, {"Name": "vpc-id", "Values": [vpc]}])["SecurityGroups"]
-        if not existing:
-            try:
-                ec2.create_security_group(GroupName="bastion", VpcId=vpc,
-                                          Description="Sandbox fixture: the bastion host the agent runs on")
-            except ec2.exceptions.ClientError as exc:  # made meanwhile (a reset racing a request): it is there
-                if exc.response.get("Error", {}).get("Code") != "InvalidGroup.Duplicate":
-                    raise
+        """Create what a real account already has and the agent does not own (_Middleware.furnish) in the
+        sandbox's own account and Region."""
         if self.middleware:
+            self.middleware.forget_accounts()
+            self.middleware.furnish(DEFAULT_ACCOUNT_ID, SANDBOX_REGION)
             self.middleware._rows(clear=True)
-
-    def _ec2(self) -> Any:
-        """The seed's EC2 client (made once: a client costs a fifth of a second to make)."""
-        if getattr(self, "_ec2_client", None) is None:
-            import boto3
-
-            env = self.environment()
-            session = boto3.session.Session(aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-                                            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-                                            region_name=SANDBOX_REGION)
-            self._ec2_client = session.client("ec2", endpoint_url=self.endpoint)
-        return self._ec2_client
 
     @property
     def endpoint(self) -> str:

@@ -208,3 +208,19 @@ def test_json_plan_names_its_environment(cli, aws, repo):
                                        "region": "eu-west-1", "accountId": STAGING,
                                        "roleArn": f"arn:aws:iam::{STAGING}:role/reconciler"}
     assert json.dumps(document).count("-prod") == 0
+
+
+def test_the_agent_follows_an_environment_in_git(cli, aws, repo, tmp_path):
+    origin = tmp_path / "origin.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], check=True)
+    for args in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-qm", "stack"],
+                 ["push", "-q", str(origin), "main"]):
+        subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+                       check=True, capture_output=True)
+    env = {**aws.env, "REDIS_AUTH_TOKEN": TOKEN, "RECONCILER_STATE_DIR": str(tmp_path / "state")}
+    done = cli("run", "--once", "--git-url", f"file://{origin}", "envs/staging", env=env)
+    assert done.code == 0, done.err
+    tables = sorted(as_account(aws, STAGING, "dynamodb").list_tables()["TableNames"])
+    assert tables == ["Products-staging", "Users-staging", "reconciler-lease"]  # its lease lives in its account
+    assert '"observe.error"' not in done.err  # the site's directory is found in the clone
+    assert '"event": "environment.reached"' in done.err and "assumed-role/reconciler/reconciler-staging" in done.err

@@ -154,3 +154,23 @@ def test_the_example_environments_differ_where_they_should(monkeypatch):
                                                                       "example-site-bucket", "website"]
     assert isinstance(prod.get("Table", "Users-prod").spec["items"][0]["UserId"], str)
     assert Decimal("12.50") == prod.get("Table", "Products-prod").spec["items"][0]["Price"]
+
+
+def test_an_agent_refuses_a_revision_that_moves_its_environment(tmp_path, monkeypatch):
+    from reconciler.agent.reconcile import same_environment
+
+    monkeypatch.chdir(tmp_path)
+    env = ENV + """\
+      aws: {region: eu-west-1, accountId: "111122223333"}
+    """
+    root = layout(tmp_path, env)
+    started = load_specs(root)
+    same_environment(started.environment, started)  # the same revision: fine
+    document = root / "environment.yaml"
+    document.write_text(document.read_text().replace("111122223333", "999988887777"))
+    with pytest.raises(SpecError) as info:
+        same_environment(started.environment, load_specs(root))
+    [problem] = info.value.problems
+    assert "the agent was started for environment 'prod'" in problem.message and "restart the agent" in problem.message
+    with pytest.raises(SpecError):
+        same_environment(None, started)  # a plain directory's agent never follows an environment's revision

@@ -19,7 +19,10 @@ TABLE = "apiVersion: reconciler/v1\nkind: Table\nmetadata: {name: Users}\nspec: 
 
 @pytest.fixture(autouse=True)
 def key_value_logs():
-    structlog.configure(processors=[structlog.processors.format_exc_info, structlog.processors.KeyValueRenderer()])
+    # the logger factory too: another test of this worker may have configured one writing to a stream pytest
+    # has closed since
+    structlog.configure(processors=[structlog.processors.format_exc_info, structlog.processors.KeyValueRenderer()],
+                        logger_factory=structlog.PrintLoggerFactory(), cache_logger_on_first_use=False)
     yield
     structlog.reset_defaults()
 
