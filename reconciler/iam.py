@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .models import iam_action
+from .models import iam_action, iam_actions
 from .resources import registry
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ def _statement(sid: str, actions: list[str], resource: str | list[str],
     return out
 
 
-__all__ = ["agent_actions", "allowed_actions", "iam_action", "policy", "read_only_policy"]
+__all__ = ["agent_actions", "allowed_actions", "iam_action", "iam_actions", "policy", "read_only_policy"]
 
 # What `plan` never does: hold the lease, receive AWS's change events, ask CloudTrail who changed something.
 _AGENT_ONLY = ("AgentLease", "AgentEventQueue", "AgentEventRule", "AgentTrailCheck", "AgentWhoChangedIt")

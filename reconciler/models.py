@@ -28,7 +28,9 @@ IAM_ACTIONS = {
     ("s3", "ListObjects"): "s3:ListBucket",
     ("s3", "GetPublicAccessBlock"): "s3:GetBucketPublicAccessBlock",
     ("s3", "PutPublicAccessBlock"): "s3:PutBucketPublicAccessBlock",
-    ("s3", "DeletePublicAccessBlock"): "s3:DeleteBucketPublicAccessBlock",
+    # "To use this operation, you must have the s3:PutBucketPublicAccessBlock permission" (S3 API reference,
+    # DeletePublicAccessBlock): there is no s3:DeleteBucketPublicAccessBlock action
+    ("s3", "DeletePublicAccessBlock"): "s3:PutBucketPublicAccessBlock",
     ("s3", "DeleteBucketTagging"): "s3:PutBucketTagging",
     ("s3", "HeadObject"): "s3:GetObject",
     ("cloudfront", "CreateDistributionWithTags"): "cloudfront:CreateDistribution",
@@ -41,6 +43,9 @@ IAM_ACTIONS = {
     ("sqs", "DeleteMessageBatch"): "sqs:DeleteMessage",
     ("sqs", "ChangeMessageVisibilityBatch"): "sqs:ChangeMessageVisibility",
 }
+# Operations AWS authorises with a second action as well (CloudFront API reference, CreateDistributionWithTags:
+# the caller needs cloudfront:CreateDistribution and cloudfront:TagResource).
+ALSO_NEEDS = {("cloudfront", "CreateDistributionWithTags"): ("cloudfront:TagResource",)}
 # botocore's service name -> IAM's prefix, where they differ.
 IAM_PREFIXES = {"resourcegroupstaggingapi": "tag", "tagging": "tag"}
 SERVICE_OF_PREFIX = {"tag": "resourcegroupstaggingapi"}
@@ -51,6 +56,11 @@ _EMPTIED = ("documentation", "documentationUrl", "deprecatedMessage")  # botocor
 def iam_action(service: str, operation: str) -> str:
     """The IAM action that authorises an API operation (botocore's service and operation names)."""
     return IAM_ACTIONS.get((service, operation), f"{IAM_PREFIXES.get(service, service)}:{operation}")
+
+
+def iam_actions(service: str, operation: str) -> tuple[str, ...]:
+    """Every IAM action an API operation needs (most need one; a create with tags needs the tagging one too)."""
+    return (iam_action(service, operation), *ALSO_NEEDS.get((service, operation), ()))
 
 
 def trimmed(model: dict[str, Any], operations: Iterable[str]) -> dict[str, Any]:

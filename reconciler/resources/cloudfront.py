@@ -176,7 +176,9 @@ class Distribution(Resource):
     # create carries those tags in the request; Origin Access Controls cannot be tagged.
     iam_tagged = ("cloudfront:UpdateDistribution", "cloudfront:DeleteDistribution", "cloudfront:TagResource",
                   "cloudfront:UntagResource", "cloudfront:CreateInvalidation")
-    iam_request_tagged = ("cloudfront:CreateDistribution",)
+    # CreateDistributionWithTags needs cloudfront:TagResource too, on a distribution that has no tags yet: allowed by
+    # the tags in the request
+    iam_request_tagged = ("cloudfront:CreateDistribution", "cloudfront:TagResource")
     iam_unscoped = ("cloudfront:CreateOriginAccessControl", "cloudfront:DeleteOriginAccessControl")
 
     @classmethod

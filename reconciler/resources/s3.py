@@ -48,7 +48,7 @@ class Bucket(Resource):
     )
     iam_actions = (
         "s3:ListBucket", "s3:GetBucketTagging", "s3:GetBucketPublicAccessBlock", "s3:CreateBucket",
-        "s3:DeleteBucketPublicAccessBlock", "s3:GetObject", "s3:PutObject", "s3:DeleteObject",
+        "s3:GetObject", "s3:PutObject", "s3:DeleteObject",
         "cloudfront:CreateInvalidation", "cloudfront:ListInvalidations", "cloudfront:GetInvalidation",
         "s3:PutBucketTagging", "s3:PutBucketPublicAccessBlock", "s3:DeleteBucket",
         "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts",  # large files go up in parts (boto3)

@@ -6,6 +6,13 @@
   reject calls to PUT Bucket policy if the specified bucket policy allows public access. Enabling this
   setting doesn't affect existing bucket policies."). What counts as public is moto's evaluation (the
   one GetBucketPolicyStatus answers with): an Allow to any principal without a Condition.
+- PutBucketTagging replaces the bucket's whole tag set, and AWS's own tags (`aws:` keys, e.g. the
+  `aws:cloudformation:*` tags of a bucket CloudFormation built) must come back in it unchanged: "You can't edit
+  or delete tag keys or values that begin with the aws: prefix" (AWS General Reference, "Tagging AWS
+  resources", tag naming limits and requirements). A tag set that leaves one out is refused with InvalidTag
+  "System Tags cannot be removed by requester", one that adds or changes one with "System tags cannot be
+  added/updated by requester" (observed: cloud-custodian/cloud-custodian#2834, terraform-provider-aws#7323;
+  moto refuses any `aws:` key, also an unchanged one, as S3 did in 2016: cloud-custodian#370).
 """
 
 from __future__ import annotations
@@ -33,3 +40,36 @@ def patch_moto_s3() -> None:
         put_policy(self, bucket_name, policy)
 
     backend.put_bucket_policy = put_policy_unless_blocked  # type: ignore[method-assign]
+    _keep_system_tags(backend)
+
+
+def _keep_system_tags(backend: Any) -> None:
+    from moto.s3.exceptions import InvalidTagError, NoSystemTags
+    from moto.s3.responses import S3Response
+
+    parse = S3Response._bucket_tagging_from_body
+
+    def tags_as_sent(self: Any) -> dict[str, str]:
+        """moto's parsing, without its refusal of every `aws:` key (the rule is the backend's, below)."""
+        try:
+            return parse(self)
+        except NoSystemTags:
+            import xmltodict
+
+            found = xmltodict.parse(self.body)["Tagging"]["TagSet"]["Tag"]
+            return {t["Key"]: t["Value"] for t in (found if isinstance(found, list) else [found])}
+
+    put_tags = backend.put_bucket_tagging
+
+    def put_tags_keeping_aws_own(self: Any, bucket_name: str, tags: dict[str, str]) -> None:
+        bucket = self.get_bucket(bucket_name)
+        current = {t["Key"]: t["Value"] for t in self.tagger.list_tags_for_resource(bucket.arn)["Tags"]}
+        system = {k: v for k, v in current.items() if k.startswith("aws:")}
+        if any(k not in tags for k in system):
+            raise InvalidTagError("System Tags cannot be removed by requester")
+        if {k: v for k, v in tags.items() if k.startswith("aws:")} != system:
+            raise NoSystemTags()
+        put_tags(self, bucket_name, tags)
+
+    S3Response._bucket_tagging_from_body = tags_as_sent  # type: ignore[method-assign]
+    backend.put_bucket_tagging = put_tags_keeping_aws_own  # type: ignore[method-assign]

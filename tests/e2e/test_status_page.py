@@ -103,6 +103,11 @@ def test_the_status_page_in_a_real_browser(aws, specs, tmp_path, redis_server):
             driver = browser(javascript, *size, dark=dark)
             try:
                 check_page(driver, url)
+                # the page's script marks <html class="js">: absent, JavaScript really was off in that run
+                from selenium.webdriver.common.by import By
+
+                marked = "js" in (driver.find_element(By.TAG_NAME, "html").get_attribute("class") or "").split()
+                assert marked == javascript, f"{name}: JavaScript {'on' if marked else 'off'}, expected the other"
                 path = tmp_path / f"status-{name}.png"
                 assert driver.save_screenshot(str(path))
                 shots[name] = path
