@@ -26,6 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from record import Record  # noqa: E402  (bench/record.py)
+
 from reconciler.sandbox import ISOLATE, Sandbox  # noqa: E402
 from tests.e2e.convergence import SCENARIO, converge, reconciler_command  # noqa: E402
 
@@ -65,12 +67,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--factors", default="0.005,0.01,0.02")
     args = parser.parse_args()
-    print(f"{'factor':>7}  {'stage':<62} {'cycles':>6} {'seconds':>8} {'longest cycle':>13}  refused writes")
+    report = Record("convergence")
+    report.say(f"{'factor':>7}  {'stage':<62} {'cycles':>6} {'seconds':>8} {'longest cycle':>13}  refused writes")
+    figures = []
     for factor in (float(f) for f in args.factors.split(",")):
         for name, cycles, seconds, longest, refused, converged in run(factor):
             mark = "" if converged else "  (NOT converged)"
-            print(f"{factor:>7}  {name:<62} {cycles:>6} {seconds:>8.1f} {longest:>12.2f}s  "
-                  f"{sum(refused.values())} {refused or ''}{mark}", flush=True)
+            report.say(f"{factor:>7}  {name:<62} {cycles:>6} {seconds:>8.1f} {longest:>12.2f}s  "
+                       f"{sum(refused.values())} {refused or ''}{mark}".rstrip())
+            figures.append({"factor": factor, "stage": name, "cycles": cycles, "seconds": round(seconds, 1),
+                            "longest_cycle_s": round(longest, 2), "refused_writes": dict(refused),
+                            "converged": converged})
+    report.figures = {"stages": figures}
+    report.save()
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from record import Record
+
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_MIB = 100.0
 
@@ -122,10 +124,15 @@ def main() -> None:
             sandbox.wait()
     elapsed = time.monotonic() - started
     last = marks[args.cycles]
-    print(f"daemon RSS (from /proc): after 10 cycles {marks[10]:.1f} MiB, after 100 {marks.get(100, float('nan')):.1f} "
-          f"MiB, after {args.cycles} {last:.1f} MiB; {elapsed / args.cycles * 1000:.0f} ms per cycle")
-    print(f"target (at most {TARGET_MIB:.0f} MiB after {args.cycles} cycles): "
-          f"{'met' if last <= TARGET_MIB else 'NOT met'}")
+    report = Record("daemon_memory")
+    report.say(f"daemon RSS (from /proc): after 10 cycles {marks[10]:.1f} MiB, after 100 "
+               f"{marks.get(100, float('nan')):.1f} MiB, after {args.cycles} {last:.1f} MiB; "
+               f"{elapsed / args.cycles * 1000:.0f} ms per cycle")
+    report.say(f"target (at most {TARGET_MIB:.0f} MiB after {args.cycles} cycles): "
+               f"{'met' if last <= TARGET_MIB else 'NOT met'}")
+    report.figures = {"rss_mib_after_cycles": {str(k): round(v, 1) for k, v in marks.items()},
+                      "ms_per_cycle": round(elapsed / args.cycles * 1000), "target_mib": TARGET_MIB}
+    report.save()
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import urllib.request
 from pathlib import Path
 
 import boto3
+from record import Record
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = json.loads((ROOT / "tests" / "fixtures" / "cloudtrail_tag_table.json").read_text())
@@ -111,16 +112,23 @@ def main() -> None:
             sandbox.wait()
     latencies.sort()
     p95 = latencies[min(len(latencies) - 1, round(0.95 * len(latencies)) - 1)]
-    print(f"\nevent -> correction, {args.drifts} drifts of 10 tables ({os.cpu_count()} CPUs; "
-          f"Python {sys.version.split()[0]}; sandbox delivery is immediate)\n")
-    print(f"  median {statistics.median(latencies):.2f} s   p95 {p95:.2f} s   max {latencies[-1]:.2f} s")
+    report = Record("event_latency")
+    report.say(f"event -> correction, {args.drifts} drifts of 10 tables ({os.cpu_count()} CPUs; "
+               f"Python {sys.version.split()[0]}; sandbox delivery is immediate)")
+    report.say()
+    report.say(f"  median {statistics.median(latencies):.2f} s   p95 {p95:.2f} s   max {latencies[-1]:.2f} s")
     by_service = collections.Counter()
     for key, n in agent_calls.items():
         by_service[key.split(":", 1)[0]] += n
-    print(f"\n  the agent's requests per correction: {sum(agent_calls.values()) / args.drifts:.2f} "
-          f"({', '.join(f'{s} {n / args.drifts:.2f}' for s, n in sorted(by_service.items()))})")
+    report.say()
+    report.say(f"  the agent's requests per correction: {sum(agent_calls.values()) / args.drifts:.2f} "
+               f"({', '.join(f'{s} {n / args.drifts:.2f}' for s, n in sorted(by_service.items()))})")
     for key, n in sorted(agent_calls.items()):
-        print(f"    {key:<40}{n / args.drifts:>6.2f}")
+        report.say(f"    {key:<40}{n / args.drifts:>6.2f}")
+    report.figures = {"drifts": args.drifts, "median_s": round(statistics.median(latencies), 3),
+                      "p95_s": round(p95, 3), "max_s": round(latencies[-1], 3),
+                      "requests_per_correction": {k: round(n / args.drifts, 2) for k, n in agent_calls.items()}}
+    report.save()
 
 
 def _free_port() -> int:

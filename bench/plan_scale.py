@@ -32,6 +32,7 @@ import urllib.request
 from pathlib import Path
 
 import boto3
+from record import Record
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -163,22 +164,28 @@ def main() -> None:
     sandbox.terminate()
     sandbox.wait()
 
-    print(f"\nreconciler plan vs a bare boto3 script of the same batched reads ({args.runs} runs, median; "
-          f"{args.workers} workers; {os.cpu_count()} CPUs; Python {sys.version.split()[0]})\n")
-    print(f"{'stack':<15}{'N':>6}{'plan s':>9}{'floor s':>9}{'ratio':>7}{'req/res':>9}{'peak RSS':>10}{'writes':>8}")
+    report = Record("plan_scale")
+    report.say(f"reconciler plan vs a bare boto3 script of the same batched reads ({args.runs} runs, median; "
+               f"{args.workers} workers; {os.cpu_count()} CPUs; Python {sys.version.split()[0]})")
+    report.say()
+    report.say(f"{'stack':<15}{'N':>6}{'plan s':>9}{'floor s':>9}{'ratio':>7}{'req/res':>9}{'peak RSS':>10}"
+               f"{'writes':>8}")
     for r in rows:
         ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "-"
         base = f"{r['base_s']:.2f}" if r["ratio"] is not None else "-"
-        print(f"{r['label']:<15}{r['n']:>6}{r['plan_s']:>9.2f}{base:>9}{ratio:>7}"
-              f"{r['requests_per_table']:>9.2f}{r['peak_rss_mib']:>8.0f}MiB{r['writes']:>8}")
-    print()
+        report.say(f"{r['label']:<15}{r['n']:>6}{r['plan_s']:>9.2f}{base:>9}{ratio:>7}"
+                   f"{r['requests_per_table']:>9.2f}{r['peak_rss_mib']:>8.0f}MiB{r['writes']:>8}")
+    report.say()
     for r in rows:
         if r["n"] in (300, 1000) and r["ratio"] is not None:
             ok = r["ratio"] <= 1.3 and r["requests_per_table"] <= 1.1 and r["writes"] == 0
-            print(f"N={r['n']} targets (ratio <= 1.3, <= 1.1 requests/table, 0 writes): {'met' if ok else 'NOT met'}")
+            report.say(f"N={r['n']} targets (ratio <= 1.3, <= 1.1 requests/table, 0 writes): "
+                       f"{'met' if ok else 'NOT met'}")
         if r["label"] == "example stack":
             ok = r["requests_per_table"] <= 3 and r["writes"] == 0
-            print(f"example stack target (<= 3 requests/resource, 0 writes): {'met' if ok else 'NOT met'}")
+            report.say(f"example stack target (<= 3 requests/resource, 0 writes): {'met' if ok else 'NOT met'}")
+    report.figures = {"runs": args.runs, "rows": rows}
+    report.save()
 
 
 if __name__ == "__main__":

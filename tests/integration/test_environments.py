@@ -88,6 +88,7 @@ def test_a_wrong_account_stops_before_any_call_but_the_identity_check(cli, aws, 
         ("sts", "AssumeRole"), ("sts", "GetCallerIdentity")]
 
 
+@pytest.mark.slow
 def test_two_environments_in_one_account_never_take_each_others_resources(cli, aws, repo):
     for name in ("staging", "prod"):  # both in the sandbox's own account, no role
         document = repo / "envs" / name / "environment.yaml"
@@ -132,6 +133,7 @@ def test_the_plan_as_a_pull_request_comment(cli, aws, repo):
     assert text.count("<details>") == text.count("</details>")
 
 
+@pytest.mark.slow
 def test_changed_since_plans_only_the_environments_whose_files_changed(cli, aws, repo):
     def git(*args: str) -> str:
         return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout

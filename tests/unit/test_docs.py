@@ -38,3 +38,25 @@ def test_deploy_page_states_what_the_task_definition_costs():
     text = " ".join((ROOT / "docs" / "deploy.md").read_text().split())
     assert f"**${monthly:.2f} a month**" in text
     assert f"{vcpu:g} vCPU x $0.04048 + {gb:g} GB x $0.004445 per hour" in text
+
+
+def test_performance_page_shows_the_committed_benchmark_results():
+    """docs/performance.md's figures are bench/results/*.json's (written by the benchmarks, rendered by
+    bench/report.py); a decimal figure elsewhere on the page must be one of them too, or a target or AWS-time
+    factor the page names as such."""
+    import importlib.util
+    import re
+
+    spec = importlib.util.spec_from_file_location("bench_report", ROOT / "bench" / "report.py")
+    assert spec and spec.loader
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    page = (ROOT / "docs" / "performance.md").read_text()
+    results = report.results()
+    assert set(results) == {"plan_scale", "event_latency", "daemon_memory", "convergence"}
+    assert report.render(page, results) == page, "run python bench/report.py"
+    measured = " ".join(r["output"] for r in results.values())
+    prose = report.SECTION.sub("", page)
+    targets_and_factors = {"1.1", "1.3", "0.01", "0.02"}
+    stray = [n for n in re.findall(r"\d+\.\d+", prose) if n not in measured and n not in targets_and_factors]
+    assert stray == [], f"figures on docs/performance.md that no committed result holds: {stray}"
