@@ -226,3 +226,25 @@ def test_the_agent_follows_an_environment_in_git(cli, aws, repo, tmp_path):
     assert tables == ["Products-staging", "Users-staging", "reconciler-lease"]  # its lease lives in its account
     assert '"observe.error"' not in done.err  # the site's directory is found in the clone
     assert '"event": "environment.reached"' in done.err and "assumed-role/reconciler/reconciler-staging" in done.err
+
+
+def test_writeback_of_a_value_edits_the_environments_values(cli, aws, tmp_path):
+    base, env_dir = tmp_path / "specs", tmp_path / "envs" / "prod"
+    base.mkdir()
+    env_dir.mkdir(parents=True)
+    (base / "t.yaml").write_text(
+        "apiVersion: reconciler/v1\nkind: Table\nmetadata: {name: Orders}\nspec:\n"
+        "  partitionKey: {name: Id, type: S}\n  billingMode: PROVISIONED\n"
+        "  capacity: {read: \"${reads}\", write: 5}   # reads: the environment's\n")
+    (env_dir / "environment.yaml").write_text(
+        "apiVersion: reconciler/v1\nkind: Environment\nmetadata: {name: prod}\n"
+        "spec:\n  base: [../../specs]\n  values:\n    reads: 20   # production's\n")
+    assert cli("apply", "--auto-approve", str(env_dir)).code == 0
+    aws.client("dynamodb").update_table(TableName="Orders", ProvisionedThroughput={"ReadCapacityUnits": 30,
+                                                                                  "WriteCapacityUnits": 5})
+    written = cli("writeback", str(env_dir))
+    assert written.code == 0, written.out + written.err
+    assert "envs/prod/environment.yaml, value reads" in written.out
+    assert (env_dir / "environment.yaml").read_text().endswith("    reads: 30   # production's\n")
+    assert '"${reads}"' in (base / "t.yaml").read_text()  # the base keeps its placeholder
+    assert cli("plan", "--detailed-exitcode", str(env_dir)).code == 0
