@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import threading
 import time
@@ -152,6 +153,9 @@ class Aws:
                     client.meta.events.register("before-call", self._before_call)
                     client.meta.events.register("before-send", functools.partial(self._before_send, service))
                     client.meta.events.register("needs-retry", functools.partial(self._count_throttle, service))
+                    if _CALL_LOG:
+                        client.meta.events.register("provide-client-params",
+                                                    functools.partial(_record_call, client.meta.region_name))
                     self._clients[key] = client
         return client
 
@@ -209,7 +213,6 @@ class Aws:
     def _before_call(self, model: Any, **_: Any) -> None:
         service = model.service_model.service_name
         _local.operation = f"{model.service_model.service_id}.{model.name}"
-        _record_call(service, model.name)
         with self._lock:
             if getattr(_local, "background", False):  # the lease's heartbeat: not the cycle's calls
                 self.background_calls[(service, model.name)] += 1
@@ -278,16 +281,35 @@ class _Once:
 
 
 _CALL_LOG = os.environ.get("RECONCILER_CALL_LOG")
-_logged: set[tuple[str, str]] = set()
+_logged: set[str] = set()
+_log_lock = threading.Lock()
+_SECRET_WORDS = ("token", "secret", "password")
 
 
-def _record_call(service: str, operation: str) -> None:
-    """With RECONCILER_CALL_LOG=FILE, append each distinct (service, operation) this process calls, by
-    botocore's own names: the IAM policy's coverage test reads it."""
-    if _CALL_LOG and (service, operation) not in _logged:
-        _logged.add((service, operation))
-        with open(_CALL_LOG, "a", encoding="utf-8") as log_file:
-            log_file.write(f"{service} {operation}\n")
+def _record_call(region: str, params: dict[str, Any], model: Any, **_: Any) -> None:
+    """With RECONCILER_CALL_LOG=FILE, append each distinct call this process makes as a JSON line: botocore's
+    service and operation names, the client's Region and the call's parameters (secrets and bodies left out).
+    The tests evaluate each against the IAM policy with the resource it touched."""
+    entry = json.dumps({"service": model.service_model.service_name, "operation": model.name, "region": region,
+                        "params": _loggable(params)}, sort_keys=True, default=str)
+    with _log_lock:
+        if entry in _logged:
+            return
+        _logged.add(entry)
+        with open(_CALL_LOG, "a", encoding="utf-8") as log_file:  # type: ignore[arg-type]
+            log_file.write(entry + "\n")
+
+
+def _loggable(value: Any, key: str = "") -> Any:
+    if any(word in key.lower() for word in _SECRET_WORDS):
+        return "<redacted>"
+    if key == "Body" or isinstance(value, bytes | bytearray):
+        return "<body>"
+    if isinstance(value, dict):
+        return {k: _loggable(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_loggable(v) for v in value]
+    return value
 
 
 def counted_apart() -> None:

@@ -793,8 +793,10 @@ def writeback(specs: Path, kinds: tuple[str, ...], names: tuple[str, ...], dry_r
                    "an environment's carry its name: reconciler-prod).")
 @click.option("--read-only", is_flag=True,
               help="Only what `plan` reads (a pull request's plan job): no write, no lease, no event queue.")
+@click.option("--watch-events", is_flag=True,
+              help="Add what `run --watch-events` needs: its event queue and rule, and the trail check.")
 @_guarded
-def iam_policy(specs: Path | None, lease_table: str, lease_name: str, read_only: bool) -> int:
+def iam_policy(specs: Path | None, lease_table: str, lease_name: str, read_only: bool, watch_events: bool) -> int:
     """Print a least-privilege IAM policy for exactly the calls the agent makes; with SPECS (a spec directory or
     an environment), writes and data reads are scoped to the resources they name."""
     import json
@@ -804,7 +806,7 @@ def iam_policy(specs: Path | None, lease_table: str, lease_name: str, read_only:
     spec_set = load_specs(specs) if specs else None
     specs_ = spec_set.specs if spec_set else None
     name = _lease_name(lease_name, spec_set.environment_name if spec_set else None)
-    document = policy(lease_table, specs_, name)
+    document = policy(lease_table, specs_, name, watch_events=watch_events)
     click.echo(json.dumps(read_only_policy(document) if read_only else document, indent=2))
     return EXIT_OK
 

@@ -36,6 +36,45 @@ CREATED_OWNED = {"StringEquals": {"aws:RequestTag/managed-by": "reconciler"}}
 _SCOPED_SERVICES = ("s3", "secretsmanager", "ssm")
 _DATA_READS = ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan")
 
+# Resources of a type, whatever their name: for the actions whose resources the agent cannot name ahead (random
+# ids: distributions, Origin Access Controls, security groups) and for configuration reads. An action AWS
+# authorises on a resource type is never granted on "*" (Service Authorization Reference: "If there is no value
+# for this column, you must specify all resources"; otherwise an ARN of that type); the types are AWS's.
+_ANY = {
+    "Distributions": ["arn:aws:cloudfront::*:distribution/*"],
+    "OriginAccessControls": ["arn:aws:cloudfront::*:origin-access-control/*"],
+    "Tables": ["arn:aws:dynamodb:*:*:table/*"],
+    "ReplicationGroups": ["arn:aws:elasticache:*:*:replicationgroup:*"],
+    "CacheClusters": ["arn:aws:elasticache:*:*:cluster:*"],
+    "SubnetGroups": ["arn:aws:elasticache:*:*:subnetgroup:*"],
+    "Caches": ["arn:aws:elasticache:*:*:cluster:*", "arn:aws:elasticache:*:*:replicationgroup:*",
+               "arn:aws:elasticache:*:*:subnetgroup:*"],
+    "SecurityGroups": ["arn:aws:ec2:*:*:security-group/*"],
+    # A security group is created in a VPC: CreateSecurityGroup is authorised on both (the request's tags are
+    # evaluated on both: AWS lists aws:RequestTag for the vpc and the security-group types).
+    "SecurityGroupsInVpcs": ["arn:aws:ec2:*:*:security-group/*", "arn:aws:ec2:*:*:vpc/*"],
+    "Trails": ["arn:aws:cloudtrail:*:*:trail/*"],
+}
+_TYPE_OF = {
+    **dict.fromkeys(("cloudfront:GetDistribution", "cloudfront:GetDistributionConfig",
+                     "cloudfront:ListTagsForResource", "cloudfront:GetInvalidation", "cloudfront:ListInvalidations",
+                     "cloudfront:CreateInvalidation", "cloudfront:UpdateDistribution",
+                     "cloudfront:DeleteDistribution", "cloudfront:TagResource", "cloudfront:UntagResource"),
+                    "Distributions"),
+    **dict.fromkeys(("cloudfront:GetOriginAccessControl", "cloudfront:DeleteOriginAccessControl"),
+                    "OriginAccessControls"),
+    **dict.fromkeys(("dynamodb:DescribeTable", "dynamodb:ListTagsOfResource", "dynamodb:DescribeTimeToLive",
+                     "dynamodb:DescribeContinuousBackups"), "Tables"),
+    "elasticache:DescribeReplicationGroups": "ReplicationGroups",
+    "elasticache:DescribeCacheClusters": "CacheClusters",
+    "elasticache:DescribeCacheSubnetGroups": "SubnetGroups",
+    "elasticache:ListTagsForResource": "Caches",
+    **dict.fromkeys(("ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress",
+                     "ec2:DeleteSecurityGroup", "ec2:CreateTags"), "SecurityGroups"),
+    "ec2:CreateSecurityGroup": "SecurityGroupsInVpcs",
+    **dict.fromkeys(("cloudtrail:GetTrailStatus", "cloudtrail:GetEventSelectors"), "Trails"),
+}
+
 
 def is_metadata_read(action: str) -> bool:
     """A control-plane read (Describe*, List*, Get* of configuration): allowed on any resource."""
@@ -45,11 +84,11 @@ def is_metadata_read(action: str) -> bool:
 
 
 def policy(lease_table: str = "reconciler-lease", specs: Sequence[Spec] | None = None,
-           lease_name: str = "reconciler") -> dict[str, Any]:
-    """Least privilege, per kind: configuration reads on any resource; writes, data and secrets only on the
-    ARNs of the specs' names
-    (any name of the kind without specs), or, where names cannot be known, only on resources tagged
-    as the agent's (creates: with that tag in the request). With specs, kinds none declares get nothing."""
+           lease_name: str = "reconciler", watch_events: bool = False) -> dict[str, Any]:
+    """Least privilege, per kind: configuration reads on any resource of their types; writes, data and secrets
+    only on the ARNs of the specs' names (any name of the kind without specs), or, where names cannot be known,
+    only on resources tagged as the agent's (creates: with that tag in the request). With specs, kinds none
+    declares get nothing. `watch_events` adds the event queue, rule and trail check of `run --watch-events`."""
     statements: list[dict[str, Any]] = []
     for cls in registry.classes():
         if not cls.iam_actions:
@@ -63,11 +102,13 @@ def policy(lease_table: str = "reconciler-lease", specs: Sequence[Spec] | None =
     statements.append({"Sid": "Inventory", "Effect": "Allow", "Action": list(IAM_ACTIONS), "Resource": "*"})
     statements.append({"Sid": "AgentLease", "Effect": "Allow", "Action": sorted(LEASE_ACTIONS),
                        "Resource": f"arn:aws:dynamodb:*:*:table/{lease_table}"})
-    events = f"{lease_name}-events"  # run --watch-events
-    statements.append(_statement("AgentEventQueue", list(EVENT_QUEUE_ACTIONS), f"arn:aws:sqs:*:*:{events}"))
-    statements.append(_statement("AgentEventRule", list(EVENT_RULE_ACTIONS), f"arn:aws:events:*:*:rule/{events}"))
-    statements.append(_statement("AgentTrailCheck", list(TRAIL_ACTIONS), "*"))
-    statements.append(_statement("AgentWhoChangedIt", list(WHO_ACTIONS), "*"))
+    if watch_events:
+        events = f"{lease_name}-events"
+        statements.append(_statement("AgentEventQueue", list(EVENT_QUEUE_ACTIONS), f"arn:aws:sqs:*:*:{events}"))
+        statements.append(_statement("AgentEventRule", list(EVENT_RULE_ACTIONS),
+                                     f"arn:aws:events:*:*:rule/{events}"))
+        statements += _by_type("AgentTrailCheck", list(TRAIL_ACTIONS))
+    statements += _by_type("AgentWhoChangedIt", list(WHO_ACTIONS))
     return {"Version": "2012-10-17", "Statement": statements}
 
 
@@ -79,15 +120,30 @@ def _kind_statements(cls: Any, specs: list[Spec | None]) -> list[dict[str, Any]]
         for prefix, arns in cls.iam_resources(spec).items():
             resources.setdefault(prefix, [])
             resources[prefix] += [a for a in arns if a not in resources[prefix]]
-    out = [_statement(f"Read{kind}", [a for a in actions if is_metadata_read(a)], "*")]
+    out = _by_type(f"Read{kind}", [a for a in actions if is_metadata_read(a)])
     for prefix in sorted({a.split(":", 1)[0] for a in actions}):
         scoped = [a for a in actions if a.startswith(prefix + ":") and not is_metadata_read(a) and a not in special]
         if scoped and resources.get(prefix):
             out.append(_statement(f"{kind}{prefix.title().replace('-', '')}Scoped", scoped, resources[prefix]))
-    out.append(_statement(f"{kind}OwnedByTag", list(cls.iam_tagged), "*", OWNED))
-    out.append(_statement(f"{kind}CreateTagged", list(cls.iam_request_tagged), "*", CREATED_OWNED))
-    out.append(_statement(f"{kind}Untaggable", list(cls.iam_unscoped), "*"))
-    return [s for s in out if s["Action"]]
+    out += _by_type(f"{kind}OwnedByTag", list(cls.iam_tagged), OWNED)
+    out += _by_type(f"{kind}CreateTagged", list(cls.iam_request_tagged), CREATED_OWNED)
+    out += _by_type(f"{kind}Untaggable", list(cls.iam_unscoped))
+    return out
+
+
+def _by_type(sid: str, actions: list[str], condition: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Statements for `actions`: those AWS authorises on a resource type on any resource of that type (one
+    statement per type, `sid` + the type), the others on "*"."""
+    groups: dict[str, list[str]] = {}
+    for action in actions:
+        groups.setdefault(_TYPE_OF.get(action, ""), []).append(action)
+    return [_statement(sid + type_, group, _arns(type_), condition) for type_, group in sorted(groups.items())]
+
+
+def _arns(type_: str) -> str | list[str]:
+    if not type_:
+        return "*"
+    return _ANY[type_][0] if len(_ANY[type_]) == 1 else _ANY[type_]
 
 
 def _statement(sid: str, actions: list[str], resource: str | list[str],
@@ -104,6 +160,10 @@ __all__ = ["agent_actions", "allowed_actions", "iam_action", "iam_actions", "pol
 _AGENT_ONLY = ("AgentLease", "AgentEventQueue", "AgentEventRule", "AgentTrailCheck", "AgentWhoChangedIt")
 
 
+def _agent_only(sid: str) -> bool:
+    return sid.startswith(_AGENT_ONLY)
+
+
 def is_read(action: str) -> bool:
     """An action that only reads (configuration or data): what a plan may do."""
     operation = action.split(":", 1)[1]
@@ -115,7 +175,7 @@ def read_only_policy(document: dict[str, Any]) -> dict[str, Any]:
     conditions; nothing that writes (a pull request's plan job runs with it)."""
     statements = []
     for statement in document["Statement"]:
-        if statement["Sid"] in _AGENT_ONLY:
+        if _agent_only(statement["Sid"]):
             continue
         reads = [a for a in statement["Action"] if is_read(a)]
         if reads:
@@ -126,7 +186,7 @@ def read_only_policy(document: dict[str, Any]) -> dict[str, Any]:
 
 def agent_actions() -> set[str]:
     """Every IAM action the agent may use, whatever its specs (the daemon's trimmed models keep these)."""
-    return allowed_actions(policy()) | {"sts:GetCallerIdentity", "sts:AssumeRole"}  # an environment's account
+    return allowed_actions(policy(watch_events=True)) | {"sts:GetCallerIdentity", "sts:AssumeRole"}  # environments
 
 
 def allowed_actions(document: dict[str, Any]) -> set[str]:

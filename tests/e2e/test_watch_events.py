@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from reconciler.iam import allowed_actions, iam_actions
+from reconciler.iam import allowed_actions
 from tests.conftest import free_port, reconciler_command, wait_for
+from tests.iam_eval import TagBook, evaluate, read_calls
 
 FIXTURE = json.loads((Path(__file__).parent.parent / "fixtures" / "cloudtrail_tag_table.json").read_text())
 TABLES = "---\n".join(
@@ -174,12 +175,19 @@ def test_an_event_corrects_exactly_that_resource_and_own_bursts_and_garbage_are_
     assert team(aws, "Orders") == "web"
     assert agent.metric("reconciler_events_received_total", source="dynamodb") == 103
     assert "AWS change events" in agent.get("/")  # the page shows the subscription
-    # every call of the subscription, the polling and the reconciles is allowed by `iam-policy`
-    document = json.loads(subprocess.run([*reconciler_command(), "iam-policy"], capture_output=True, text=True,
-                                         check=True).stdout)
-    used = {a for line in agent.calls.read_text().splitlines() for a in iam_actions(*line.split())}
-    assert {"sqs:ReceiveMessage", "events:PutRule", "cloudtrail:DescribeTrails"} <= used
-    assert used - allowed_actions(document) == set()
+    # every call of the subscription, the polling and the reconciles is allowed by `iam-policy --watch-events`,
+    # evaluated on the resource it touched with AWS's authorization data; the policy without it allows none
+    document = json.loads(subprocess.run([*reconciler_command(), "iam-policy", "--watch-events"],
+                                         capture_output=True, text=True, check=True).stdout)
+    tags = TagBook(aws.client)
+    tags.read()
+    evaluation = evaluate(read_calls(agent.calls), document, tags)
+    assert evaluation.denied == []
+    assert {"sqs:ReceiveMessage", "events:PutRule", "cloudtrail:DescribeTrails"} <= {
+        r.action for r in evaluation.requests}
+    plain = json.loads(subprocess.run([*reconciler_command(), "iam-policy"], capture_output=True, text=True,
+                                      check=True).stdout)
+    assert "sqs:ReceiveMessage" not in allowed_actions(plain)
 
 
 def test_events_sent_while_the_agent_is_stopped_wait_and_are_handled_on_start(aws, agents):

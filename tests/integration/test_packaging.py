@@ -14,29 +14,47 @@ import time
 import zipfile
 from pathlib import Path
 
-from reconciler.iam import allowed_actions, iam_actions
+import pytest
+
+from reconciler.iam import OWNED, allowed_actions, is_read
 from tests.conftest import ROOT, free_port, reconciler_command
+from tests.iam_eval import TagBook, evaluate, parliament, parliament_disproved, read_calls
 
 
-def test_iam_policy_covers_every_call_the_agent_makes(cli, aws, example_specs, tmp_path):
-    """Every call the agent made in a full run (create, update, invalidate, delete), named by botocore
-    itself (RECONCILER_CALL_LOG), is allowed by `iam-policy SPECS`; and that policy scopes what matters."""
+def test_iam_policy_allows_every_call_the_agent_makes_on_the_resource_it_touches(cli, aws, example_specs, tmp_path):
+    """Every call the agent made in a full run (create, update, invalidate, delete), as botocore sent it
+    (RECONCILER_CALL_LOG), is allowed by `iam-policy SPECS` when IAM evaluates it with AWS's authorization data:
+    the action(s), the resource ARN it touched, and the tags the conditions read (tests/iam_eval.py)."""
     calls = tmp_path / "calls.log"
     env = {**aws.env, "REDIS_AUTH_TOKEN": "policy-test-token-1", "RECONCILER_CALL_LOG": str(calls)}
     document = cli("iam-policy", str(example_specs)).json
-    allowed = allowed_actions(document)
+    tags = TagBook(aws.client)
     # the agent's own cycle first (it creates the lease table), then applies that take the lease
     assert cli("run", "--once", str(example_specs), env=env).code == 0
+    tags.read()
     stack = (example_specs / "site.yaml").read_text().replace("Static site", "Static site v2")
     (example_specs / "site.yaml").write_text(stack.replace('revision: "2025-09-23"', 'revision: "2025-09-24"'))
+    cache = (example_specs / "cache.yaml").read_text()
+    bastion = "    - {securityGroupName: bastion}"
+    (example_specs / "cache.yaml").write_text(cache.replace(bastion, "    - {cidr: 10.1.0.0/16}\n" + bastion))
     assert cli("apply", "--auto-approve", str(example_specs), env=env).code == 0
+    tags.read()
     tomb = (example_specs / "tables.yaml").read_text().replace(
         "name: Products${suffix:=}\n", "name: Products${suffix:=}\n  state: absent\n  deletion: delete\n")
     (example_specs / "tables.yaml").write_text(tomb)
+    (example_specs / "cache.yaml").write_text(cache)  # the ingress rule revoked
     assert cli("apply", "--auto-approve", str(example_specs), env=env).code == 0
-    used = {a for line in calls.read_text().splitlines() for a in iam_actions(*line.split())}
-    assert used - allowed == set()
-    assert len(used) > 30  # the run exercised the whole stack, not a corner of it
+
+    evaluation = evaluate(read_calls(calls), document, tags)
+    assert evaluation.denied == []
+    actions = {r.action for r in evaluation.requests}
+    assert {"cloudfront:CreateInvalidation", "cloudfront:UpdateDistribution", "cloudfront:TagResource",
+            "ec2:CreateTags", "ec2:RevokeSecurityGroupIngress", "elasticache:AddTagsToResource",
+            "dynamodb:DeleteTable", "s3:PutObject"} <= actions  # the whole stack, tag-on-create included
+    assert len(evaluation.pairs) > 60
+    # the evaluation can fail: without the tags AWS would see, the tag-conditioned writes are denied
+    untagged = evaluate(read_calls(calls), document)
+    assert {r.action for r in untagged.denied} >= {"cloudfront:UpdateDistribution", "ec2:AuthorizeSecurityGroupIngress"}
 
     def resources_for(action: str) -> list[tuple[object, object]]:
         return [(s["Resource"], s.get("Condition")) for s in document["Statement"] if action in s["Action"]]
@@ -48,15 +66,31 @@ def test_iam_policy_covers_every_call_the_agent_makes(cli, aws, example_specs, t
                                                   "arn:aws:s3:::example-site-bucket/*"], None)]
     assert resources_for("s3:GetObject")[0][0] != "*"  # data is never readable everywhere
     [(where, condition)] = resources_for("cloudfront:DeleteDistribution")
-    assert where == "*" and condition == {"StringEquals": {"aws:ResourceTag/managed-by": "reconciler"}}
+    assert where == "arn:aws:cloudfront::*:distribution/*" and condition == OWNED
     assert resources_for("elasticache:DeleteReplicationGroup")[0][0][0] == (
         "arn:aws:elasticache:*:*:replicationgroup:app-cache")
-    assert "secretsmanager:GetSecretValue" not in allowed  # the example's token comes from the environment
+    assert "secretsmanager:GetSecretValue" not in allowed_actions(document)  # the token comes from the environment
     [lease] = [s for s in document["Statement"] if s["Sid"] == "AgentLease"]
     assert lease["Resource"] == "arn:aws:dynamodb:*:*:table/reconciler-lease"  # scoped to the lease table
-    unscoped = {a for s in document["Statement"] if s["Resource"] == "*" and "Condition" not in s
-                for a in s["Action"] if not a.split(":", 1)[1].startswith(("Describe", "List", "Get", "Lookup"))}
-    assert unscoped == {"cloudfront:CreateOriginAccessControl", "cloudfront:DeleteOriginAccessControl"}
+
+
+@pytest.mark.parametrize("args", [(), ("--watch-events",), ("--read-only",), ("SPECS",), ("SPECS", "--watch-events"),
+                                  ("SPECS", "--read-only"), ("ENV",), ("ENV", "--watch-events")])
+def test_parliament_finds_nothing_and_nothing_deletes_everywhere(cli, example_specs, args):
+    """parliament, the IAM policy linter, reports nothing above INFO for every policy `iam-policy` prints (less
+    what AWS's current authorization data disproves in its bundled copy); no Delete* is allowed on "*" without a
+    condition, nor any write on "*" but the creates AWS authorises on no resource type."""
+    where = {"SPECS": str(example_specs), "ENV": str(ROOT / "envs" / "prod")}
+    document = cli("iam-policy", *[where.get(a, a) for a in args]).json
+    assert parliament(document) == []
+    assert set(parliament_disproved(document)) <= {"cloudfront:CreateDistribution"}
+    for statement in document["Statement"]:
+        anywhere = statement["Resource"] == "*" and "Condition" not in statement
+        for action in statement["Action"]:
+            if action.split(":", 1)[1].startswith("Delete"):
+                assert not (statement["Resource"] == "*" and "Condition" not in statement), statement
+            if anywhere and not is_read(action):
+                assert action == "cloudfront:CreateOriginAccessControl", statement  # AWS: no resource type
 
 
 def test_iam_policy_without_specs_scopes_by_kind_and_secrets_by_reference(cli, specs):
