@@ -24,7 +24,8 @@ USER 10001
 WORKDIR /home/reconciler
 ENV PYTHONUNBUFFERED=1 \
     RECONCILER_STATE_DIR=/home/reconciler/.cache/reconciler \
-    RECONCILER_HTTP_PORT=9090
+    RECONCILER_HTTP_PORT=9090 \
+    RECONCILER_HTTP_HOST=0.0.0.0
 EXPOSE 9090
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-m", "reconciler.agent.probe"]

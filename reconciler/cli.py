@@ -76,12 +76,20 @@ class AwsOptions:
     retry_mode: str | None
     workers: int
     log_level: str
+    log_format: str
     max_destroy: int
     rate_limits: tuple[str, ...]
     no_color: bool
 
-    def start(self, default_level: str = "warning") -> None:
-        """Logging at --log-level (else the command's default) and colour unless --no-color/NO_COLOR."""
+    @property
+    def report(self) -> bool:
+        """A person reads the output: stdout is a terminal and the log is not asked to be JSON. Then a command
+        ends on a report in words, and the log (stderr) keeps to warnings unless --log-level says otherwise."""
+        return sys.stdout.isatty() and self.log_format != "json"
+
+    def start(self, default_level: str = "warning", reports: bool = True) -> None:
+        """Logging at --log-level (else the command's default; warning when the command `reports` on a
+        terminal), in --log-format, and colour unless --no-color/NO_COLOR."""
         from .log import configure_logging
 
         color = not (self.no_color or os.environ.get("NO_COLOR"))
@@ -90,7 +98,9 @@ class AwsOptions:
             while context is not None:  # click.echo asks the innermost context
                 context.color = False
                 context = context.parent
-        configure_logging(self.log_level or default_level, color=None if color else False)
+        level = self.log_level or ("warning" if reports and self.report else default_level)
+        json_output = {"json": True, "console": False}.get(self.log_format)
+        configure_logging(level, json_output=json_output, color=None if color else False)
 
 
 @dataclass
@@ -159,7 +169,12 @@ def _aws_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      envvar="RECONCILER_WORKERS", help="Concurrent AWS reads."),
         click.option("--log-level", default=None, envvar="RECONCILER_LOG_LEVEL",
                      type=click.Choice(["debug", "info", "warning", "error"]),
-                     help="Log level (default: warning; info for `run`)."),
+                     help="Log level (default: warning; info for `run` unless it reports on a terminal)."),
+        click.option("--log-format", type=click.Choice(["auto", "console", "json"]), default="auto",
+                     show_default=True, envvar="RECONCILER_LOG_FORMAT",
+                     help="The log on stderr: JSON lines, key=value lines for a person, or auto (key=value on a "
+                          "terminal). json also turns off the closing report: its summary is the `cycle.summary` "
+                          "event."),
         click.option("--max-destroy", type=click.IntRange(0), default=3, show_default=True,
                      envvar="RECONCILER_MAX_DESTROY",
                      help="Refuse all deletes/replaces of a run that has more of them than this."),
@@ -205,7 +220,7 @@ def _connect(opts: AwsOptions, agent_calls: bool = True, environment: Any = None
         pace = "instant" if box.clock.factor == 0 else f"AWS's typical durations x {box.clock.factor:g}"
         click.echo(click.style(
             f"SANDBOX: using a local AWS (moto) at {box.endpoint} (AWS time: {pace}; RECONCILER_SANDBOX_TIME "
-            "sets it). No real AWS account is touched; everything in it is gone when this command exits.",
+            "sets it).\nNo real AWS account is touched; everything in it is gone when this command exits.",
             fg="yellow", bold=True), err=True)
         profile, region = None, None
     aws = Aws(profile=profile, region=wanted or region, retry_mode=opts.retry_mode, pool_size=max(10, opts.workers),
@@ -399,8 +414,10 @@ def _failed_plan(target: Path, fmt: str, message: str) -> str:
 @_guarded
 def apply(specs: Path, auto_approve: bool, wait_s: int | None, opts: AwsOptions, lease_opts: LeaseOptions) -> int:
     """Plan, show the plan, ask, and apply it."""
-    from .engine.apply import apply_plan
+    from .engine.apply import ApplyReport, apply_plan
     from .engine.render import render_plan, render_report
+    from .engine.summary import summarize
+    from .expect import agent_durations
 
     opts.start()
     spec_set = load_specs(specs)
@@ -408,6 +425,7 @@ def apply(specs: Path, auto_approve: bool, wait_s: int | None, opts: AwsOptions,
     result = _plan(spec_set, aws, opts, manual=True)  # a hand-run apply: `manual: true` windows let it through
     click.echo(render_plan(result))
     if not any(c.applicable or c.refused or c.action == "error" for c in result.changes):
+        _close(opts, summarize(result, ApplyReport(), agent_durations(), again="run `reconciler apply`"))
         return EXIT_OK
     if any(c.applicable for c in result.changes) and not auto_approve:
         if not sys.stdin.isatty():
@@ -419,19 +437,24 @@ def apply(specs: Path, auto_approve: bool, wait_s: int | None, opts: AwsOptions,
             return EXIT_ERROR
     with _holding_lease(aws, lease_opts, spec_set.environment_name) as still_held:
         report = apply_plan(result, aws, should_stop=lambda: not still_held())
-        click.echo()
-        click.echo(render_report(report))
+        if not opts.report:  # on a terminal, the closing report says it
+            click.echo()
+            click.echo(render_report(report))
         waiting: list[str] = []
         if wait_s and report.outcomes and still_held():
             waiting = _carry_through(spec_set, aws, opts, report, wait_s, still_held)
         lease_lost = not still_held()
+    busy = {w.split(" ")[0] for w in waiting}  # --wait: what AWS still works on at the timeout; the rest is done
+    finished = frozenset(c.ref for c in result.changes if c.ref not in busy) if wait_s else frozenset()
+    _close(opts, summarize(result, report, agent_durations(), finished=finished,
+                           again=f"run `reconciler apply{' --wait' if wait_s else ''}`"))
     if lease_lost:
         _fail("the lease could not be renewed during apply: the changes not listed above were not applied")
         return EXIT_ERROR
     if waiting:
         _fail(f"still in progress after {wait_s}s: {', '.join(waiting)}")
         return EXIT_ERROR
-    if wait_s and report.outcomes and report.ok:
+    if wait_s and report.outcomes and report.ok and not opts.report:
         click.echo("All changes are applied and deployed.")
     return EXIT_OK if report.ok else EXIT_ERROR
 
@@ -460,7 +483,8 @@ def _carry_through(spec_set: Any, aws: Any, opts: AwsOptions, report: Any, wait_
         broken = [c for c in follow_up.changes if c.action == "error" or c.refused]
         if broken:  # what a later plan cannot do is this apply's failure too (it says so, and exits 1)
             more = apply_plan(Plan(broken), aws, should_stop=lambda: not still_held())
-            click.echo(render_report(more))
+            if not opts.report:
+                click.echo(render_report(more))
             report.outcomes += more.outcomes
             return []
         todo = [c for c in follow_up.changes if c.applicable]
@@ -480,7 +504,8 @@ def _carry_through(spec_set: Any, aws: Any, opts: AwsOptions, report: Any, wait_
                     "differently; not sent again)" for c in todo]
         last = again
         more = apply_plan(follow_up, aws, should_stop=lambda: not still_held())
-        click.echo(render_report(more))
+        if not opts.report:
+            click.echo(render_report(more))
         report.outcomes += more.outcomes
         if not more.ok:
             return []
@@ -538,7 +563,9 @@ def _progress_line() -> Callable[[str], None]:
 @click.option("--git-branch", default="main", show_default=True, envvar="RECONCILER_GIT_BRANCH")
 @click.option("--http-port", type=click.IntRange(0, 65535), default=None, envvar="RECONCILER_HTTP_PORT",
               help="Serve /healthz, /metrics, /status on this port (default 9090 unless --once).")
-@click.option("--http-host", default="0.0.0.0", show_default=True, envvar="RECONCILER_HTTP_HOST")
+@click.option("--http-host", default="127.0.0.1", show_default=True, envvar="RECONCILER_HTTP_HOST",
+              help="The address the port binds (the container image sets 0.0.0.0). Elsewhere than loopback, give it "
+                   "a read token (--http-read-token-env).")
 @click.option("--state-dir", type=click.Path(path_type=Path), default=None, envvar="RECONCILER_STATE_DIR",
               help="Where the git clone is kept (default ~/.cache/reconciler).")
 @click.option("--require-healthy", is_flag=True, envvar="RECONCILER_REQUIRE_HEALTHY",
@@ -562,13 +589,17 @@ def _progress_line() -> Callable[[str], None]:
 @click.option("--http-token-env", default=None, metavar="VAR",
               help="Allow actions on the HTTP port (reconcile now, pause/resume a resource) to requests bearing the "
                    "token in this environment variable. Without it the port is read-only.")
+@click.option("--http-read-token-env", default=None, metavar="VAR", envvar="RECONCILER_HTTP_READ_TOKEN_ENV",
+              help="The page, /status and /events need the token in this environment variable (or the action "
+                   "token): a bearer token, or a sign-in form on the page. /healthz and /metrics stay open.")
 @_lease_options
 @_aws_options
 @_guarded
 def run(specs: Path, once: bool, interval: str, git_url: str | None, git_branch: str, http_port: int | None,
         http_host: str, state_dir: Path | None, require_healthy: bool, pending_interval: str,
         webhooks: tuple[str, ...], notify: tuple[str, ...], notify_after: int, write_back_branch: str | None,
-        watch_events: bool, http_token_env: str | None, opts: AwsOptions, lease_opts: LeaseOptions) -> int:
+        watch_events: bool, http_token_env: str | None, http_read_token_env: str | None, opts: AwsOptions,
+        lease_opts: LeaseOptions) -> int:
     """The agent: plan and apply the `enforce` resources, check Redis, cycle after cycle."""
     from .agent import Agent, AgentConfig, DirectorySource, GitSource
     from .agent.events import Events
@@ -579,7 +610,7 @@ def run(specs: Path, once: bool, interval: str, git_url: str | None, git_branch:
     cap_arenas()  # before any thread starts: a long-running process (docs/performance.md, "Memory")
     if state_dir is not None:  # the journal and the trimmed models go there too
         os.environ["RECONCILER_STATE_DIR"] = str(state_dir)
-    opts.start(default_level="info")
+    opts.start(default_level="info", reports=once)  # the daemon's log is its output, on a terminal too
     seconds = parse_duration(interval)
     if git_url and specs.is_absolute():
         raise ReconcilerError("with --git-url, SPECS is a path inside the repository (e.g. specs)")
@@ -591,17 +622,14 @@ def run(specs: Path, once: bool, interval: str, git_url: str | None, git_branch:
         raise ReconcilerError("--write-back-branch needs --git-url: the drift is written back as a commit to the "
                               "spec repository")
     writer = BranchWriter(source, write_back_branch) if write_back_branch and isinstance(source, GitSource) else None
-    http_token = None
-    if http_token_env:
-        http_token = os.environ.get(http_token_env)
-        if not http_token or len(http_token) < 16:
-            raise ReconcilerError(f"--http-token-env {http_token_env}: the variable must hold a token of 16 "
-                                  "characters or more")
+    http_token = _token_from("--http-token-env", http_token_env)
+    http_read_token = _token_from("--http-read-token-env", http_read_token_env)
     events = Events(state_dir or state_dir_default(), list(webhooks), os.environ.get("RECONCILER_WEBHOOK_SECRET"),
                     notify=list(notify))
     config = AgentConfig(interval_s=seconds, pending_interval_s=parse_duration(pending_interval, "--pending-interval"),
                          workers=opts.workers, max_destroy=opts.max_destroy, notify_after=notify_after,
-                         http_token=http_token, watch_events=watch_events, environment=environment)
+                         http_token=http_token, http_read_token=http_read_token, watch_events=watch_events,
+                         environment=environment)
     agent = Agent(source, aws, config, lease=lease_opts.make(aws, environment and environment.name), events=events,
                   writer=writer)
     if webhooks and not os.environ.get("RECONCILER_WEBHOOK_SECRET"):
@@ -609,8 +637,50 @@ def run(specs: Path, once: bool, interval: str, git_url: str | None, git_branch:
     if once:
         result = agent.run_once()
         events.close()
+        _close(opts, _cycle_summary(result))
         return EXIT_OK if result.ok and (result.healthy is not False or not require_healthy) else EXIT_ERROR
     return agent.run_forever(http_host, 9090 if http_port is None else http_port)
+
+
+def _cycle_summary(result: Any) -> Any:
+    """What one cycle of `run --once` did, as the closing report says it."""
+    from .engine.summary import Summary, summarize
+    from .expect import agent_durations
+
+    if result.plan is None:
+        return Summary(next_step=f"Failed: {result.error}. Nothing was applied; fix it and run again.")
+    summary = summarize(result.plan, result.report, agent_durations(), again="run `reconciler run --once`")
+    if result.healthy is False:
+        summary.next_step += " The Redis health check failed: `reconciler health` shows each step."
+    return summary
+
+
+def _close(opts: AwsOptions, summary: Any) -> None:
+    """A command's closing report: in words on a terminal (a line per resource, the counts, what next); else the
+    final `cycle.summary` event of the log (an info event: `run` logs it; `apply` and `writeback` at --log-level
+    info, their text on stdout says the same)."""
+    import structlog
+
+    if not opts.report:
+        structlog.get_logger().info("cycle.summary", **summary.to_event())
+        return
+    colours = {"created": "green", "updated": "yellow", "deleted": "red", "pending": "cyan", "failed": "red",
+               "not-applied": "magenta"}
+    click.echo()
+    for entry in summary.entries:
+        click.echo(click.style(entry.line(), fg=colours[entry.bucket]))
+    click.echo(click.style(summary.counts_line(), bold=True))
+    click.echo(summary.lines()[-1])
+
+
+def _token_from(option: str, variable: str | None) -> str | None:
+    """The token in environment variable `variable` (None without the option): 16 characters or more."""
+    if not variable:
+        return None
+    token = os.environ.get(variable)
+    if not token or len(token) < 16:
+        raise ReconcilerError(f"{option} {variable}: the variable must hold a token of 16 characters or more")
+    return token
 
 
 def _environment_at_start(source: Any) -> Any:
@@ -750,6 +820,7 @@ def writeback(specs: Path, kinds: tuple[str, ...], names: tuple[str, ...], dry_r
     Only those values change in the files: comments, order, quoting and layout stay. Secrets are never
     written. Makes no change in AWS.
     """
+    from .engine.summary import summarize_writeback
     from .engine.writeback import write_back
     from .resources import registry
 
@@ -760,27 +831,32 @@ def writeback(specs: Path, kinds: tuple[str, ...], names: tuple[str, ...], dry_r
     spec_set = load_specs(specs)
     aws = _connect(opts, environment=spec_set.environment)
     result = _plan(spec_set, aws, opts)
-    done = write_back(result, spec_set, specs, aws, allow_replacement=allow_replacement,
-                      only=lambda c: (not kinds or c.kind in kinds) and (not names or c.name in names))
-    for entry in done.skipped:
-        click.echo(f"skipped {entry.ref} {entry.path}: {entry.reason}", err=True)
-    for change in result.changes:
-        if change.action == "error" and (not kinds or change.kind in kinds) and (not names or change.name in names):
-            click.echo(f"error: {change.ref}: {change.error}", err=True)
+    chosen = lambda c: (not kinds or c.kind in kinds) and (not names or c.name in names)  # noqa: E731
+    done = write_back(result, spec_set, specs, aws, allow_replacement=allow_replacement, only=chosen)
+    summary = summarize_writeback(result, done, chosen, dry_run, str(specs))
+    if not opts.report:
+        for entry in done.skipped:
+            click.echo(f"skipped {entry.ref} {entry.path}: {entry.reason}", err=True)
+        for change in result.changes:
+            if change.action == "error" and chosen(change):
+                click.echo(f"error: {change.ref}: {change.error}", err=True)
     if not done.written:
-        click.echo("No drift to write back.")
+        if not opts.report:
+            click.echo("No drift to write back.")
+        _close(opts, summary)
         return EXIT_ERROR if result.has_errors else EXIT_OK
     click.echo(done.diff(), nl=False)
-    for entry in done.written:
-        click.echo(f"wrote {entry.ref} {entry.path} in {entry.file}")
     files = len(done.changed_files())
     fields_ = len(done.written)
-    if dry_run:
-        click.echo(f"Dry run: {fields_} field(s) in {files} file(s) would be written; nothing was written.")
-    else:
+    if not dry_run:
         done.save()
-        click.echo(f"Wrote {fields_} field(s) to {files} file(s). Review the diff and commit it; "
+    if not opts.report:
+        for entry in done.written:
+            click.echo(f"wrote {entry.ref} {entry.path} in {entry.file}")
+        click.echo(f"Dry run: {fields_} field(s) in {files} file(s) would be written; nothing was written."
+                   if dry_run else f"Wrote {fields_} field(s) to {files} file(s). Review the diff and commit it; "
                    f"`reconciler plan {specs}` now shows no change for them.")
+    _close(opts, summary)
     return EXIT_ERROR if result.has_errors else EXIT_OK
 
 

@@ -109,7 +109,9 @@ def agent_durations() -> Durations:
 
 
 def spoken(seconds: float) -> str:
-    """`45s`, `4 min`, `1.5 h`: a duration as a person reads it."""
+    """`45s`, `4 min`, `1.5 h` (`<1s` at the sandbox's scaled time): a duration as a person reads it."""
+    if seconds < 1:
+        return "<1s"
     if seconds < 90:
         return f"{seconds:.0f}s"
     if seconds < 5400:

@@ -21,6 +21,7 @@ class AgentConfig:
     stuck_after: int = 3                # agent.stuck once nothing has succeeded for this many intervals
     notify_after: int = 1               # drift is reported once it has lasted this many reconciles
     http_token: str | None = None       # actions on the HTTP port need it; None: read-only
+    http_read_token: str | None = None  # the page, /status and /events need it (or http_token); None: open
     watch_events: bool = False          # AWS's change events put the touched resources on the queue
     min_gap_s: float = 1.0              # a resource is reconciled at most this often, however many reasons
     environment: Any = None             # the Environment the agent was started for (its account was checked)

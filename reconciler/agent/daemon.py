@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from ..aws import describe_failure
+from ..engine.apply import ApplyReport
 from ..engine.plan import Plan
 from ..lease import Lease, keep
 from ..resources import registry
@@ -46,6 +47,8 @@ class CycleResult:
     ok: bool
     healthy: bool | None = None  # None: no health check ran (nothing to check, or the cycle stopped early)
     error: str | None = None
+    plan: Plan | None = None          # None: the cycle failed before planning (its error says why)
+    report: ApplyReport | None = None
 
 
 class Agent:
@@ -145,7 +148,7 @@ class Agent:
         self.reconciler.lease_on_demand = True
         try:
             result = self.reconciler.reconcile([ALL])
-            return CycleResult(result.ok, result.healthy, result.error)
+            return CycleResult(result.ok, result.healthy, result.error, result.plan, result.report)
         finally:
             if self.reconciler.heartbeat is not None:
                 self.reconciler.heartbeat.stop()
@@ -153,11 +156,14 @@ class Agent:
 
     def run_forever(self, http_host: str, http_port: int | None) -> int:
         """Reconcile what is due until SIGTERM/SIGINT; SIGHUP reconciles everything now."""
-        from .http import serve
+        from .http import Access, serve
 
         heartbeat = keep(self.lease, wait=False, on_acquired=self.reconcile_now) if self.lease else None
-        server = (serve(self.store, self, http_host, http_port, self.config.http_token) if http_port is not None
-                  else None)
+        server = None
+        if http_port is not None:
+            exposure = self._exposure(http_host)
+            server = serve(self.store, self, http_host, http_port,
+                           Access(self.config.http_token, self.config.http_read_token, exposure))
 
         def on_stop(signum: int, _: Any) -> None:
             log.info("agent.stopping", signal=signal.Signals(signum).name)
@@ -189,6 +195,19 @@ class Agent:
             server.shutdown()
         log.info("agent.stopped")
         return 0
+
+    def _exposure(self, host: str) -> str | None:
+        """A warning, logged and shown on the page, when the port is reachable from other machines and anyone
+        there may read it (no read token)."""
+        if self.config.http_read_token is not None or _is_loopback(host):
+            return None
+        text = (f"The HTTP port on {host} is readable by anyone who can reach it: the page, /status and /events "
+                "show drifted values (table items, tags, the cache's settings), who changed them and commit authors. "
+                "Start the agent with --http-read-token-env VAR, or bind 127.0.0.1 (--http-host) and reach it "
+                "through an SSH tunnel or the platform's access control (docs/agent.md, \"Who may read the port\").")
+        log.warning("http.exposed", host=host, exposes="/, /status, /events", fix="--http-read-token-env VAR",
+                    message=text)
+        return text
 
     def _work_forever(self) -> None:
         while not self.stop.is_set():
@@ -237,3 +256,14 @@ class Agent:
                                   "rules": [q.rule_arn for q in queues], "trail": trail})
         log.info("events.watching", queues=[q.url for q in queues], trail=trail["state"])
 
+
+def _is_loopback(host: str) -> bool:
+    """`host` (an address or a name) is reachable from this machine only."""
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

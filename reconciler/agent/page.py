@@ -56,10 +56,18 @@ def chart(cycles: list[dict[str, Any]], width: int = 600, height: int = 80, slot
     return {"bars": bars, "width": width, "height": height, "top": round(top, 2)}
 
 
-def render(status: dict[str, Any], events: list[dict[str, Any]]) -> str:
+def render(status: dict[str, Any], events: list[dict[str, Any]], exposure: str | None = None,
+           signed_in: bool = False) -> str:
+    """The page; `exposure`: a warning for its readers (the port is open to other machines without a read
+    token); `signed_in`: readers signed in (the page offers to sign out)."""
     counts = {s: 0 for s in STATES}
     for r in status.get("resources") or []:
         counts[r["state"]] = counts.get(r["state"], 0) + 1
     return _environment().get_template("status.html").render(
         status=status, events=events[:30], overall=overall(status), sync=sync(status), counts=counts,
-        chart=chart(status.get("cycles") or []))
+        chart=chart(status.get("cycles") or []), exposure=exposure, signed_in=signed_in)
+
+
+def render_signin(problem: str = "") -> str:
+    """The sign-in form of an agent started with a read token."""
+    return _environment().get_template("signin.html").render(problem=problem)

@@ -63,6 +63,8 @@ class BatchResult:
     states: dict[str, str] = field(default_factory=dict)     # ref -> its state after this reconcile
     results: dict[str, str] = field(default_factory=dict)    # ref -> applied | pending | failed | in-sync | ...
     api_calls: int = 0
+    plan: Plan | None = None        # what was planned and done (the closing report of `run --once`)
+    report: ApplyReport | None = None
 
 
 class Backoff:
@@ -192,7 +194,7 @@ class Reconciler:
             if state == "error":  # said beside the error: when it is tried again
                 self.store.annotate(ref, retryInSeconds=round(requeue[ref]))
         return BatchResult(ok=ok and self.store.get("specError") is None, healthy=_verdict(health), refs=every,
-                           requeue=requeue, states=states, results=results, api_calls=calls)
+                           requeue=requeue, states=states, results=results, api_calls=calls, plan=plan, report=report)
 
     def _plan(self, spec_set: SpecSet, refs: list[str]) -> Plan:
         plan = make_plan(spec_set, self.aws, workers=self.config.workers, only=refs,

@@ -18,9 +18,9 @@ from reconciler.resources.dynamodb import Table
 from reconciler.typical import DURATIONS
 
 
-def table(tmp_path: Path, capacity: int = 5) -> Table:
+def table(tmp_path: Path, capacity: int = 5, policy: str = "enforce", name: str = "Products") -> Table:
     (tmp_path / "t.yaml").write_text(
-        "apiVersion: reconciler/v1\nkind: Table\nmetadata: {name: Products}\n"
+        f"apiVersion: reconciler/v1\nkind: Table\nmetadata: {{name: {name}, policy: {policy}}}\n"
         f"spec:\n  partitionKey: {{name: Id, type: S}}\n  billingMode: PROVISIONED\n"
         f"  capacity: {{read: {capacity}, write: {capacity}}}\n")
     return Table(load_specs(tmp_path).specs[0])
@@ -112,3 +112,31 @@ def test_the_sandbox_looks_up_at_most_two_a_second():
     assert trail.lookup({})[1]["__type"] == "ThrottlingException"
     now[0] = 1.0
     assert trail.lookup({})[0] == 200
+
+
+def test_the_closing_report_counts_every_resource_once_and_keeps_lines_short(tmp_path):
+    from reconciler.engine.apply import ApplyReport, Outcome
+    from reconciler.engine.plan import Plan
+    from reconciler.engine.summary import summarize
+
+    resources = []
+    for name in ("Aaa", "Bbb", "Ccc", "Ddd"):
+        (tmp_path / name).mkdir()
+        resources.append(table(tmp_path / name, policy="observe" if name == "Ccc" else "enforce", name=name))
+    failed, updated, observed, same = (Change(r, a) for r, a in zip(resources, ("update", "update", "update", "noop"),
+                                                                     strict=True))
+    error = "ValidationException: " + "the provisioned throughput is out of range " * 10 + "\n  (line two)"
+    report = ApplyReport([Outcome(failed, "failed", error), Outcome(updated, "applied")])
+    summary = summarize(Plan([failed, updated, observed, same]), report, Durations(None),
+                        again="run `reconciler apply`")
+    assert summary.counts_line() == ("0 created, 1 updated, 0 in progress with AWS, 1 failed, 1 unchanged, "
+                                     "1 not applied (observe, paused or held).")
+    lines = summary.lines()
+    assert lines[0].startswith("! Table/Aaa: update failed: ValidationException: the provisioned")
+    assert len(lines[0]) == 200 and lines[0].endswith("...") and "\n" not in lines[0]
+    assert lines[1] == "~ Table/Bbb: updated"
+    assert lines[2].startswith("? Table/Ccc: differs from its spec") and "policy: observe" in lines[2]
+    assert lines[-1].startswith("Failed: Table/Aaa. Fix the cause") and "run `reconciler apply` again" in lines[-1]
+    event = summary.to_event()
+    assert (event["failed"], event["updated"], event["not_applied"]) == (1, 1, 1)
+    assert [r["result"] for r in event["resources"]] == ["failed", "updated", "not-applied"]
