@@ -702,8 +702,9 @@ def _environment_at_start(source: Any) -> Any:
 @_specs_arg
 @click.option("--endpoint", default=None, metavar="HOST:PORT",
               help="Probe this endpoint instead of the cluster's live primary endpoint.")
-@click.option("--name", "names", multiple=True, help="Only these CacheCluster specs (repeatable).")
-@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.option("--name", "names", multiple=True, help="Only the CacheCluster and Distribution specs of these names "
+              "(repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print every result as one JSON document.")
 @click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Verify the server's TLS certificate against this CA (default: spec.healthCheck.caFile, else "
                    "the system trust store).")
@@ -713,7 +714,8 @@ def _environment_at_start(source: Any) -> Any:
 @_guarded
 def health(specs: Path, endpoint: str | None, names: tuple[str, ...], as_json: bool, ca_file: str | None,
            tls: bool | None, opts: AwsOptions) -> int:
-    """Check that each Redis cluster answers, step by step (DNS, TCP, TLS, AUTH, PING, SET/GET/DEL)."""
+    """Check each Redis cluster's data path (DNS, TCP, TLS, AUTH, PING, SET/GET/DEL) and each site as its visitors
+    get it, through the distribution (DNS, TLS, redirect, content against what was published, the bucket closed)."""
     import json
 
     from .health import check_cluster, render_results
@@ -721,9 +723,11 @@ def health(specs: Path, endpoint: str | None, names: tuple[str, ...], as_json: b
     opts.start()
     spec_set = load_specs(specs)
     clusters = [s for s in spec_set.by_kind("CacheCluster") if not names or s.name in names]
-    if not clusters:
-        raise ReconcilerError("no CacheCluster spec to check" + (f" named {', '.join(names)}" if names else ""))
-    if endpoint and len(clusters) > 1:
+    sites = [s for s in spec_set.by_kind("Distribution") if not names or s.name in names]
+    if not clusters and not sites:
+        raise ReconcilerError("no CacheCluster or Distribution spec to check"
+                              + (f" named {', '.join(names)}" if names else ""))
+    if endpoint and len(clusters) != 1:
         raise ReconcilerError("--endpoint applies to one cluster: select it with --name")
     if endpoint:
         from .health import parse_endpoint
@@ -732,12 +736,35 @@ def health(specs: Path, endpoint: str | None, names: tuple[str, ...], as_json: b
             parse_endpoint(endpoint)
         except ReconcilerError as exc:
             raise ReconcilerError(f"--endpoint: {exc}") from None
-    needs_aws = opts.sandbox or any(_needs_aws(s, endpoint) for s in clusters)
+    needs_aws = opts.sandbox or bool(sites) or any(_needs_aws(s, endpoint) for s in clusters)
     aws = _connect(opts, environment=spec_set.environment) if needs_aws else None
     results = [check_cluster(s, aws, endpoint, tls=tls, ca_file=ca_file) for s in clusters]
-    click.echo(json.dumps({"clusters": [r.to_json() for r in results]}, indent=2) if as_json
-               else render_results(results))
-    return EXIT_OK if all(r.healthy for r in results) else EXIT_ERROR
+    checked = _check_sites(spec_set, sites, aws)
+    if as_json:
+        click.echo(json.dumps({"clusters": [r.to_json() for r in results],
+                               "distributions": [r.to_json() for r in checked]}, indent=2))
+    else:
+        from .site import render
+
+        click.echo("\n".join(filter(None, [render_results(results) if results else "", *render(checked)])))
+    return EXIT_OK if all(r.healthy for r in [*results, *checked]) else EXIT_ERROR
+
+
+def _check_sites(spec_set: Any, sites: list[Any], aws: Any) -> list[Any]:
+    """The site check of each Distribution spec, its facts observed now (the distribution and its bucket)."""
+    from .aws import aws_time_factor
+    from .expect import agent_durations
+    from .resources import registry
+    from .site import check_site, facts_of, sandbox_edge
+
+    edge, factor, out = sandbox_edge(), aws_time_factor(), []
+    for spec in sites:
+        distribution = registry.get("Distribution")(spec)
+        buckets = [b for b in spec_set.by_kind("Bucket") if b.name == distribution.bucket]
+        bucket_live = registry.get("Bucket")(buckets[0]).observe(aws) if buckets else None
+        facts = facts_of(distribution, distribution.observe(aws), bucket_live, aws)
+        out.append(check_site(spec, facts, aws, edge=edge, durations=agent_durations(), factor=factor))
+    return out
 
 
 def _needs_aws(spec: Any, endpoint: str | None) -> bool:
@@ -914,6 +941,9 @@ def sandbox_cmd(port: int, aws_time: str | None) -> int:
     click.echo("Point the agent or the AWS CLI at it:")
     for key, value in box.environment().items():
         click.echo(f"  export {key}={value}")
+    click.echo(f"Distributions' domains are served at {box.edge.address} (HTTPS and HTTP; the domain as TLS name and "
+               f"Host), their certificate signed by the CA in {box.edge.ca_file}, e.g.:\n"
+               f"  curl --cacert {box.edge.ca_file} --connect-to ::{box.edge.address} https://DOMAIN/")
     try:
         while True:
             time.sleep(3600)

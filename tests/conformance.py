@@ -92,11 +92,18 @@ def _codes(expected: Any) -> list[str] | None:
 
 
 class Runner:
-    """Runs cases against one AWS: `clients(service)` gives a boto3 client, `factor` scales AWS's time."""
+    """Runs cases against one AWS: `clients(service)` gives a boto3 client, `factor` scales AWS's time.
 
-    def __init__(self, clients: Clients, factor: float):
+    Two step kinds beyond the shared format, for the project's own cases (tests/sandbox-rules/README.md):
+    `anonymous` is a `call` made without credentials (`anonymous_clients(service)`: an unsigned client), and `edge`
+    is a viewer's GET of a distribution's domain (`edge_get(domain, path, https)` -> (status, headers, body))."""
+
+    def __init__(self, clients: Clients, factor: float, anonymous_clients: Clients | None = None,
+                 edge_get: Callable[[str, str, bool], tuple[int, dict[str, str], bytes]] | None = None):
         self.clients = clients
         self.factor = factor
+        self.anonymous_clients = anonymous_clients
+        self.edge_get = edge_get
         self._made: dict[str, Any] = {}
 
     def client(self, service: str) -> Any:
@@ -124,7 +131,11 @@ class Runner:
                         self.call(step["call"], substitute(step.get("args") or {}, saved))
 
     def _step(self, step: dict[str, Any], saved: dict[str, Any]) -> None:
-        if "wait" in step:
+        if "anonymous" in step:
+            self._anonymous(substitute(step["anonymous"], saved))
+        elif "edge" in step:
+            self._edge(substitute(step["edge"], saved))
+        elif "wait" in step:
             self._wait(substitute(step["wait"], saved))
         elif "expect" in step:
             self._once(substitute(step["expect"], saved), saved)
@@ -148,6 +159,33 @@ class Runner:
                 raise StepFailed(f"{step['path']} is {found!r}; AWS gives {step['equals']!r}")
         for name, path in (step.get("save") or {}).items():
             saved[name] = jmespath.search(path, answer)
+
+    def _anonymous(self, step: dict[str, Any]) -> None:
+        """A call without credentials: the step's `error`, or success."""
+        assert self.anonymous_clients is not None, "this runner makes no anonymous calls"
+        service, method = step["call"].split(".", 1)
+        codes = _codes(step.get("error"))
+        try:
+            getattr(self.anonymous_clients(service), method)(**(step.get("args") or {}))
+        except botocore.exceptions.ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code"))
+            if codes and ("*" in codes or code in codes):
+                return
+            raise StepFailed(f"anonymous call failed with {code}") from None
+        if codes:
+            raise StepFailed(f"anonymous call succeeded; AWS answers {' or '.join(codes)}")
+
+    def _edge(self, step: dict[str, Any]) -> None:
+        """A viewer's GET through the edge: `status`, `headers` (each a prefix of the value), `body`."""
+        assert self.edge_get is not None, "this runner reaches no edge"
+        status, headers, body = self.edge_get(step["domain"], step.get("path", "/"), bool(step.get("https", True)))
+        if "status" in step and status != step["status"]:
+            raise StepFailed(f"GET {step.get('path', '/')} answered {status}; AWS answers {step['status']}")
+        for name, prefix in (step.get("headers") or {}).items():
+            if not str(headers.get(name.lower(), "")).startswith(str(prefix)):
+                raise StepFailed(f"{name}: {headers.get(name.lower())!r}; AWS gives {prefix!r}...")
+        if "body" in step and body.decode(errors="replace") != step["body"]:
+            raise StepFailed(f"body {body[:60]!r}; AWS serves {step['body']!r}")
 
     def _wait(self, wait: dict[str, Any]) -> None:
         budget = float(wait["aws_seconds"]) * self.factor + SLACK_S
@@ -174,7 +212,9 @@ class Runner:
 
 
 def _describe(step: dict[str, Any]) -> str:
-    for key in ("wait", "expect"):
+    if "edge" in step:
+        return f"edge GET {step['edge'].get('path', '/')}"
+    for key in ("wait", "expect", "anonymous"):
         if key in step:
             return f"{key} {step[key]['call']}"
     return str(step.get("call"))

@@ -27,6 +27,10 @@ class Metrics:
                                    ["cluster"], registry=r)
         self.redis_latency = Gauge("reconciler_redis_check_seconds", "Latency of each health-check step",
                                    ["cluster", "step"], registry=r)
+        self.site_latency = Gauge("reconciler_site_check_seconds", "Latency of each site-check step, through the "
+                                  "distribution", ["distribution", "step"], registry=r)
+        self.site_healthy = Gauge("reconciler_site_healthy", "1 healthy, 0.5 stale (on its way out), 0 unhealthy, "
+                                  "-1 skipped", ["distribution"], registry=r)
         self.revision = Info("reconciler_applied_revision", "The revision the last successful cycle applied",
                              registry=r)
         self.spec_errors = Counter("reconciler_spec_errors", "Cycles whose specs failed to load", registry=r)

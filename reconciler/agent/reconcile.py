@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from ..aws import describe_failure, wants_traceback
+from ..aws import aws_time_factor, describe_failure, wants_traceback
 from ..engine.apply import ApplyReport, apply_plan
 from ..engine.plan import Change, Plan, enforce_budget, enforce_windows, make_plan
 from ..engine.writeback import uncorrected_fields, write_back
@@ -33,6 +33,7 @@ from ..expect import Durations
 from ..health import HealthResult, check_cluster
 from ..lease import Heartbeat, Lease, keep
 from ..loading import interval_of, load_specs
+from ..site import SiteResult, check_site, facts_of, sandbox_edge
 from ..specs import SpecSet
 from ..windows import windows_of
 from .config import AgentConfig
@@ -112,6 +113,7 @@ class Reconciler:
         self.lease_on_demand = False  # --once: take the lease only when there is something to apply
         self.heartbeat: Heartbeat | None = None
         self._role: str | None = None
+        self._publish_records: dict[str, Any] = {}  # bucket -> (ETag, record) of its last publish (site checks)
         self._revision: str | None = None
 
     # ------------------------------------------------------------------ one batch
@@ -351,11 +353,40 @@ class Reconciler:
             published = Published(self.writer.branch, "error", error=message)
         self.store.update(writeBack=published.to_json())
 
-    def _check_health(self, spec_set: SpecSet, refs: list[str]) -> list[HealthResult]:
+    def _check_health(self, spec_set: SpecSet, refs: list[str]) -> list[HealthResult | SiteResult]:
         clusters = spec_set.by_kind("CacheCluster")
         due = [spec for spec in clusters if spec.ref in refs]
         results = [check_cluster(spec, self.aws) for spec in due]
         self.recorder.health(results, [c.name for c in clusters])
+        return [*results, *self._check_sites(spec_set, refs)]
+
+    def _check_sites(self, spec_set: SpecSet, refs: list[str]) -> list[SiteResult]:
+        """The site check of each Distribution due, from what this cycle planned (no AWS read of its own but the
+        last publish's record when it changed, and invalidations when content is stale)."""
+        distributions = spec_set.by_kind("Distribution")
+        due = [spec for spec in distributions if spec.ref in refs and spec.ref in self.latest]
+        if not due:
+            return []
+        edge, factor = sandbox_edge(), aws_time_factor()
+        results = []
+        for spec in due:
+            change = self.latest[spec.ref]
+            waiting = _not_serving_yet(change)
+            if waiting:
+                results.append(SiteResult(spec.name, None, skipped=waiting))
+                continue
+            bucket = self.latest.get(f"Bucket/{change.resource.bucket}")
+            try:
+                facts = facts_of(change.resource, change.live, bucket.live if bucket else None, self.aws,
+                                 self._publish_records)
+            except Exception as exc:  # the record could not be read: the check says so, the cycle goes on
+                results.append(SiteResult(spec.name, None, error=describe_failure(exc, spec.ref, "reading for the "
+                                                                                  "site check"),
+                                          cause="the agent could not read the last publish's record"))
+                continue
+            results.append(check_site(spec, facts, self.aws, edge=edge, durations=self.recorder.durations,
+                                      factor=factor))
+        self.recorder.site(results, [d.name for d in distributions])
         return results
 
 
@@ -373,7 +404,17 @@ def same_environment(started: Any, spec_set: SpecSet) -> None:
                                      "the last good revision)")])
 
 
-def _verdict(health: list[HealthResult]) -> bool | None:
+def _not_serving_yet(change: Change) -> str | None:
+    """Why a distribution is not checked this cycle (None: it is): being created, deploying, or unread."""
+    if change.live is None:
+        return ("being created: checked once AWS has deployed it" if change.action == "create"
+                else f"could not be read this cycle ({change.error or 'no answer'})")
+    if change.live.pending:
+        return f"AWS is deploying it ({change.live.pending}): checked once it is Deployed"
+    return None
+
+
+def _verdict(health: list[HealthResult | SiteResult]) -> bool | None:
     """Healthy or not, from the checks that ran; None when none did (no cache, the sandbox, a stopped cycle)."""
     checked = [h for h in health if not h.skipped]
     return all(h.healthy for h in checked) if checked else None

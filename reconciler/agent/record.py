@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ..engine.apply import ApplyReport, Outcome
     from ..engine.plan import Change, Plan
     from ..health import HealthResult
+    from ..site import SiteResult
     from .watch import Touch
 
 log = structlog.get_logger()
@@ -289,6 +290,36 @@ class Recorder:
             log.log(20 if r.healthy else 40, event, cluster=r.cluster, status=r.status, error=r.error,
                     cause=r.cause, total_ms=round(r.total_ms, 1))
         self.store.put_health([r.to_json() for r in results], clusters)
+
+    def site(self, results: list[SiteResult], distributions: list[str]) -> None:
+        """The site checks of this cycle: metrics, events (health.degraded / health.recovered), the store."""
+        metrics = self.store.metrics
+        for r in results:
+            metrics.site_healthy.labels(distribution=r.distribution).set(
+                {"skipped": -1, "healthy": 1, "stale": 0.5}.get(r.status, 0))
+            for step in r.steps:
+                metrics.site_latency.labels(distribution=r.distribution, step=step.name).set(step.ms / 1000)
+            self._site_events(r)
+            log.log(40 if r.error else 30 if r.stale else 20, f"site.{r.status}", distribution=r.distribution,
+                    domain=r.domain, error=r.error, cause=r.cause, stale=r.stale, total_ms=round(r.total_ms, 1))
+        self.store.put_site([r.to_json() for r in results], distributions)
+
+    def _site_events(self, result: SiteResult) -> None:
+        revision = self.store.get("lastAttemptedRevision")
+        events, key = self.store.events, f"Distribution/{result.distribution}"
+        if result.skipped:
+            return
+        if result.error:
+            events.emit(Event("health.degraded", "Distribution", result.distribution,
+                              f"{result.error}; likely cause: {result.cause}", revision=revision))
+            self._unhealthy.add(key)
+        elif key in self._unhealthy:
+            self._unhealthy.discard(key)
+            events.clear("health.degraded", "Distribution", result.distribution)
+            events.emit(Event("health.recovered", "Distribution", result.distribution,
+                              "the site is served as published again" + (f" (stale, on its way out: {result.stale})"
+                                                                         if result.stale else ""),
+                              revision=revision))
 
     def _health_events(self, result: HealthResult) -> None:
         revision = self.store.get("lastAttemptedRevision")

@@ -47,10 +47,11 @@ class StatusStore:
         self.running = True  # False once the loop has stopped (/healthz turns red)
         self.next_due: Callable[[], dict[str, float]] = dict  # ref -> seconds until it is checked again
         self._doc: dict[str, Any] = {"lastAppliedRevision": None, "lastAttemptedRevision": None, "specError": None,
-                                     "sourceError": None, "lastCycle": None, "health": [], "cyclesDone": 0,
+                                     "sourceError": None, "lastCycle": None, "health": [], "site": [], "cyclesDone": 0,
                                      "lease": lease or {"role": "disabled"}}
         self._resources: dict[str, dict[str, Any]] = {}  # ref -> its entry, in spec order
         self._health: dict[str, dict[str, Any]] = {}     # cluster -> its last check
+        self._site: dict[str, dict[str, Any]] = {}       # distribution -> its last site check
         self._cycles: collections.deque[dict[str, Any]] = collections.deque(maxlen=CHART_CYCLES)
         self._paused_file = paused_file
         self.paused: set[str] = self._load_paused()  # refs paused by an operator on the page
@@ -65,7 +66,8 @@ class StatusStore:
                           **({"progress": _progress_now(entry["progress"])} if entry.get("progress") else {})}
                          for ref, entry in self._resources.items()]
             return {**self._doc, "resources": resources, "health": list(self._health.values()),
-                    "cycles": list(self._cycles), "intervalSeconds": self.interval_s, "actions": self.actions,
+                    "site": list(self._site.values()), "cycles": list(self._cycles),
+                    "intervalSeconds": self.interval_s, "actions": self.actions,
                     "pausedByOperator": sorted(self.paused)}
 
     def get(self, key: str) -> Any:
@@ -114,6 +116,12 @@ class StatusStore:
         with self.lock:
             merged = {**self._health, **{r["cluster"]: r for r in results}}
             self._health = {c: merged[c] for c in clusters if c in merged}
+
+    def put_site(self, results: list[dict[str, Any]], distributions: list[str]) -> None:
+        """The last site check of each distribution checked; `distributions`: every one of the spec set."""
+        with self.lock:
+            merged = {**self._site, **{r["distribution"]: r for r in results}}
+            self._site = {d: merged[d] for d in distributions if d in merged}
 
     def finished(self, entry: dict[str, Any]) -> None:
         """A reconcile finished: its summary for the page's chart and /status `lastCycle`."""

@@ -214,7 +214,7 @@ class Bucket(Resource):
         """The objects the agent published (its manifest says which) and the manifest, then the bucket."""
         s3 = aws.client("s3")
         remote = live.extra.get("remote") or site.read_remote(s3, self.name)
-        site.delete_objects(s3, self.name, [*_published(remote), site.MANIFEST_KEY])
+        site.delete_objects(s3, self.name, [*_published(remote), site.MANIFEST_KEY, site.LAST_PUBLISH_KEY])
         s3.delete_bucket(Bucket=self.name)
 
     def refusal(self, action: str, live: Live | None) -> str | None:

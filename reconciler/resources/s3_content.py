@@ -30,6 +30,8 @@ from ..model import NotYet
 from .invalidations import Room
 
 MANIFEST_KEY = ".reconciler/manifest.json"
+LAST_PUBLISH_KEY = ".reconciler/last-publish.json"  # what the last publish changed (the site check reads it)
+LAST_KEYS = 10
 PART_SIZE = 8 * 1024 * 1024
 DEFAULT_THRESHOLD = 15
 SHOWN_PATHS = 20
@@ -119,6 +121,7 @@ class Remote:
 
     etags: dict[str, str]
     manifest: dict[str, Any]
+    last_publish_etag: str | None = None  # the ETag of the last publish's record (None: none yet)
 
     @property
     def pending(self) -> list[str]:
@@ -141,7 +144,8 @@ def read_remote(s3: Any, bucket: str, local: dict[str, LocalFile] | None = None)
         else:
             manifest = json.loads(s3.get_object(Bucket=bucket, Key=MANIFEST_KEY)["Body"].read())
         del etags[MANIFEST_KEY]
-    return Remote(etags, manifest)
+    marker = etags.pop(LAST_PUBLISH_KEY, None)  # the agent's own record, like the manifest
+    return Remote(etags, manifest, marker)
 
 
 @dataclass
@@ -234,9 +238,14 @@ def publish(s3: Any, cf: Any, bucket: str, local: dict[str, LocalFile], remote: 
             _write_manifest(s3, bucket, kept, pending, since)
             raise NotYet(f"{held}; the changed paths stay pending")
         reference = hashlib.sha256(json.dumps([pending, since]).encode()).hexdigest()[:24]
-        cf.create_invalidation(DistributionId=distribution_id, InvalidationBatch={
+        made = cf.create_invalidation(DistributionId=distribution_id, InvalidationBatch={
             "Paths": {"Quantity": len(pending), "Items": pending},
             "CallerReference": f"reconciler-{bucket}-{reference}"})
+        invalidation = {"id": made["Invalidation"]["Id"], "paths": pending[:SHOWN_PATHS]}
+    else:
+        invalidation = None
+    if uploads or plan.deleted:
+        _write_last_publish(s3, bucket, uploads + plan.deleted, invalidation)
     _write_manifest(s3, bucket, kept, [], None)
 
 
@@ -248,6 +257,25 @@ def delete_objects(s3: Any, bucket: str, keys: list[str]) -> None:
             first = out["Errors"][0]
             raise ReconcilerError(f"DeleteObjects failed for {len(out['Errors'])} object(s) of {bucket}, e.g. "
                                   f"{first.get('Key')}: {first.get('Code')}: {first.get('Message')}")
+
+
+def _write_last_publish(s3: Any, bucket: str, keys: list[str], invalidation: dict[str, Any] | None) -> None:
+    """What the last publish changed (the site check fetches these keys through the distribution): when, the first
+    LAST_KEYS keys, and the invalidation it issued (None: none)."""
+    body = {"format": "reconciler.publish/v1", "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "keys": sorted(keys)[:LAST_KEYS], "more": max(0, len(keys) - LAST_KEYS), "invalidation": invalidation}
+    s3.put_object(Bucket=bucket, Key=LAST_PUBLISH_KEY, Body=json.dumps(body, sort_keys=True).encode(),
+                  ContentType="application/json")
+
+
+def read_last_publish(s3: Any, bucket: str) -> dict[str, Any] | None:
+    """The last publish's record, or None (nothing published by this agent yet, or unreadable)."""
+    try:
+        return dict(json.loads(s3.get_object(Bucket=bucket, Key=LAST_PUBLISH_KEY)["Body"].read()))
+    except s3.exceptions.NoSuchKey:
+        return None
+    except (ValueError, TypeError):
+        return None
 
 
 def _manifest(files: dict[str, Any], pending: list[str], since: str | None) -> dict[str, Any]:

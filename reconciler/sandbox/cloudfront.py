@@ -25,6 +25,7 @@ DeleteOriginAccessControl.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,6 +53,12 @@ def _deploy(dist: Any) -> None:
             dist._rs_status = "Deployed"
 
     current().after("cloudfront.deploy", deployed)
+
+
+def _complete(invalidation: Any) -> None:
+    """An invalidation is Completed: the edge (edge.py) drops what it covers that was cached before now."""
+    invalidation.status = "Completed"
+    invalidation._rs_completed = time.time()
 
 
 def patch_moto_cloudfront() -> None:
@@ -133,7 +140,7 @@ def patch_moto_cloudfront() -> None:
                 "invalidations or individual file invalidations.")
         made = create_invalidation(self, dist_id, paths, caller_ref)
         made.status = "InProgress"
-        current().after("cloudfront.invalidation", lambda: setattr(made, "status", "Completed"))
+        current().after("cloudfront.invalidation", lambda: _complete(made))
         return made
 
     delete_oac = backend.delete_origin_access_control

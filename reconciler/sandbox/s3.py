@@ -73,3 +73,45 @@ def _keep_system_tags(backend: Any) -> None:
 
     S3Response._bucket_tagging_from_body = tags_as_sent  # type: ignore[method-assign]
     backend.put_bucket_tagging = put_tags_keeping_aws_own  # type: ignore[method-assign]
+
+
+# ---------------------------------------------------------------------------------------------- anonymous reads
+# A request with no signature (no Authorization header, no X-Amz-Signature in the query) is anonymous. AWS
+# answers it only when the bucket allows it to everyone (S3 User Guide, "Blocking public access to your Amazon S3
+# storage", and "Bucket policy examples": granting read-only permission to an anonymous user):
+# - a bucket policy statement that Allows s3:GetObject to Principal "*" (or {"AWS": "*"}) on the object,
+#   unless the bucket's Block Public Access has RestrictPublicBuckets on ("restricts access to a bucket with a
+#   public policy to only AWS service principals and authorized users within the bucket owner's account");
+# - an object ACL granting READ to AllUsers, unless IgnorePublicAcls is on ("Amazon S3 ignores all public ACLs
+#   on a bucket and any objects that it contains");
+# else 403 AccessDenied. moto serves anonymous requests as if signed; the sandbox's middleware asks this first.
+# Statements with a Condition are not counted public (as GetBucketPolicyStatus: moto's bucket_policy_is_public).
+
+
+def anonymous_read_refusal(bucket_name: str, key: str) -> str | None:
+    """None when an anonymous GetObject of `key` is allowed (or there is no such bucket: moto answers that);
+    else why AWS refuses it (AccessDenied)."""
+    bucket = find_bucket(bucket_name)
+    if bucket is None:
+        return None
+    block = bucket.public_access_block
+    from ..cdn import public_statement
+
+    if public_statement(bucket.policy, bucket_name, key) and not (block and block.restrict_public_buckets):
+        return None
+    obj = bucket.keys.get(key)
+    acl = getattr(obj, "acl", None) if obj is not None else None
+    if acl is not None and acl.public_read and not (block and block.ignore_public_acls):
+        return None
+    return "Access Denied"
+
+
+def find_bucket(name: str) -> Any:
+    """The bucket of that name, in whichever of the sandbox's accounts holds it (names are global), or None."""
+    from moto.s3.models import s3_backends
+
+    for account in list(s3_backends.values()):
+        bucket = account["aws"].buckets.get(name)
+        if bucket is not None:
+            return bucket
+    return None

@@ -10,7 +10,9 @@
 - serves CloudTrail's LookupEvents from its own record of the writes it answered (cloudtrail.py);
 - can kill a client right after serving its k-th write (POST /_sandbox/kill), for crash tests;
 - starts over as a fresh account (POST /_sandbox/reset), and says which AUTH tokens each cache accepts
-  as SHA-256 digests (GET /_sandbox/auth-tokens), for tests against a sandbox in another process.
+  as SHA-256 digests (GET /_sandbox/auth-tokens), for tests against a sandbox in another process;
+- refuses anonymous reads of objects as S3 does (s3.py), and serves each distribution's domain at its edge
+  (edge.py; GET /_sandbox/edge says where, and the CA file its certificate verifies against).
 
 Nothing here is used against a real account.
 """
@@ -146,6 +148,7 @@ class _Middleware:
         self._accounts: dict[str, str] = {}  # access key -> account (moto's mapping: a role's keys are its account's)
         self._furnished: set[tuple[str, str]] = set()  # (account, Region) that have their bastion
         self._furnishing = threading.Lock()
+        self.edge: Any = None  # set by Sandbox.start
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -159,9 +162,18 @@ class _Middleware:
         if path.startswith("/moto-api"):
             if path.startswith("/moto-api/reset"):
                 self.clock.reset()
+                if self.edge is not None:
+                    self.edge.reset()
                 self.trail.clear()
                 self.forget_accounts()
             return self.app(environ, start_response)
+        anonymous = _anonymous_read(environ)
+        if anonymous is not None:  # counted apart: no signature says which service or account
+            with self._lock:
+                self.counts[("s3", "GetObject (anonymous)")] += 1
+            refused = _anonymous_refusal(environ, *anonymous)
+            if refused is not None:
+                return refused(start_response)
         service, operation = _service_of(environ), _operation_of(environ, body)
         with self._lock:
             self.counts[(service, operation)] += 1
@@ -257,6 +269,8 @@ class _Middleware:
         if path == "/_sandbox/reset" and method == "POST":
             self._reset(payload.get("time", "instant"))
             return _json(start_response, 200, {"factor": self.clock.factor})
+        if path == "/_sandbox/edge" and self.edge is not None:  # where the distributions' domains are served
+            return _json(start_response, 200, self.edge.describe())
         if path == "/_sandbox/auth-tokens":
             return _json(start_response, 200, _auth_token_digests())
         if path == "/_sandbox/time/finish" and method == "POST":
@@ -279,12 +293,16 @@ class _Middleware:
         self.clock.reset()
         self.clock.factor = parse_aws_time(time)
         moto_api_backend.reset()
+        if self.edge is not None:
+            self.edge.reset()
         self.forget_accounts()
         self.trail.clear()
         self.seed()
         self._rows(clear=True)
 
     def _rows(self, clear: bool = False) -> list[dict[str, Any]]:
+        if clear and self.edge is not None:
+            self.edge.clear_counts()
         with self._lock:
             if clear:
                 self.counts.clear()
@@ -292,6 +310,37 @@ class _Middleware:
             return [{"service": s, "operation": o, "count": n, "read": is_read(o),
                      "errors": dict(self.errors.get((s, o), {}))}
                     for (s, o), n in sorted(self.counts.items())]
+
+
+def _anonymous_read(environ: Environ) -> tuple[str, str] | None:
+    """(bucket, key) of an unsigned GET or HEAD of an object (path style: /bucket/key); None for anything else."""
+    from urllib.parse import unquote
+
+    if environ.get("HTTP_AUTHORIZATION") or "X-Amz-Signature" in environ.get("QUERY_STRING", ""):
+        return None
+    if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+        return None
+    bucket, _, key = unquote(environ.get("PATH_INFO", "")).lstrip("/").partition("/")
+    if not bucket or not key or bucket.startswith("_") or bucket == "moto-api":
+        return None
+    return bucket, key
+
+
+def _anonymous_refusal(environ: Environ, bucket: str, key: str) -> Callable[[StartResponse], list[bytes]] | None:
+    """The 403 S3 answers an anonymous read the bucket does not allow to everyone (s3.py, "anonymous reads");
+    None when it allows it."""
+    from .s3 import anonymous_read_refusal
+
+    reason = anonymous_read_refusal(bucket, key)
+    if reason is None:
+        return None
+    body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code><Message>{reason}</Message>'
+            f"<Resource>/{bucket}/{key}</Resource></Error>").encode()
+
+    def answer(start_response: StartResponse) -> list[bytes]:
+        start_response("403 Forbidden", [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))])
+        return [body] if environ.get("REQUEST_METHOD") == "GET" else []
+    return answer
 
 
 _XML_CODE = re.compile(rb"<Code>([^<]+)</Code>")
@@ -347,6 +396,7 @@ class Sandbox(ThreadedMotoServer):
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self.clock = AwsTime(parse_aws_time(aws_time))
         self.middleware: _Middleware | None = None
+        self.edge: Any = None  # edge.Edge: the distributions' domains, served
 
     def _server_entry(self) -> None:
         warnings.filterwarnings("ignore", message=r"Exception.*does not match an error shape", category=UserWarning)
@@ -360,8 +410,19 @@ class Sandbox(ThreadedMotoServer):
         self._server.serve_forever()
 
     def start(self) -> None:
+        from .edge import Edge
+
         super().start()
+        self.edge = Edge(self.clock, host=self._ip_address).start()
+        assert self.middleware is not None
+        self.middleware.edge = self.edge
         self.seed()
+
+    def stop(self) -> None:
+        super().stop()
+        if self.edge is not None:
+            self.edge.stop()
+            self.edge = None
 
     def seed(self) -> None:
         """Create what a real account already has and the agent does not own (_Middleware.furnish) in the

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import subprocess
 import time
 
@@ -39,7 +40,11 @@ def test_apply_asks_and_does_nothing_unless_yes(aws, tmp_path):
     assert code == 1 and "Apply cancelled." in out
     assert aws.writes() == []
     code, out = run_on_terminal(["apply", str(tmp_path)], aws.env, "yes")
-    assert code == 0 and "Apply complete!" in out
+    # on a terminal it ends on the report in words: the table's line, the counts, what next
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", out).replace("\r", "")
+    assert code == 0 and re.search(r"\n[+*] Table/Asked: created", plain), plain
+    counts = re.search(r"\n(\d) created, 0 updated, (\d) in progress with AWS, 0 failed, 0 unchanged\.", plain)
+    assert counts and int(counts[1]) + int(counts[2]) == 1, plain
     assert "\x1b[" in out  # colour, because this is a terminal
     assert "Asked" in aws.client("dynamodb").list_tables()["TableNames"]
 

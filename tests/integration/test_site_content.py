@@ -94,7 +94,7 @@ def test_first_publish_then_one_edit_then_nothing(cli, specs, aws, site):
         "spec.content.invalidate": {"distribution": "website", "paths": ["/", "/index.html"]}}
     aws.reset_requests()
     assert cli("apply", "--auto-approve", str(root)).code == 0
-    assert ops(aws, "PutObject") == 3  # the file, and the manifest before and after
+    assert ops(aws, "PutObject") == 4  # the file, the manifest before and after, the publish record (site check)
     assert ops(aws, "CreateInvalidation") == 1
     assert invalidations(aws) == [["/", "/index.html"]]
     body = s3.get_object(Bucket="example-site-bucket", Key="index.html")["Body"].read()

@@ -50,7 +50,7 @@ def test_a_damaged_durations_file_only_loses_the_history(tmp_path):
 
 
 def test_durations_as_people_read_them():
-    assert [spoken(s) for s in (45, 240, 5400 * 2)] == ["45s", "4 min", "3.0 h"]
+    assert [spoken(s) for s in (0.2, 45, 240, 5400 * 2, 31_536_000)] == ["<1s", "45s", "4 min", "3.0 h", "365 days"]
 
 
 def test_why_a_change_is_made_survives_a_restart(tmp_path):
