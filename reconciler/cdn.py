@@ -30,6 +30,17 @@ class Ttls:
     maximum: float
 
 
+# The managed cache policies' ids (the same in every account; Developer Guide, "Use managed cache policies"). Kept
+# here because ListCachePolicies is one more call per cycle, and moto does not implement it.
+MANAGED_CACHE_POLICIES = {
+    "Managed-Amplify": "2e54312d-136d-493c-8eb9-b001f22f67d2",
+    "Managed-CachingDisabled": "4135ea2d-6df8-44a3-9df3-4b5a84be39ad",
+    "Managed-CachingOptimized": "658327ea-f89d-4fab-a63d-7e88639e58f6",
+    "Managed-CachingOptimizedForUncompressedObjects": "b2884449-e4de-46a7-ac36-70bc7f1ddd6d",
+    "Managed-Elemental-MediaPackage": "08627262-05a9-4f76-9ded-b50ca2e3a84f",
+    "Managed-UseOriginCacheControlHeaders": "83da9c7e-98b4-4e11-a168-04f0df8e2c65",
+    "Managed-UseOriginCacheControlHeaders-QueryStrings": "4cc15a8a-d715-48a4-82b8-cc0b614638fe",
+}
 YEAR = 31_536_000
 MANAGED_TTLS = {
     "Managed-CachingOptimized": Ttls(1, 86_400, YEAR),
@@ -41,6 +52,12 @@ MANAGED_TTLS = {
     "Managed-Elemental-MediaPackage": Ttls(0, 86_400, YEAR),
 }
 _DIRECTIVE = re.compile(r"\s*([A-Za-z-]+)\s*(?:=\s*\"?(\d+)\"?)?\s*")
+
+
+def ttls_of(policy: str) -> Ttls:
+    """The TTLs of a cache policy given by managed name or id (a custom policy: CachingOptimized's, the default)."""
+    name = next((n for n, i in MANAGED_CACHE_POLICIES.items() if i == policy), policy)
+    return MANAGED_TTLS.get(name, MANAGED_TTLS["Managed-CachingOptimized"])
 
 
 def directives(cache_control: str | None) -> dict[str, int | None]:

@@ -739,7 +739,7 @@ def health(specs: Path, endpoint: str | None, names: tuple[str, ...], as_json: b
     needs_aws = opts.sandbox or bool(sites) or any(_needs_aws(s, endpoint) for s in clusters)
     aws = _connect(opts, environment=spec_set.environment) if needs_aws else None
     results = [check_cluster(s, aws, endpoint, tls=tls, ca_file=ca_file) for s in clusters]
-    checked = _check_sites(spec_set, sites, aws)
+    checked = _check_sites(spec_set, sites, aws, ca_file)
     if as_json:
         click.echo(json.dumps({"clusters": [r.to_json() for r in results],
                                "distributions": [r.to_json() for r in checked]}, indent=2))
@@ -750,14 +750,19 @@ def health(specs: Path, endpoint: str | None, names: tuple[str, ...], as_json: b
     return EXIT_OK if all(r.healthy for r in [*results, *checked]) else EXIT_ERROR
 
 
-def _check_sites(spec_set: Any, sites: list[Any], aws: Any) -> list[Any]:
-    """The site check of each Distribution spec, its facts observed now (the distribution and its bucket)."""
+def _check_sites(spec_set: Any, sites: list[Any], aws: Any, ca_file: str | None) -> list[Any]:
+    """The site check of each Distribution spec, its facts observed now (the distribution and its bucket);
+    `ca_file` (--ca-file) verifies the edge's certificate, as it does Redis's."""
+    import dataclasses
+
     from .aws import aws_time_factor
     from .expect import agent_durations
     from .resources import registry
-    from .site import check_site, facts_of, sandbox_edge
+    from .site import Edge, check_site, facts_of, sandbox_edge
 
     edge, factor, out = sandbox_edge(), aws_time_factor(), []
+    if ca_file:
+        edge = dataclasses.replace(edge or Edge(), ca_file=ca_file)
     for spec in sites:
         distribution = registry.get("Distribution")(spec)
         buckets = [b for b in spec_set.by_kind("Bucket") if b.name == distribution.bucket]

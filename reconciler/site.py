@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from .cdn import MANAGED_TTLS, covers, edge_ttl, public_statement
+from .cdn import covers, edge_ttl, public_statement, ttls_of
 from .expect import Durations, spoken
 from .health import Step, _StepFailed, _timed
 
@@ -340,16 +340,13 @@ def _judge_stale(result: SiteResult, found: PathCheck, facts: SiteFacts, headers
 def _ttls(config: dict[str, Any], path: str) -> Any:
     import fnmatch
 
-    from .resources.cloudfront import cache_policy_name
-
     behavior = config.get("DefaultCacheBehavior") or {}
     for item in (config.get("CacheBehaviors") or {}).get("Items") or []:
         pattern = item.get("PathPattern", "")
         if fnmatch.fnmatchcase(path, pattern if pattern.startswith("/") else "/" + pattern):
             behavior = item
             break
-    name = cache_policy_name(behavior.get("CachePolicyId") or "")
-    return MANAGED_TTLS.get(name, MANAGED_TTLS["Managed-CachingOptimized"])
+    return ttls_of(behavior.get("CachePolicyId") or "")
 
 
 def _invalidations_covering(aws: Any, distribution_id: str, path: str) -> tuple[list[dict[str, Any]],

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from ..aws import error_code
+from ..cdn import MANAGED_CACHE_POLICIES
 from ..errors import ReconcilerError
 from ..fields import Field, diff_fields
 from ..model import NAME_TAG, FieldChange, Live, NotYet, Step, owned_by
@@ -50,19 +51,9 @@ if TYPE_CHECKING:
     from ..specs import Path_, Spec
 
 log = structlog.get_logger()
+# MANAGED_CACHE_POLICIES (name -> id) lives in cdn.py, with their TTLs: the site check and the sandbox's edge
+# read them too.
 
-# The managed cache policies' ids, from the CloudFront Developer Guide, "Use managed cache
-# policies" (the ids are the same in every account). Kept here because ListCachePolicies is
-# one more call per cycle, and moto does not implement it.
-MANAGED_CACHE_POLICIES = {
-    "Managed-Amplify": "2e54312d-136d-493c-8eb9-b001f22f67d2",
-    "Managed-CachingDisabled": "4135ea2d-6df8-44a3-9df3-4b5a84be39ad",
-    "Managed-CachingOptimized": "658327ea-f89d-4fab-a63d-7e88639e58f6",
-    "Managed-CachingOptimizedForUncompressedObjects": "b2884449-e4de-46a7-ac36-70bc7f1ddd6d",
-    "Managed-Elemental-MediaPackage": "08627262-05a9-4f76-9ded-b50ca2e3a84f",
-    "Managed-UseOriginCacheControlHeaders": "83da9c7e-98b4-4e11-a168-04f0df8e2c65",
-    "Managed-UseOriginCacheControlHeaders-QueryStrings": "4cc15a8a-d715-48a4-82b8-cc0b614638fe",
-}
 _POLICY_NAMES = {v: k for k, v in MANAGED_CACHE_POLICIES.items()}
 DEFAULT_CACHE_POLICY = "Managed-CachingOptimized"
 DEFAULT_VIEWER_POLICY = "redirect-to-https"

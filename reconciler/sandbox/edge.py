@@ -42,8 +42,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from ..cdn import MANAGED_TTLS, Ttls, covers, edge_ttl
-from ..resources.cloudfront import cache_policy_name
+from ..cdn import Ttls, covers, edge_ttl, ttls_of
 from .clock import AwsTime, using
 from .s3 import find_bucket
 
@@ -246,8 +245,7 @@ def _behavior(config: Any, path: str) -> Any:
 
 
 def _ttls(behavior: Any) -> Ttls:
-    name = cache_policy_name(behavior.cache_policy_id or "")
-    return MANAGED_TTLS.get(name, MANAGED_TTLS["Managed-CachingOptimized"])
+    return ttls_of(behavior.cache_policy_id or "")
 
 
 def _invalidated(dist: Any, path: str, stored_wall: float) -> bool:

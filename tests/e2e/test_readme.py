@@ -53,5 +53,6 @@ def test_the_tour_runs_as_written(tmp_path):
     assert "All changes are applied and deployed." in out
     assert '~ spec.capacity = {"read": 9, "write": 5} -> {"read": 5, "write": 5}' in out
     assert "skipped" in out and "the sandbox has no Redis data plane" in out
+    assert re.search(r"Distribution/website  \S+\.cloudfront\.net  HEALTHY", out)  # the site, through the edge
     assert "secret.throw_away" in result.stderr and "REDIS_AUTH_TOKEN" in result.stderr
     assert '{"requests": [{"service": ' in out

@@ -72,6 +72,8 @@ def test_stale_content_is_found_and_an_invalidation_clears_it_at_aws_time(aws, c
     assert stale["cache"] == "Hit from cloudfront"
     assert "no invalidation covers it" in stale["detail"] and published in stale["detail"]
     assert CSS in site["error"] and "invalidate" in site["cause"]
+    cycle = cli("run", "--once", "--require-healthy", str(root), env=env)  # the agent cannot fix it: it says so
+    assert cycle.code == 1 and '"event": "site.unhealthy"' in cycle.err, cycle.err[-2000:]
 
     # The same with an invalidation: stale while it runs (AWS's ~2 min for one, here x 0.3), then current after
     # AWS's time for it, without another publish.

@@ -18,9 +18,9 @@ PACKAGE = ROOT / "reconciler"
 # Lowest first. A module may import its own layer and the layers below it.
 LAYERS = [
     {"errors", "model", "fields", "exported", "ratelimit", "intents", "log", "yamledit", "durations", "state",
-     "typical"},
+     "typical", "cdn"},
     {"aws", "secrets", "specs", "sandbox", "models", "expect", "environments"},
-    {"resources", "health", "lease", "windows"},
+    {"resources", "health", "lease", "windows", "site"},
     {"engine", "iam", "loading"},
     {"agent"},
     {"cli", "__main__"},
