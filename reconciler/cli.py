@@ -758,7 +758,8 @@ def _check_sites(spec_set: Any, sites: list[Any], aws: Any, ca_file: str | None)
     from .aws import aws_time_factor
     from .expect import agent_durations
     from .resources import registry
-    from .site import Edge, check_site, facts_of, sandbox_edge
+    from .site import check_site, facts_of
+    from .viewer import Edge, sandbox_edge
 
     edge, factor, out = sandbox_edge(), aws_time_factor(), []
     if ca_file:

@@ -20,8 +20,6 @@ checked path and one plain HTTP GET; from the bucket one anonymous GET. docs/spe
 
 from __future__ import annotations
 
-import http.client
-import json
 import os
 import socket
 import ssl
@@ -35,6 +33,7 @@ from urllib.parse import quote
 from .cdn import covers, edge_ttl, public_statement, ttls_of
 from .expect import Durations, spoken
 from .health import Step, _StepFailed, _timed
+from .viewer import Edge, Visitor, request
 
 DEFAULT_MAX_STALE_S = 300
 MAX_KEYS = 10  # of the last publish's changes, fetched per check
@@ -112,33 +111,6 @@ class SiteFacts:
     bucket: str
     published: dict[str, str]        # key -> the ETag the bucket holds
     last_publish: dict[str, Any] | None
-
-
-@dataclass
-class Edge:
-    """Where a name is served: (address, port) to connect to, the CA to verify against."""
-
-    address: str | None = None       # None: resolve the name (DNS)
-    port: int = 443
-    http_port: int = 80
-    ca_file: str | None = None
-    sandbox: bool = False
-
-
-def sandbox_edge() -> Edge | None:
-    """The sandbox's edge, when AWS here is the sandbox (it serves every distribution's domain)."""
-    from .aws import talks_to_sandbox
-
-    url = os.environ.get("AWS_ENDPOINT_URL") or ""
-    if not url or not talks_to_sandbox():
-        return None
-    try:
-        with urllib.request.urlopen(url.rstrip("/") + "/_sandbox/edge", timeout=2) as answer:
-            said = json.load(answer)
-    except (OSError, ValueError):
-        return None
-    host, _, port = said["address"].rpartition(":")
-    return Edge(host, int(port), int(port), said["caFile"], sandbox=True)
 
 
 def check_site(spec: Any, facts: SiteFacts | None, aws: Any, *, edge: Edge | None = None,
@@ -227,24 +199,8 @@ def _tls(addresses: dict[str, str], names: list[str], edge: Edge, timeout: float
     return f"valid for every name; expires in {soonest[0]:.0f} days"
 
 
-def _request(address: str, domain: str, path: str, edge: Edge, timeout: float, https: bool = True,
-             ) -> tuple[int, dict[str, str], bytes]:
-    """One GET of `path` on `domain`, connecting to `address` (TLS named `domain`)."""
-    port = edge.port if https else edge.http_port
-    raw = socket.create_connection((address, port), timeout=timeout)
-    sock = ssl.create_default_context(cafile=edge.ca_file).wrap_socket(raw, server_hostname=domain) if https else raw
-    conn = http.client.HTTPConnection(domain, port, timeout=timeout)
-    conn.sock = sock
-    try:
-        conn.request("GET", quote(path, safe="/~-_.!*'()"), headers={"Host": domain, "User-Agent": "reconciler"})
-        answer = conn.getresponse()
-        return answer.status, {k.lower(): v for k, v in answer.getheaders()}, answer.read()
-    finally:
-        conn.close()
-
-
 def _redirect(address: str, domain: str, viewer: str, edge: Edge, timeout: float) -> str:
-    status, headers, _ = _request(address, domain, "/", edge, timeout, https=False)
+    status, headers, _ = request(address, domain, "/", edge, timeout, https=False)
     if viewer == "redirect-to-https":
         if status not in (301, 302, 307, 308) or not headers.get("location", "").startswith("https://"):
             raise _StepFailed(f"http://{domain}/ answered {status}, not a redirect to HTTPS",
@@ -268,8 +224,20 @@ def _paths(facts: SiteFacts, check: dict[str, Any]) -> list[tuple[str, str]]:
 
 def _content(result: SiteResult, facts: SiteFacts, check: dict[str, Any], address: str, edge: Edge,
              timeout: float, aws: Any, durations: Durations, factor: float) -> str:
+    visitor = Visitor(address, facts.domain, edge, timeout)
+    try:
+        _fetch_paths(result, facts, check, visitor, aws, durations, factor)
+    finally:
+        visitor.close()
+    stale = [p for p in result.paths if p.state == "stale"]
+    return (f"{len(result.paths)} path(s) current" if not stale
+            else f"{len(stale)} of {len(result.paths)} path(s) stale: {', '.join(p.path for p in stale)}")
+
+
+def _fetch_paths(result: SiteResult, facts: SiteFacts, check: dict[str, Any], visitor: Visitor, aws: Any,
+                 durations: Durations, factor: float) -> None:
     for path, key in _paths(facts, check):
-        status, headers, _ = _request(address, facts.domain, path, edge, timeout)
+        status, headers, _ = visitor.get(path)
         etag = (headers.get("etag") or "").strip('"') or None
         age = int(headers["age"]) if headers.get("age", "").isdigit() else None
         found = PathCheck(path, key, "current", etag, facts.published.get(key), _published_at(facts, key),
@@ -281,9 +249,6 @@ def _content(result: SiteResult, facts: SiteFacts, check: dict[str, Any], addres
         if found.published and etag != found.published:
             found.state = "stale"
             _judge_stale(result, found, facts, headers, aws, check, durations, factor)
-    stale = [p for p in result.paths if p.state == "stale"]
-    return (f"{len(result.paths)} path(s) current" if not stale
-            else f"{len(stale)} of {len(result.paths)} path(s) stale: {', '.join(p.path for p in stale)}")
 
 
 def _published_at(facts: SiteFacts, key: str) -> str | None:

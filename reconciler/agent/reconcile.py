@@ -33,8 +33,9 @@ from ..expect import Durations
 from ..health import HealthResult, check_cluster
 from ..lease import Heartbeat, Lease, keep
 from ..loading import interval_of, load_specs
-from ..site import SiteResult, check_site, facts_of, sandbox_edge
+from ..site import SiteResult, check_site, facts_of
 from ..specs import SpecSet
+from ..viewer import sandbox_edge
 from ..windows import windows_of
 from .config import AgentConfig
 from .events import Event

@@ -35,7 +35,8 @@ def _publish_without_invalidation(root: Path) -> None:
 
 
 @pytest.mark.slow(weight=3)
-def test_stale_content_is_found_and_an_invalidation_clears_it_at_aws_time(aws, cli, example_specs, redis_server):
+def test_stale_content_is_found_and_an_invalidation_clears_it_at_aws_time_and_an_open_bucket_is_closed(
+        aws, cli, example_specs, redis_server, monkeypatch):
     root = example_specs
     cache = root / "cache.yaml"  # its check reaches a real redis-server (the sandbox has no Redis data plane)
     checked = f'healthCheck: {{timeoutSeconds: 2, endpoint: "{redis_server.endpoint}", tls: false}}'
@@ -56,6 +57,7 @@ def test_stale_content_is_found_and_an_invalidation_clears_it_at_aws_time(aws, c
     assert {p["path"]: p["state"] for p in site["paths"]}[f"/{CSS}"] == "current"  # the first publish's keys
     assert "301 https://" in next(s for s in site["steps"] if s["step"] == "redirect")["detail"]
     assert "403 (refused)" in next(s for s in site["steps"] if s["step"] == "origin")["detail"]
+    _what_a_check_costs(aws, root, env, monkeypatch)
 
     # An asset changed and published without an invalidation: the edge keeps the old copy for its TTL (a year,
     # Cache-Control max-age=31536000 within Managed-CachingOptimized's MaxTTL), far past maxStaleSeconds.
@@ -103,18 +105,11 @@ def test_stale_content_is_found_and_an_invalidation_clears_it_at_aws_time(aws, c
     assert time.monotonic() - started > 120 * 0.3 * 0.5  # it took AWS's time (not instant)
     assert {p["path"]: p["state"] for p in healthy["paths"]}[f"/{CSS}"] == "current"
     assert cf.get_invalidation(DistributionId=dist_id, Id=invalidation["Id"])["Invalidation"]["Status"] == "Completed"
+    _an_open_bucket_is_a_finding_and_the_next_cycle_closes_it(aws, cli, root, env)
 
 
-@pytest.mark.slow(weight=2)
-def test_a_bucket_opened_to_the_world_is_a_finding_and_the_next_cycle_closes_it(aws, cli, example_specs):
-    root = example_specs
-    env = {**aws.env, "REDIS_AUTH_TOKEN": "example-token-123456"}
-    aws.set_time(0.01)
-    assert cli("apply", "--auto-approve", "--wait=300", str(root), env=env, timeout=400).code == 0
-    code, document = _health(cli, root, env)
-    assert code == 0 and _site(document)["status"] == "healthy", document
-
-    # A console user: Block Public Access off, and a statement for everyone added to the bucket policy.
+def _an_open_bucket_is_a_finding_and_the_next_cycle_closes_it(aws, cli, root: Path, env: dict[str, str]) -> None:
+    """A console user: Block Public Access off, and a statement for everyone added to the bucket policy."""
     s3 = aws.client("s3")
     s3.delete_public_access_block(Bucket="example-site-bucket")
     policy = json.loads(s3.get_bucket_policy(Bucket="example-site-bucket")["Policy"])
@@ -129,12 +124,64 @@ def test_a_bucket_opened_to_the_world_is_a_finding_and_the_next_cycle_closes_it(
     assert "'PublicRead'" in site["cause"] and "Block Public Access" in site["cause"]
     assert [s["ok"] for s in site["steps"]][-1] is False
 
-    cycle = cli("run", "--once", "--require-healthy", str(root), env=env)
+    cycle = cli("run", "--once", "--require-healthy", str(root), env=env)  # the agent puts both back
     assert cycle.code == 0, cycle.err[-3000:]
     code, document = _health(cli, root, env)
     assert code == 0 and _site(document)["status"] == "healthy", document
     assert "PublicRead" not in s3.get_bucket_policy(Bucket="example-site-bucket")["Policy"]
     assert all(s3.get_public_access_block(Bucket="example-site-bucket")["PublicAccessBlockConfiguration"].values())
+
+
+def _edge_requests(aws) -> dict[str, int]:
+    import urllib.request
+
+    with urllib.request.urlopen(aws.sandbox.endpoint + "/_sandbox/edge") as answer:
+        return json.load(answer)["requests"]
+
+
+def _what_a_check_costs(aws, root: Path, env: dict[str, str], monkeypatch) -> None:
+    """What the site check costs in a cycle, counted where the requests arrive: the sandbox's AWS APIs, its edge
+    (per domain) and the bucket's S3 endpoint (anonymous). docs/specs.md states these figures."""
+    from collections import Counter
+
+    from tests.conftest import ROOT
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    from reconciler.aws import Aws
+    from reconciler.engine.plan import make_plan
+    from reconciler.loading import load_specs
+    from reconciler.site import check_site, facts_of
+    from reconciler.viewer import sandbox_edge
+
+    spec_set = load_specs(root)
+    handle = Aws()
+    changes = {c.ref: c for c in make_plan(spec_set, handle).changes}  # what a cycle has planned
+    dist, bucket = changes["Distribution/website"], changes["Bucket/example-site-bucket"]
+    [spec] = spec_set.by_kind("Distribution")
+    records: dict = {}
+    edge = sandbox_edge()
+    assert edge is not None and edge.sandbox
+
+    def one_check() -> tuple[Counter[str], dict[str, int], str]:
+        aws.reset_requests()
+        facts = facts_of(dist.resource, dist.live, bucket.live, handle, records)
+        result = check_site(spec, facts, handle, edge=edge)
+        served = Counter({r["operation"]: r["count"] for r in aws.requests()})
+        return served, _edge_requests(aws), result.status
+
+    first, edge_first, status = one_check()
+    assert status == "healthy"
+    assert first == Counter({"GetObject": 1, "GetObject (anonymous)": 1})  # the last publish's record; the bucket
+    paths = 1 + 4  # the root object and the 4 files the (first) publish changed (at most 10)
+    assert edge_first == {dist.live.extra["domain"]: paths + 1}  # + the plain HTTP GET of the redirect step
+    again, edge_again, _ = one_check()
+    assert again == Counter({"GetObject (anonymous)": 1})  # the record's ETag is unchanged: not read again
+    assert edge_again == edge_first
+    said = " ".join((ROOT / "docs" / "specs.md").read_text().split())
+    assert ("A check costs no AWS API request in a converged cycle (the last publish's record is read once per "
+            "publish: one GetObject), one anonymous GET to the bucket, and at the edge one GET per checked path "
+            "plus one plain-HTTP GET") in said
 
 
 @pytest.mark.slow(weight=3)

@@ -1,12 +1,13 @@
-"""The main job as a person sees it on a terminal (a real pseudo-terminal), and as a machine reads it without one.
+"""The main job as a person sees it on a terminal (a real pseudo-terminal).
 
 `reconciler run --once --sandbox specs/` is what `./scripts/run` runs on a machine with no AWS account; README's
-"The two commands" shows its output, and the first test holds README to it.
+"The two commands" shows its output, and this test holds README to it. The same command without a terminal (its
+JSON log, ending on the `cycle.summary` event with the same counts) is asserted in
+tests/integration/test_cache.py, which runs it anyway.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import pty
 import re
@@ -102,24 +103,6 @@ def test_run_once_on_a_terminal_ends_with_a_report_in_words(example_specs, tmp_p
                 and not line.startswith("No AWS account configured")]  # scripts/run's own line, before this
     timestamp = re.compile(r"^\S+Z ")
     assert [timestamp.sub("", line) for line in printed] == [timestamp.sub("", line) for line in expected]
-
-
-def test_without_a_terminal_the_log_stays_json_and_ends_on_the_summary_event(example_specs, tmp_path):
-    result = subprocess.run([*reconciler_command(), "run", "--once", "--sandbox", "specs/"], cwd=example_specs.parent,
-                            env=_environment(tmp_path), capture_output=True, text=True, timeout=240)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout == ""  # nothing in words: the log is the output
-    logged = [line for line in result.stderr.splitlines() if line.startswith("{")]
-    events = [json.loads(line) for line in logged]
-    assert any(e["event"] == "cycle.done" for e in events)  # the daemon's events, as before
-    assert not PYTHON_REPR.search(result.stderr)
-    last = json.loads(result.stderr.splitlines()[-1])
-    assert last["event"] == "cycle.summary" and last["level"] == "info"
-    assert {k: last[k] for k in BUCKETS} == {"created": 1, "updated": 0, "pending": 4, "failed": 0, "unchanged": 0}
-    assert {r["ref"]: r["result"] for r in last["resources"]} == {
-        **dict.fromkeys(EXAMPLE, "pending"), "Bucket/example-site-bucket": "created"}
-    assert last["next"].startswith("AWS is still working on 4 resource(s)")
-
 
 
 def _readme_output() -> list[str]:

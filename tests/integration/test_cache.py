@@ -129,6 +129,7 @@ def test_example_stack_builds_in_the_sandbox_including_the_cache(example_specs, 
     AWS time (0.01) the cache is still `creating` when the cycle ends, and the cycle says so."""
     import json
     import os
+    import re
     import subprocess
 
     from tests.conftest import reconciler_command
@@ -146,5 +147,17 @@ def test_example_stack_builds_in_the_sandbox_including_the_cache(example_specs, 
     assert "replication group creating" in pending["app-cache"]
     done = next(e for e in events if e["event"] == "cycle.done")
     assert "CacheCluster/app-cache" in done["pending"]
-    assert done["healthy"] is None  # the sandbox's check is skipped: no verdict
+    assert done["healthy"] is None  # the sandbox's checks are skipped (no Redis; the site deploying): no verdict
     assert "example-token-123456" not in result.stderr + result.stdout
+    # without a terminal the output stays the daemon's JSON log, ending on the closing report as one event
+    # (tests/e2e/test_terminal_report.py has the same command on a terminal)
+    assert result.stdout == ""
+    last = json.loads(result.stderr.splitlines()[-1])
+    assert last["event"] == "cycle.summary" and last["level"] == "info"
+    assert {k: last[k] for k in ("created", "updated", "pending", "failed", "unchanged")} == {
+        "created": 1, "updated": 0, "pending": 4, "failed": 0, "unchanged": 0}
+    assert {r["ref"]: r["result"] for r in last["resources"]} == {
+        "Bucket/example-site-bucket": "created", "Table/Users": "pending", "Table/Products": "pending",
+        "Distribution/website": "pending", "CacheCluster/app-cache": "pending"}
+    assert last["next"].startswith("AWS is still working on 4 resource(s)")
+    assert not re.search(r"\b(None|True|False)\b|\{'|\['", result.stderr)  # JSON values, never Python's

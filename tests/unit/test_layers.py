@@ -19,7 +19,7 @@ PACKAGE = ROOT / "reconciler"
 LAYERS = [
     {"errors", "model", "fields", "exported", "ratelimit", "intents", "log", "yamledit", "durations", "state",
      "typical", "cdn"},
-    {"aws", "secrets", "specs", "sandbox", "models", "expect", "environments"},
+    {"aws", "secrets", "specs", "sandbox", "models", "expect", "environments", "viewer"},
     {"resources", "health", "lease", "windows", "site"},
     {"engine", "iam", "loading"},
     {"agent"},
