@@ -142,17 +142,25 @@ class Runner:
         else:
             self._once(substitute(step, saved), saved)
 
-    def _once(self, step: dict[str, Any], saved: dict[str, Any]) -> None:
+    def call_as(self, step: dict[str, Any], client: Any) -> tuple[bool, Any]:
+        """Make the step's call with `client`; (True, answer) when it succeeded as the step expects, (False, None)
+        when it failed with the step's `error`; StepFailed otherwise."""
         codes = _codes(step.get("error"))
         try:
-            answer = self.call(step["call"], step.get("args") or {})
+            answer = getattr(client, step["call"].split(".", 1)[1])(**(step.get("args") or {}))
         except botocore.exceptions.ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code"))
             if codes and ("*" in codes or code in codes):
-                return
+                return False, None
             raise StepFailed(f"failed with {code}: {exc}") from None
         if codes:
             raise StepFailed(f"succeeded; AWS answers {' or '.join(codes)}")
+        return True, answer
+
+    def _once(self, step: dict[str, Any], saved: dict[str, Any]) -> None:
+        succeeded, answer = self.call_as(step, self.client(step["call"].split(".", 1)[0]))
+        if not succeeded:
+            return
         if "path" in step:
             found = jmespath.search(step["path"], answer)
             if found != step["equals"]:
@@ -163,17 +171,7 @@ class Runner:
     def _anonymous(self, step: dict[str, Any]) -> None:
         """A call without credentials: the step's `error`, or success."""
         assert self.anonymous_clients is not None, "this runner makes no anonymous calls"
-        service, method = step["call"].split(".", 1)
-        codes = _codes(step.get("error"))
-        try:
-            getattr(self.anonymous_clients(service), method)(**(step.get("args") or {}))
-        except botocore.exceptions.ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code"))
-            if codes and ("*" in codes or code in codes):
-                return
-            raise StepFailed(f"anonymous call failed with {code}") from None
-        if codes:
-            raise StepFailed(f"anonymous call succeeded; AWS answers {' or '.join(codes)}")
+        self.call_as(step, self.anonymous_clients(step["call"].split(".", 1)[0]))
 
     def _edge(self, step: dict[str, Any]) -> None:
         """A viewer's GET through the edge: `status`, `headers` (each a prefix of the value), `body`."""
