@@ -381,14 +381,19 @@ def _open_because(aws: Any, bucket: str, key: str) -> str:
 
 
 def facts_of(distribution: Any, dist_live: Any, bucket_live: Any, aws: Any,
-             cache: dict[str, tuple[str, dict[str, Any] | None]] | None = None) -> SiteFacts | None:
+             cache: dict[str, tuple[str, dict[str, Any] | None]] | None = None, *,
+             published_now: bool = False) -> SiteFacts | None:
     """The check's facts from the planned (or observed) Live of the distribution and its bucket. The last publish's
-    record is read once per ETag of it (`cache`: bucket -> (ETag, record))."""
-    from .resources.s3_content import read_last_publish
+    record is read once per ETag of it (`cache`: bucket -> (ETag, record)). `published_now`: the bucket's content
+    was published after that Live was read (this cycle's apply): its listing is read again, so the edge is
+    compared with what the bucket holds now."""
+    from .resources.s3_content import read_last_publish, read_remote
 
     if dist_live is None or not dist_live.extra.get("domain"):
         return None
     remote = bucket_live.extra.get("remote") if bucket_live is not None else None
+    if published_now:
+        remote = read_remote(aws.client("s3"), distribution.bucket)
     published = dict(remote.etags) if remote is not None else {}
     marker = getattr(remote, "last_publish_etag", None) if remote is not None else None
     bucket = distribution.bucket

@@ -378,8 +378,9 @@ class Reconciler:
                 continue
             bucket = self.latest.get(f"Bucket/{change.resource.bucket}")
             try:
+                published = bucket is not None and bucket.applicable  # this cycle's apply may have published
                 facts = facts_of(change.resource, change.live, bucket.live if bucket else None, self.aws,
-                                 self._publish_records)
+                                 self._publish_records, published_now=published)
             except Exception as exc:  # the record could not be read: the check says so, the cycle goes on
                 results.append(SiteResult(spec.name, None, error=describe_failure(exc, spec.ref, "reading for the "
                                                                                   "site check"),
@@ -412,6 +413,8 @@ def _not_serving_yet(change: Change) -> str | None:
                 else f"could not be read this cycle ({change.error or 'no answer'})")
     if change.live.pending:
         return f"AWS is deploying it ({change.live.pending}): checked once it is Deployed"
+    if change.applicable:  # what this cycle's apply changed is not what was read before it
+        return "changed in this cycle: checked by the next one"
     return None
 
 
