@@ -89,23 +89,32 @@ def covers(invalidation_path: str, request_path: str) -> bool:
     return request_path == invalidation_path
 
 
-def public_statement(policy: bytes | str | None, bucket: str, key: str) -> str | None:
-    """The Sid (or position) of a bucket policy statement that allows s3:GetObject of `key` to everyone."""
+def allowing_statements(policy: bytes | str | None, action: str) -> list[tuple[int, dict]]:
+    """(position, statement) of each Allow statement of a bucket policy whose Action matches `action` (`*`
+    wildcards as IAM reads them); none for a missing or unreadable policy."""
     try:
         statements = json.loads(policy or "{}").get("Statement") or []
     except (ValueError, AttributeError):
-        return None
+        return []
+    found = []
     for i, statement in enumerate(statements if isinstance(statements, list) else [statements]):
+        if statement.get("Effect") == "Allow" and any(fnmatch.fnmatchcase(action, a)
+                                                      for a in _listed(statement.get("Action"))):
+            found.append((i, statement))
+    return found
+
+
+def _listed(value: str | list[str] | None) -> list[str]:
+    return [value] if isinstance(value, str) else list(value or [])
+
+
+def public_statement(policy: bytes | str | None, bucket: str, key: str) -> str | None:
+    """The Sid (or position) of a bucket policy statement that allows s3:GetObject of `key` to everyone."""
+    arn = f"arn:aws:s3:::{bucket}/{key}"
+    for i, statement in allowing_statements(policy, "s3:GetObject"):
         principal = statement.get("Principal")
         everyone = principal == "*" or (isinstance(principal, dict) and principal.get("AWS") in ("*", ["*"]))
-        actions = statement.get("Action") or []
-        resources = statement.get("Resource") or []
-        if (statement.get("Effect") != "Allow" or not everyone or "Condition" in statement):
-            continue
-        if not any(fnmatch.fnmatchcase("s3:GetObject", a) for a in ([actions] if isinstance(actions, str)
-                                                                    else actions)):
-            continue
-        arn = f"arn:aws:s3:::{bucket}/{key}"
-        if any(fnmatch.fnmatchcase(arn, r) for r in ([resources] if isinstance(resources, str) else resources)):
+        if everyone and "Condition" not in statement and any(fnmatch.fnmatchcase(arn, r)
+                                                             for r in _listed(statement.get("Resource"))):
             return str(statement.get("Sid") or f"statement {i + 1}")
     return None

@@ -24,6 +24,7 @@ import os
 import socket
 import ssl
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta

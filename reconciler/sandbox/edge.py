@@ -29,7 +29,6 @@ the name, as it would without a matching certificate.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import socket
 import ssl
 import tempfile
@@ -42,7 +41,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from ..cdn import Ttls, covers, edge_ttl, ttls_of
+from ..cdn import Ttls, allowing_statements, covers, edge_ttl, ttls_of
 from .clock import AwsTime, using
 from .s3 import find_bucket
 
@@ -291,21 +290,10 @@ def _from_origin(dist: Any, path: str) -> tuple[int, dict[str, str], bytes]:
 
 def _origin_allows(bucket: Any, name: str, dist: Any) -> bool:
     """Does the bucket policy let this distribution read (Origin Access Control's statement)?"""
-    import fnmatch
-
-    try:
-        statements = json.loads(bucket.policy or b"{}").get("Statement") or []
-    except ValueError:
-        return False
-    for statement in statements if isinstance(statements, list) else [statements]:
+    for _, statement in allowing_statements(bucket.policy, "s3:GetObject"):
         principal = statement.get("Principal") or {}
         service = principal.get("Service") if isinstance(principal, dict) else None
-        if statement.get("Effect") != "Allow" or (principal != "*" and service not in (
-                "cloudfront.amazonaws.com", ["cloudfront.amazonaws.com"])):
-            continue
-        actions = statement.get("Action") or []
-        listed = [actions] if isinstance(actions, str) else actions
-        if not any(fnmatch.fnmatchcase("s3:GetObject", a) for a in listed):
+        if principal != "*" and service not in ("cloudfront.amazonaws.com", ["cloudfront.amazonaws.com"]):
             continue
         source = ((statement.get("Condition") or {}).get("StringEquals") or {}).get("AWS:SourceArn")
         if source is None or source == dist.arn or (isinstance(source, list) and dist.arn in source):
