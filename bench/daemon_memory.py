@@ -88,7 +88,7 @@ def main() -> None:
     endpoint = sandbox.stdout.readline().split(" on ", 1)[1].split(" ", 1)[0]
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="sandbox", AWS_SECRET_ACCESS_KEY="sandbox",
-               AWS_REGION="us-east-1", AWS_DEFAULT_REGION="us-east-1", RECONCILER_SANDBOX="1",
+               AWS_REGION="us-east-1", AWS_DEFAULT_REGION="us-east-1",
                AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null",
                REDIS_AUTH_TOKEN="bench-token-0123456789")
     marks: dict[int, float] = {}

@@ -392,29 +392,63 @@ def describe_failure(exc: BaseException, ref: str, doing: str) -> str:
             f"{at}; please report it (RECONCILER_DEBUG=1 logs the traceback)")
 
 
-_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+SANDBOX_MARK = "reconciler-sandbox"  # what the sandbox's GET /_sandbox/time says it is (sandbox/server.py)
+
+
+def is_loopback(host: str | None) -> bool:
+    """`host` (an address or a name) is reachable from this machine only."""
+    import ipaddress
+
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 @functools.cache
-def talks_to_sandbox() -> bool:
-    """True when AWS here is a reconciler sandbox: `--sandbox` (RECONCILER_SANDBOX=1), or
-    AWS_ENDPOINT_URL on loopback answering the sandbox's own /_sandbox/time. Never true for an
-    endpoint elsewhere, so nothing meant for the sandbox (a throw-away secret) reaches an account."""
-    import json
+def is_sandbox_endpoint(url: str) -> bool:
+    """True when `url` is a reconciler sandbox: a loopback address whose GET /_sandbox/time answers as the
+    sandbox does (its own answer, never a variable). Asked once per endpoint and process."""
     import urllib.error
     import urllib.parse
     import urllib.request
 
-    if os.environ.get("RECONCILER_SANDBOX") == "1":
-        return True
-    url = os.environ.get("AWS_ENDPOINT_URL") or ""
-    if urllib.parse.urlparse(url).hostname not in _LOOPBACK:
+    if not is_loopback(urllib.parse.urlparse(url).hostname):
         return False
     try:
-        with urllib.request.urlopen(url.rstrip("/") + "/_sandbox/time", timeout=1) as answer:
-            return "factor" in json.load(answer)
+        with urllib.request.urlopen(url.rstrip("/") + "/_sandbox/time", timeout=2) as answer:
+            said = json.load(answer)
     except (OSError, ValueError, urllib.error.URLError):
         return False
+    return isinstance(said, dict) and said.get("sandbox") == SANDBOX_MARK and "factor" in said
+
+
+def configured_endpoints() -> list[str]:
+    """The endpoints boto3 is pointed at by the environment (AWS_ENDPOINT_URL and every AWS_ENDPOINT_URL_<SERVICE>);
+    empty when some service would reach AWS's own endpoint (no global override, or the configured endpoints
+    ignored: AWS_IGNORE_CONFIGURED_ENDPOINT_URLS)."""
+    if os.environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").strip().lower() == "true":
+        return []
+    url = os.environ.get("AWS_ENDPOINT_URL") or ""
+    if not url:
+        return []
+    return [url, *(v for k, v in sorted(os.environ.items()) if k.startswith("AWS_ENDPOINT_URL_") and v)]
+
+
+def talks_to_sandbox(aws: Aws | None = None, service: str | None = None) -> bool:
+    """True when AWS here is a reconciler sandbox, recognised by where it is: with `aws` and `service`, the
+    endpoint that service's client really calls; else every endpoint the environment points boto3 at. Each must
+    be on loopback and answer as the sandbox itself (is_sandbox_endpoint). A variable alone (RECONCILER_SANDBOX,
+    say) changes nothing, so nothing meant for the sandbox (a throw-away secret) ever reaches an account."""
+    if aws is not None and service is not None:
+        urls = [str(aws.client(service).meta.endpoint_url or "")]
+    else:
+        urls = configured_endpoints()
+    return bool(urls) and all(u and is_sandbox_endpoint(u) for u in urls)
 
 
 _factor_cache: dict[str, tuple[float, float]] = {}  # endpoint -> (read at, factor)

@@ -376,7 +376,9 @@ def _plan_one(target: Path, fmt: str, role_arn: str | None, detailed_exitcode: b
         if env is not None:
             import json
 
-            document = json.dumps({**json.loads(document), "environment": env.to_json()}, indent=2)
+            from .plainjson import dumps
+
+            document = dumps({**json.loads(document), "environment": env.to_json()}, indent=2)
         rendered = document
     elif fmt == "markdown":
         title = (f"reconciler plan: environment `{env.name}` ({env.file})" if env is not None
@@ -592,14 +594,23 @@ def _progress_line() -> Callable[[str], None]:
 @click.option("--http-read-token-env", default=None, metavar="VAR", envvar="RECONCILER_HTTP_READ_TOKEN_ENV",
               help="The page, /status and /events need the token in this environment variable (or the action "
                    "token): a bearer token, or a sign-in form on the page. /healthz and /metrics stay open.")
+@click.option("--http-tls-cert", default=None, metavar="FILE", envvar="RECONCILER_HTTP_TLS_CERT",
+              help="Serve the port over HTTPS with this certificate (PEM; with --http-tls-key). The session cookie is "
+                   "then Secure.")
+@click.option("--http-tls-key", default=None, metavar="FILE", envvar="RECONCILER_HTTP_TLS_KEY",
+              help="The private key of --http-tls-cert (PEM).")
+@click.option("--http-trusted-proxy", "trusted_proxies", multiple=True, metavar="ADDRESS|CIDR",
+              envvar="RECONCILER_HTTP_TRUSTED_PROXIES",
+              help="A TLS-terminating proxy in front of the port (an Ingress, a load balancer): its "
+                   "X-Forwarded-Proto: https is believed (the session cookie is then Secure). Repeatable.")
 @_lease_options
 @_aws_options
 @_guarded
 def run(specs: Path, once: bool, interval: str, git_url: str | None, git_branch: str, http_port: int | None,
         http_host: str, state_dir: Path | None, require_healthy: bool, pending_interval: str,
         webhooks: tuple[str, ...], notify: tuple[str, ...], notify_after: int, write_back_branch: str | None,
-        watch_events: bool, http_token_env: str | None, http_read_token_env: str | None, opts: AwsOptions,
-        lease_opts: LeaseOptions) -> int:
+        watch_events: bool, http_token_env: str | None, http_read_token_env: str | None, http_tls_cert: str | None,
+        http_tls_key: str | None, trusted_proxies: tuple[str, ...], opts: AwsOptions, lease_opts: LeaseOptions) -> int:
     """The agent: plan and apply the `enforce` resources, check Redis, cycle after cycle."""
     from .agent import Agent, AgentConfig, DirectorySource, GitSource
     from .agent.events import Events
@@ -624,12 +635,14 @@ def run(specs: Path, once: bool, interval: str, git_url: str | None, git_branch:
     writer = BranchWriter(source, write_back_branch) if write_back_branch and isinstance(source, GitSource) else None
     http_token = _token_from("--http-token-env", http_token_env)
     http_read_token = _token_from("--http-read-token-env", http_read_token_env)
+    http_tls = _tls_files(http_tls_cert, http_tls_key)
+    _check_proxies(trusted_proxies)
     events = Events(state_dir or state_dir_default(), list(webhooks), os.environ.get("RECONCILER_WEBHOOK_SECRET"),
                     notify=list(notify))
     config = AgentConfig(interval_s=seconds, pending_interval_s=parse_duration(pending_interval, "--pending-interval"),
                          workers=opts.workers, max_destroy=opts.max_destroy, notify_after=notify_after,
                          http_token=http_token, http_read_token=http_read_token, watch_events=watch_events,
-                         environment=environment)
+                         environment=environment, http_tls=http_tls, http_trusted_proxies=trusted_proxies)
     agent = Agent(source, aws, config, lease=lease_opts.make(aws, environment and environment.name), events=events,
                   writer=writer)
     if webhooks and not os.environ.get("RECONCILER_WEBHOOK_SECRET"):
@@ -683,6 +696,33 @@ def _token_from(option: str, variable: str | None) -> str | None:
     return token
 
 
+def _tls_files(cert: str | None, key: str | None) -> tuple[str, str] | None:
+    """--http-tls-cert and --http-tls-key, checked now (both or neither, readable, a matching pair)."""
+    if not cert and not key:
+        return None
+    if not (cert and key):
+        raise ReconcilerError("--http-tls-cert and --http-tls-key go together")
+    import ssl
+
+    from .agent.http import tls_context
+
+    try:
+        tls_context(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ReconcilerError(f"--http-tls-cert {cert} / --http-tls-key {key}: cannot be used: "
+                              f"{getattr(exc, 'strerror', None) or exc}") from None
+    return cert, key
+
+
+def _check_proxies(values: tuple[str, ...]) -> None:
+    from .agent.http import parse_networks
+
+    try:
+        parse_networks(values)
+    except ValueError as exc:
+        raise ReconcilerError(f"--http-trusted-proxy: {exc}") from None
+
+
 def _environment_at_start(source: Any) -> Any:
     """The environment an agent is started for (None: a plain spec directory), read before it connects: its
     account and role decide what it may reach, for as long as it runs."""
@@ -716,7 +756,6 @@ def health(specs: Path, endpoint: str | None, names: tuple[str, ...], as_json: b
            tls: bool | None, opts: AwsOptions) -> int:
     """Check each Redis cluster's data path (DNS, TCP, TLS, AUTH, PING, SET/GET/DEL) and each site as its visitors
     get it, through the distribution (DNS, TLS, redirect, content against what was published, the bucket closed)."""
-    import json
 
     from .health import check_cluster, render_results
 
@@ -741,8 +780,10 @@ def health(specs: Path, endpoint: str | None, names: tuple[str, ...], as_json: b
     results = [check_cluster(s, aws, endpoint, tls=tls, ca_file=ca_file) for s in clusters]
     checked = _check_sites(spec_set, sites, aws, ca_file)
     if as_json:
-        click.echo(json.dumps({"clusters": [r.to_json() for r in results],
-                               "distributions": [r.to_json() for r in checked]}, indent=2))
+        from .plainjson import dumps
+
+        click.echo(dumps({"clusters": [r.to_json() for r in results],
+                          "distributions": [r.to_json() for r in checked]}, indent=2))
     else:
         from .site import render
 

@@ -4,14 +4,16 @@ raised together as one SpecError; nothing is half-loaded."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
 from . import windows
 from .durations import parse_duration
-from .environments import Substitution, environment_file, read_environment
+from .environments import Environment, Substitution, environment_file, read_environment
 from .errors import ReconcilerError, SpecError, SpecProblem
+from .requestcheck import request_problems
 from .resources import registry
 from .specs import Spec, SpecSet, duplicate_problems, format_path, read_specs, stated_elsewhere
 
@@ -31,7 +33,8 @@ def load_specs(root: str | Path, relative_to: Path | None = None, overrides: Map
     env_file = environment_file(root)
     if env_file is not None:
         return _load_environment(env_file, relative_to, overrides or {})
-    specs, files, problems = read_specs(root, relative_to, overrides, transform=Substitution())
+    specs, files, problems = read_specs(root, relative_to, overrides, transform=Substitution(),
+                                        repository=repository_of([root], relative_to))
     if not files and problems:
         raise SpecError(problems)
     return _checked(specs, files, problems)
@@ -46,9 +49,11 @@ def _load_environment(env_file: Path, relative_to: Path | None, overrides: Mappi
     substitution = Substitution(environment)
     specs: list[Spec] = []
     files: list[str] = []
+    repository = repository_of([environment.directory, *environment.bases], relative_to)
+    problems += _outside(environment, repository)
     for directory in (*environment.bases, environment.directory):
         found, names, more = read_specs(directory, relative_to, overrides, transform=substitution,
-                                        exclude=[env_file])
+                                        exclude=[env_file], repository=repository)
         if directory == environment.directory and not names:
             continue  # an environment's own directory may hold nothing but its document
         specs += found
@@ -59,6 +64,28 @@ def _load_environment(env_file: Path, relative_to: Path | None, overrides: Mappi
         problems += substitution.leftover_problems()
     specs = [replace(s, environment=environment.name) for s in specs]
     return replace(_checked(specs, [environment.file, *files], problems), environment=environment)
+
+
+def repository_of(roots: list[Path], relative_to: Path | None) -> Path:
+    """The spec repository that bounds what specs publish and read: the git checkout the agent follows
+    (`relative_to`), else the git work tree holding the spec directories, else the directory holding them
+    (their common parent: `specs/` and the `site/` beside it)."""
+    if relative_to is not None:
+        return relative_to.resolve()
+    first = roots[0].resolve()
+    start = first if first.is_dir() else first.parent
+    for folder in (start, *start.parents):
+        if (folder / ".git").exists():
+            return folder
+    parents = [(r.resolve() if r.resolve().is_dir() else r.resolve().parent).parent for r in roots]
+    return Path(os.path.commonpath(parents))
+
+
+def _outside(environment: Environment, repository: Path) -> list[SpecProblem]:
+    """An environment's bases must lie inside the spec repository (nothing is read from elsewhere on the disk)."""
+    return [SpecProblem(environment.file, environment.line_of(("spec", "base", i)), f"spec.base[{i}]",
+                        f"{base} is outside the spec repository ({repository}): a base is a directory of it")
+            for i, base in enumerate(environment.bases) if not base.resolve().is_relative_to(repository)]
 
 
 def _checked(specs: list[Spec], files: list[str], problems: list[SpecProblem]) -> SpecSet:
@@ -75,7 +102,11 @@ def kind_problems(specs: list[Spec]) -> list[SpecProblem]:
     def rules(spec: Spec) -> list[tuple[tuple[str | int, ...], str]]:
         if spec.kind in POLICY_KINDS:
             return POLICY_KINDS[spec.kind](spec)
-        return [*_metadata_rules(spec), *registry.get(spec.kind).check_spec(spec, specs)]
+        kind = registry.get(spec.kind)
+        own = [*_metadata_rules(spec), *kind.check_spec(spec, specs)]
+        if spec.metadata.state == "absent":  # a tombstone creates nothing
+            return own
+        return [*own, *request_problems(kind(spec, specs))]
 
     return [SpecProblem(spec.file, spec.line_of(path), format_path(path), message + stated_elsewhere(spec, path))
             for spec in specs for path, message in rules(spec)]

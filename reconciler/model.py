@@ -111,3 +111,25 @@ class Step:
     settles: bool = False
     wait: str | None = None
     takes: str | None = None
+
+
+@dataclass
+class Request:
+    """A call a spec's creation (or tagging) sends, built from the spec alone, with placeholders for what AWS assigns
+    (a security group's id): `validate` checks it against AWS's rules before any call is made.
+
+    where:  the spec field its values come from (where a problem is said);
+    tags:   the tag set it writes, checked against the service's tag rules;
+    kept:   tags the agent adds to the resource later that count beside them (its bookkeeping tags);
+    model:  also check it against botocore's model of the call (False where the model states nothing for these
+            members, and loading it would only cost time: EC2's 3.6 MB).
+    """
+
+    service: str
+    operation: str
+    params: dict[str, Any]
+    where: tuple[str | int, ...] = ("spec",)
+    tags: dict[str, str] | None = None
+    kept: int = 0
+    model: bool = True
+

@@ -64,7 +64,8 @@ def resolve(ref: dict[str, Any], aws: Aws | None) -> Secret:
         if value is None:
             from .aws import talks_to_sandbox
 
-            if not talks_to_sandbox():
+            # the token goes to ElastiCache: a throw-away value only when that client's endpoint is the sandbox
+            if not talks_to_sandbox(aws, "elasticache" if aws is not None else None):
                 raise ReconcilerError(f"the environment variable {where} is not set (authToken: fromEnv {where})")
             value = _throw_away(where)
         return Secret(value)

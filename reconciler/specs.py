@@ -10,6 +10,7 @@ schemas' errors turned into words at those lines, and the spec types that keep t
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import functools
 import json
 import math
@@ -33,6 +34,7 @@ _MAX_DEPTH = 64
 # Values one document may expand to. YAML aliases repeat a node without repeating its text, so a few
 # hundred bytes can stand for billions of values (an "alias bomb"); a real spec has a few hundred.
 MAX_VALUES = 100_000
+MAX_FILE_BYTES = 10 * 2**20  # a spec file over this is refused unread (a stack's specs are a few KiB)
 Path_ = tuple[str | int, ...]
 
 
@@ -101,6 +103,8 @@ class Spec:
     source_name: str | None = field(default=None, compare=False, repr=False)  # metadata.name as the file states it
     origins: Mapping[Path_, Origin] = field(default_factory=dict, compare=False, repr=False)
     root: Path | None = field(default=None, compare=False, repr=False)  # what `file` is relative to (None: the cwd)
+    # the spec repository: nothing a spec publishes or reads may lie outside it (None: not bounded)
+    repository: Path | None = field(default=None, compare=False, repr=False)
 
     @property
     def name(self) -> str:
@@ -324,10 +328,11 @@ def _read_documents(
 ) -> list[tuple[dict[str, Any], dict[Path_, int], int]]:
     """Parse one file (or `text` given for it) into (document, line map, first line) triples,
     recording problems."""
-    try:
-        text = file.read_text(encoding="utf-8") if text is None else text
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.add(display, None, "", f"cannot read file: {exc}")
+    text = _read_text(file, display, problems) if text is None else text
+    if text is None:
+        return []
+    if len(text) > MAX_FILE_BYTES:  # characters: at most as many as bytes
+        problems.add(display, None, "", _too_large(len(text.encode("utf-8"))))
         return []
     docs = []
     try:
@@ -358,6 +363,32 @@ def _read_documents(
     except RecursionError:
         problems.add(display, None, "", "nesting too deep (recursive alias?)")
     return docs
+
+
+def _too_large(size: int) -> str:
+    return (f"the file is {size / 2**20:.1f} MiB; a spec file may be at most {MAX_FILE_BYTES // 2**20} MiB (a stack's "
+            "specs are a few KiB): it is not read")
+
+
+def _read_text(file: Path, display: str, problems: _Problems) -> str | None:
+    """The file's text: refused unread when over MAX_FILE_BYTES, and not UTF-8 said at the line and column."""
+    try:
+        size = file.stat().st_size
+        if size > MAX_FILE_BYTES:
+            problems.add(display, None, "", _too_large(size))
+            return None
+        data = file.read_bytes()
+    except OSError as exc:
+        problems.add(display, None, "", f"cannot read file: {exc.strerror or exc}")
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        problems.add(display, line, "", f"not UTF-8 text: byte 0x{data[exc.start]:02x} at column {column} "
+                                        "(spec files are UTF-8)")
+        return None
 
 
 # libyaml's parser, where PyYAML was built with it: a spec set of a thousand documents loads several
@@ -429,14 +460,49 @@ def _display(file: Path, base: Path | None = None) -> str:
 
 
 def spec_files(root: Path) -> list[Path]:
-    """The YAML files of a spec set: the file itself, or every *.yaml/*.yml below a directory."""
+    """The YAML files of a spec set: the file itself, or every *.yaml/*.yml below a directory (walk_specs)."""
+    return walk_specs(root)[0]
+
+
+def walk_specs(root: Path) -> tuple[list[Path], list[SpecProblem]]:
+    """The YAML files below `root` (hidden files and directories left out), and what is wrong in the directory: a
+    symbolic link that dangles or loops is an error, never a silent skip (the spec it stood for would be missing).
+    A link to a file or a directory is followed; a directory is walked once."""
     if root.is_file():
-        return [root]
-    return sorted(
-        p for p in root.rglob("*")
-        if p.suffix in (".yaml", ".yml") and p.is_file()
-        and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    )
+        return [root], []
+    files: list[Path] = []
+    problems = _Problems()
+
+    def walk(folder: Path, shown: Path, ancestors: frozenset[Path]) -> None:
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            problems.add(str(shown), None, "", f"cannot list the directory: {exc.strerror or exc}")
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path, display = Path(entry.path), shown / entry.name
+            if entry.is_symlink():
+                try:
+                    target = path.resolve(strict=True)
+                except (OSError, RuntimeError) as exc:
+                    loop = isinstance(exc, RuntimeError) or getattr(exc, "errno", None) == errno.ELOOP
+                    problems.add(str(display), None, "", "a symbolic link loop" if loop else
+                                 f"a dangling symbolic link (to {os.readlink(path)}): the spec it names is missing")
+                    continue
+            else:
+                target = path
+            if target.is_dir():
+                if target.resolve() in ancestors:
+                    problems.add(str(display), None, "", "a symbolic link loop (it leads back to a directory above it)")
+                    continue
+                walk(target, display, ancestors | {target.resolve()})
+            elif target.suffix in (".yaml", ".yml") or path.suffix in (".yaml", ".yml"):
+                files.append(path)
+
+    walk(root, root, frozenset({root.resolve()}))
+    return sorted(files), list(problems)
 
 
 Transform = Callable[[dict[str, Any], dict[Path_, int], str],
@@ -444,22 +510,25 @@ Transform = Callable[[dict[str, Any], dict[Path_, int], str],
 
 
 def read_specs(root: str | Path, relative_to: Path | None = None, overrides: Mapping[Path, str] | None = None,
-               transform: Transform | None = None, exclude: Iterable[Path] = ()
+               transform: Transform | None = None, exclude: Iterable[Path] = (), repository: Path | None = None
                ) -> tuple[list[Spec], list[str], list[SpecProblem]]:
     """Parse and schema-validate every spec under root: (specs, file names, problems). The kinds' own
     rules and the order come from the layer above (reconciler.loading.load_specs). `overrides` gives
     the text to read for some files instead of their contents (an edit being checked); `transform` turns
     each document into the one validated (an environment's values and patches) and says where the values
-    it put in are stated; `exclude` names files that are not specs (an environment's own document)."""
+    it put in are stated; `exclude` names files that are not specs (an environment's own document);
+    `repository`: the spec repository the specs are bounded by (Spec.repository)."""
     overrides = {p.resolve(): text for p, text in (overrides or {}).items()}
     root = Path(root)
     problems = _Problems()
     if not root.exists():
         return [], [], [SpecProblem(str(root), None, "", "no such file or directory")]
     skip = {p.resolve() for p in exclude}
-    files = [f for f in spec_files(root) if f.resolve() not in skip]
+    found, walked = walk_specs(root)
+    problems.extend(walked)
+    files = [f for f in found if f.resolve() not in skip]
     if not files:
-        return [], [], [SpecProblem(str(root), None, "", "no *.yaml or *.yml files found")]
+        return [], [], [*problems, SpecProblem(str(root), None, "", "no *.yaml or *.yml files found")]
     specs: list[Spec] = []
     for file in files:
         display = _display(file, relative_to)
@@ -474,7 +543,7 @@ def read_specs(root: str | Path, relative_to: Path | None = None, overrides: Map
             spec = _validate_document(doc, lines, first, display, problems, origins)
             if spec is not None:
                 specs.append(replace(spec, source_name=source_name if source_name != spec.name else None,
-                                     root=relative_to))
+                                     root=relative_to, repository=repository))
     problems.extend(duplicate_problems(specs))
     for spec in specs:
         for ignored in spec.metadata.ignore:

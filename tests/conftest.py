@@ -199,6 +199,23 @@ def wait_for(condition: Callable[[], Any], timeout: float = 40, what: str = "con
     pytest.fail(f"timed out waiting for {what}")
 
 
+def lookup_events(client: Any, timeout: float = 30, **args: Any) -> dict[str, Any]:
+    """CloudTrail LookupEvents kept to AWS's rate (two a second per account and Region, shared with whatever else
+    looks up meanwhile): a throttled call waits out the second and asks again, until `timeout`."""
+    import time
+
+    from botocore.exceptions import ClientError
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return dict(client.lookup_events(**args))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ThrottlingException" or time.monotonic() > deadline:
+                raise
+            time.sleep(1.05)
+
+
 def free_port() -> int:
     import socket
 

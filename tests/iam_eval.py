@@ -319,7 +319,8 @@ def _request_tags(params: dict[str, Any]) -> dict[str, str]:
     """The tags a request carries, in each service's shape."""
     tags: dict[str, str] = {}
     sources = [params.get("Tags"), params.get("tags"),
-               ((params.get("DistributionConfigWithTags") or {}).get("Tags") or {}).get("Items")]
+               ((params.get("DistributionConfigWithTags") or {}).get("Tags") or {}).get("Items"),
+               (params.get("CreateBucketConfiguration") or {}).get("Tags")]  # S3's CreateBucket
     sources += [spec.get("Tags") for spec in params.get("TagSpecifications") or []]
     for source in sources:
         if isinstance(source, dict) and "Items" in source:  # CloudFront's TagResource
@@ -333,8 +334,16 @@ def _request_tags(params: dict[str, Any]) -> dict[str, str]:
     return tags
 
 
+# Tagging actions a create with tags needs that the authorization data does not list as dependent on it, each with
+# the API page that says so: S3 API Reference, CreateBucketConfiguration, Tags: "You must have the s3:TagResource
+# permission to create a general purpose bucket with tags".
+TAGGING_ON_CREATE = {"s3:CreateBucket": ("s3:TagResource",)}
+
+
 def _tagging_dependents(action: str) -> list[str]:
     """The tagging actions AWS lists as dependent on `action` (authorised when the request carries tags)."""
+    if action in TAGGING_ON_CREATE:
+        return list(TAGGING_ON_CREATE[action])
     prefix, name = action.split(":", 1)
     rows = _data(prefix)["privileges"][name]["resource_types"].values()
     out = []

@@ -25,6 +25,8 @@ class AgentConfig:
     watch_events: bool = False          # AWS's change events put the touched resources on the queue
     min_gap_s: float = 1.0              # a resource is reconciled at most this often, however many reasons
     environment: Any = None             # the Environment the agent was started for (its account was checked)
+    http_tls: tuple[str, str] | None = None  # (certificate, key) files: the port speaks HTTPS
+    http_trusted_proxies: tuple[str, ...] = ()  # addresses/CIDRs whose X-Forwarded-Proto: https is believed
 
     @property
     def pending_s(self) -> float:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from ..aws import describe_failure
+from ..aws import describe_failure, is_loopback
 from ..engine.apply import ApplyReport
 from ..engine.plan import Plan
 from ..lease import Lease, keep
@@ -78,7 +78,12 @@ class Agent:
         self.queue.add([ref or ALL], reason="now")
 
     def set_paused(self, ref: str, paused: bool) -> None:
-        """Pause or resume a resource from the page (kept in the state directory across restarts)."""
+        """Pause or resume a resource from the page (kept in the state directory across restarts); only one the
+        specs declare."""
+        declared = self.reconciler.specs
+        if declared is None or ref not in {s.ref for s in declared.specs}:
+            log.warning("resource.pause_refused", resource=ref, reason="not a resource of the specs")
+            return
         self.store.set_paused(ref, paused)
         log.warning("resource.paused" if paused else "resource.resumed", resource=ref, by="the HTTP action")
         self.queue.add([ref], reason="pause" if paused else "resume")
@@ -156,14 +161,16 @@ class Agent:
 
     def run_forever(self, http_host: str, http_port: int | None) -> int:
         """Reconcile what is due until SIGTERM/SIGINT; SIGHUP reconciles everything now."""
-        from .http import Access, serve
+        from .http import Access, parse_networks, serve, tls_context
 
-        heartbeat = keep(self.lease, wait=False, on_acquired=self.reconcile_now) if self.lease else None
         server = None
-        if http_port is not None:
+        if http_port is not None:  # before anything else: a port that cannot be served is said at once
             exposure = self._exposure(http_host)
+            tls = tls_context(*self.config.http_tls) if self.config.http_tls else None
             server = serve(self.store, self, http_host, http_port,
-                           Access(self.config.http_token, self.config.http_read_token, exposure))
+                           Access(self.config.http_token, self.config.http_read_token, exposure, tls=tls is not None,
+                                  trusted_proxies=parse_networks(self.config.http_trusted_proxies)), tls=tls)
+        heartbeat = keep(self.lease, wait=False, on_acquired=self.reconcile_now) if self.lease else None
 
         def on_stop(signum: int, _: Any) -> None:
             log.info("agent.stopping", signal=signal.Signals(signum).name)
@@ -199,7 +206,7 @@ class Agent:
     def _exposure(self, host: str) -> str | None:
         """A warning, logged and shown on the page, when the port is reachable from other machines and anyone
         there may read it (no read token)."""
-        if self.config.http_read_token is not None or _is_loopback(host):
+        if self.config.http_read_token is not None or is_loopback(host):
             return None
         text = (f"The HTTP port on {host} is readable by anyone who can reach it: the page, /status and /events "
                 "show drifted values (table items, tags, the cache's settings), who changed them and commit authors. "
@@ -255,15 +262,3 @@ class Agent:
         self.store.update(events={"state": "watching", "queues": [q.url for q in queues],
                                   "rules": [q.rule_arn for q in queues], "trail": trail})
         log.info("events.watching", queues=[q.url for q in queues], trail=trail["state"])
-
-
-def _is_loopback(host: str) -> bool:
-    """`host` (an address or a name) is reachable from this machine only."""
-    import ipaddress
-
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False

@@ -28,7 +28,7 @@ from typing import Any
 
 import structlog
 
-from ..log import json_default
+from ..plainjson import dumps, json_default
 
 EVENT_FORMAT = "reconciler.event/v2"
 TYPES = ("sync.applied", "drift.detected", "drift.corrected", "operation.slow", "apply.failed", "health.degraded",
@@ -161,7 +161,7 @@ class Events:
     def _tell(self, url: str, event: Event) -> None:
         """A readable message to a chat or paging service, through apprise (it knows their URL schemes), sent by
         a helper process (agent/tell.py: the agent does not hold apprise's plugins)."""
-        message = json.dumps({"url": url, "title": f"reconciler: {event.type}", "body": readable(event),
+        message = dumps({"url": url, "title": f"reconciler: {event.type}", "body": readable(event),
                               "type": _SEVERITY.get(event.type, "info")})
         delay = 1.0
         for attempt in range(1, self.retries + 1):
@@ -209,7 +209,7 @@ def readable(event: Event) -> str:
     """One event as a person reads it in a chat: what, where, which revision, and each field."""
     where = f"{event.kind}/{event.name}: " if event.kind else ""
     lines = [f"{where}{event.message}"]
-    lines += [f"  {f['path']}: {json.dumps(f.get('before'))} -> {json.dumps(f.get('after'))}" for f in event.fields]
+    lines += [f"  {f['path']}: {dumps(f.get('before'))} -> {dumps(f.get('after'))}" for f in event.fields]
     if event.who:
         lines.append(f"changed by {event.who.get('principal')} ({event.who.get('call')}, {event.who.get('time', '?')})")
     if event.durationSeconds is not None:

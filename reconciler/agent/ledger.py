@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..log import json_default
+from ..plainjson import json_default
 
 if TYPE_CHECKING:
     from ..engine.plan import Change

@@ -9,6 +9,7 @@ from typing import Any
 import jinja2
 
 from ..durations import format_duration
+from ..plainjson import dumps
 
 STATES = ("in-sync", "drifted", "pending", "waiting", "error", "observe", "paused", "window-blocked")
 
@@ -18,6 +19,7 @@ def _environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("reconciler.agent", "templates"), autoescape=True,
                              trim_blocks=True, lstrip_blocks=True)
     env.filters["duration"] = format_duration
+    env.policies["json.dumps_function"] = dumps  # `tojson`: DynamoDB's numbers and the like, as plain JSON
     return env
 
 

@@ -4,13 +4,13 @@ hands over the plan, the apply report and the health results."""
 
 from __future__ import annotations
 
-import json
 import time
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from ..expect import Durations
+from ..plainjson import dumps
 from .events import Event
 from .ledger import Ledger, Operation
 from .status import StatusStore, now_iso
@@ -237,7 +237,7 @@ class Recorder:
         """Drift the agent does not correct (observe, paused, a window, a follower): `drift.detected` once when
         it appears or changes (the fields, secrets masked, who made it)."""
         reported = state in ("drifted", "paused", "window-blocked") and fields
-        signature = json.dumps(fields, sort_keys=True, default=str) if reported else None
+        signature = dumps(fields, sort_keys=True) if reported else None
         revision = self.store.get("lastAppliedRevision")
         if signature:  # --notify-after: how many reconciles in a row this drift has been seen
             previous, seen = self._drift_seen.get(change.ref, ("", 0))

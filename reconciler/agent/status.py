@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from .events import Events
 from .metrics import Metrics
 
 CHART_CYCLES = 60
+_REF = re.compile(r"[A-Z][A-Za-z]*/[^/\s]+")  # Kind/name
 
 
 def now_iso() -> str:
@@ -149,7 +151,9 @@ class StatusStore:
                 self._paused_file.write_text(json.dumps(sorted(self.paused)))
 
     def _load_paused(self) -> set[str]:
+        """The refs paused before a restart (`Kind/name` only: anything else in the file is not a resource)."""
         try:
-            return set(json.loads(self._paused_file.read_text())) if self._paused_file else set()
+            found = json.loads(self._paused_file.read_text()) if self._paused_file else []
         except (OSError, ValueError):
             return set()
+        return {r for r in found if isinstance(r, str) and _REF.fullmatch(r)} if isinstance(found, list) else set()

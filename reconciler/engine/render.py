@@ -9,8 +9,8 @@ from typing import Any
 import click
 
 from ..expect import Durations, agent_durations, spoken
-from ..log import json_default
 from ..model import FieldChange
+from ..plainjson import json_default
 from .apply import ApplyReport
 from .plan import Change, Plan
 

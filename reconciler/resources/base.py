@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..fields import MISSING, Field, diff_fields
-from ..model import FieldChange, Live, Step, ownership_tags
+from ..model import FieldChange, Live, Request, Step, ownership_tags
 
 if TYPE_CHECKING:
     from ..aws import Aws
@@ -83,6 +83,11 @@ class Resource:
     @classmethod
     def check_spec(cls, spec: Spec, specs: Sequence[Spec]) -> list[tuple[Path_, str]]:
         """Rules a JSON Schema cannot express, as (field path, message) pairs."""
+        return []
+
+    def requests(self) -> list[Request]:
+        """The calls creating this spec's resource sends, built from the spec alone (`validate` checks each against
+        AWS's rules before any call); none by default."""
         return []
 
     def dependencies(self) -> list[str]:

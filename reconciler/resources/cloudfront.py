@@ -36,11 +36,12 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from .. import constraints
 from ..aws import error_code
 from ..cdn import MANAGED_CACHE_POLICIES
 from ..errors import ReconcilerError
 from ..fields import Field, diff_fields
-from ..model import NAME_TAG, FieldChange, Live, NotYet, Step, owned_by
+from ..model import NAME_TAG, FieldChange, Live, NotYet, Request, Step, owned_by
 from . import invalidations as limits
 from . import register
 from .base import Resource, tag_changes
@@ -63,6 +64,8 @@ INTERNAL_TAGS = (INVALIDATIONS_TAG, OAC_TAG)
 _GET_HEAD = {"Quantity": 2, "Items": ["HEAD", "GET"],
              "CachedMethods": {"Quantity": 2, "Items": ["HEAD", "GET"]}}
 _LEGACY_CACHE_KEYS = ("ForwardedValues", "MinTTL", "DefaultTTL", "MaxTTL")
+# What AWS assigns, in the shapes AWS gives them (requests() builds the calls before they exist)
+_PLACEHOLDER_OAC, _PLACEHOLDER_ID, _PLACEHOLDER_ACCOUNT = "E0000000000000", "E0000000000000", "000000000000"
 
 
 def cache_policy_name(ref: str) -> str:
@@ -220,6 +223,9 @@ class Distribution(Resource):
             problems.append((("spec", "origin", "bucket"),
                              f"the Bucket {origin.name!r} is tombstoned (state: absent): a distribution that stays "
                              "cannot serve from it; tombstone the distribution too, or keep the bucket"))
+        comment = constraints.distribution_comment(s.get("comment") or "")
+        if comment:
+            problems.append((("spec", "comment"), comment.said()))
         if s.get("aliases") and not s.get("certificateArn"):
             problems.append((("spec", "aliases"), "aliases need spec.certificateArn (an ACM certificate in "
                                                   "us-east-1 covering them)"))
@@ -315,18 +321,30 @@ class Distribution(Resource):
     def create(self, aws: Aws) -> None:
         cf = aws.client("cloudfront")
         oac_id = self._ensure_oac(cf)
+        created = cf.create_distribution_with_tags(**self._create_args(oac_id, aws.region or "us-east-1"))[
+            "Distribution"]
+        _put_bucket_policy(aws.client("s3"), self.bucket, created["ARN"])
+
+    def _create_args(self, oac_id: str, region: str) -> dict[str, Any]:
         reference = oac_name(self.name, self.spec.environment)  # one per spec and environment: a retry finds it
-        config = _apply_fields({"CallerReference": reference}, self.desired(),
-                               _ALL_CONFIG_FIELDS, oac_id, aws.region or "us-east-1")
+        config = _apply_fields({"CallerReference": reference}, self.desired(), _ALL_CONFIG_FIELDS, oac_id, region)
         tags = {**self.desired()["tags"]}
         hashes = [invalidation_hash(e) for e in self.desired()["invalidations"]]
         if hashes:  # a new distribution has an empty cache: its invalidations are moot
             tags[INVALIDATIONS_TAG] = ".".join(hashes)
         tags[OAC_TAG] = f"{oac_id}:{self.oac}"
-        created = cf.create_distribution_with_tags(DistributionConfigWithTags={
-            "DistributionConfig": config,
-            "Tags": {"Items": [{"Key": k, "Value": v} for k, v in tags.items()]}})["Distribution"]
-        _put_bucket_policy(aws.client("s3"), self.bucket, created["ARN"])
+        return {"DistributionConfigWithTags": {
+            "DistributionConfig": config, "Tags": {"Items": [{"Key": k, "Value": v} for k, v in tags.items()]}}}
+
+    def requests(self) -> list[Request]:
+        """CreateDistributionWithTags as create() sends it (an Origin Access Control's id in place of the one AWS
+        assigns), and the bucket policy that lets it read its origin (for a distribution of this account)."""
+        args = self._create_args(_PLACEHOLDER_OAC, "us-east-1")
+        tags = {t["Key"]: t["Value"] for t in args["DistributionConfigWithTags"]["Tags"]["Items"]}
+        arn = f"arn:aws:cloudfront::{_PLACEHOLDER_ACCOUNT}:distribution/{_PLACEHOLDER_ID}"
+        policy = json.dumps(bucket_policy(self.bucket, arn))
+        return [Request("cloudfront", "CreateDistributionWithTags", args, tags=tags),
+                Request("s3", "PutBucketPolicy", {"Bucket": self.bucket, "Policy": policy}, where=("spec", "origin"))]
 
     def update(self, aws: Aws, live: Live, changes: Sequence[FieldChange]) -> None:
         cf = aws.client("cloudfront")

@@ -35,9 +35,10 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from .. import constraints
 from ..aws import aws_seconds
 from ..fields import MISSING, Field
-from ..model import LEASE_ROLE, ROLE_TAG, FieldChange, Live, NotYet, Step
+from ..model import LEASE_ROLE, ROLE_TAG, FieldChange, Live, NotYet, Request, Step
 from . import register
 from .base import Resource, tag_changes
 
@@ -141,6 +142,9 @@ class Table(Resource):
     def check_spec(cls, spec: Spec, specs: Sequence[Spec]) -> list[tuple[Path_, str]]:
         s = spec.spec
         problems: list[tuple[Path_, str]] = []
+        named = constraints.dynamodb_name(spec.name)
+        if named:
+            problems.append((("metadata", "name"), named.said()))
         mode = s.get("billingMode", "PAY_PER_REQUEST")
         if mode == "PROVISIONED" and "capacity" not in s:
             problems.append((("spec", "billingMode"), "PROVISIONED needs spec.capacity: {read: N, write: N}"))
@@ -156,6 +160,9 @@ class Table(Resource):
             path = ("spec", "globalSecondaryIndexes", i)
             if gsi["name"] in seen:
                 problems.append(((*path, "name"), f"duplicate index name {gsi['name']!r}"))
+            index_named = constraints.dynamodb_name(gsi["name"], "index")
+            if index_named:
+                problems.append(((*path, "name"), index_named.said()))
             seen.add(gsi["name"])
             for role in ("partitionKey", "sortKey"):
                 attr = gsi.get(role)
@@ -231,6 +238,15 @@ class Table(Resource):
     def create(self, aws: Aws) -> None:
         """CreateTable only: the table is CREATING for a while; what AWS accepts only on an ACTIVE
         table (point-in-time recovery, TTL, items) comes in later steps."""
+        aws.client("dynamodb").create_table(**self._create_args())
+
+    def requests(self) -> list[Request]:
+        """CreateTable as create() sends it (its tags: the spec's and the agent's; the TTL record comes later)."""
+        args = self._create_args()
+        tags = {t["Key"]: t["Value"] for t in args["Tags"]}
+        return [Request("dynamodb", "CreateTable", args, tags=tags, kept=1 if "ttl" in self.spec.spec else 0)]
+
+    def _create_args(self) -> dict[str, Any]:
         spec, want = self.spec.spec, self.desired()
         args: dict[str, Any] = {
             "TableName": self.name,
@@ -245,7 +261,7 @@ class Table(Resource):
             args["GlobalSecondaryIndexes"] = [_gsi_create(g) for g in want["globalSecondaryIndexes"]]
         if "deletionProtection" in spec:
             args["DeletionProtectionEnabled"] = bool(spec["deletionProtection"])
-        aws.client("dynamodb").create_table(**args)
+        return args
 
     def delete(self, aws: Aws, live: Live) -> None:
         aws.client("dynamodb").delete_table(TableName=self.name)
@@ -720,6 +736,8 @@ def _check_items(spec: dict[str, Any], types: dict[str, str], keys: list[str]) -
         if ident in seen:
             problems.append((path, f"duplicate item key (same as items[{seen[ident]}])"))
         seen.setdefault(ident, i)
+        for refusal in constraints.item_refusals(item, keys):
+            problems.append((path, refusal.said()))
         try:
             _to_dynamo(item)
         except ArithmeticError:  # boto3's DynamoDB decimal context: Overflow, Underflow, Inexact...

@@ -40,10 +40,11 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from .. import constraints
 from ..aws import error_code
 from ..errors import ReconcilerError, SpecError, SpecProblem
 from ..fields import MISSING, Field, diff_fields
-from ..model import FieldChange, Live, Step, ownership_tags
+from ..model import FieldChange, Live, Request, Step, ownership_tags
 from ..secrets import describe_ref, resolve
 from . import register
 from .base import Resource, field_names, tag_changes
@@ -156,6 +157,9 @@ class CacheCluster(Resource):
     @classmethod
     def check_spec(cls, spec: Spec, specs: Sequence[Spec]) -> list[tuple[Path_, str]]:
         s, problems = spec.spec, []
+        named = constraints.replication_group_id(spec.name)
+        if named:
+            problems.append((("metadata", "name"), named.said()))
         if s.get("authToken") and not s.get("transitEncryption", True):
             problems.append((("spec", "authToken"), "ElastiCache accepts an AUTH token only with transit "
                                                     "encryption: set transitEncryption: true, or drop authToken"))
@@ -319,7 +323,15 @@ class CacheCluster(Resource):
     def create(self, aws: Aws) -> None:
         ec, want, net = aws.client("elasticache"), self._want, self._network(aws)
         sg_id = self._ensure_security_group(aws, want)
-        _ensure_subnet_group(ec, resource_name(self.name), net["subnets"] or _default_subnets(aws, net["vpc"]))
+        _ensure_subnet_group(ec, resource_name(self.name), net["subnets"] or _default_subnets(aws, net["vpc"]),
+                             want["tags"])
+        args = self._create_args(want, sg_id)
+        if self.spec.spec.get("authToken"):
+            args["AuthToken"] = resolve(self.spec.spec["authToken"], aws).reveal()
+        ec.create_replication_group(**args)
+
+    def _create_args(self, want: dict[str, Any], sg_id: str) -> dict[str, Any]:
+        """CreateReplicationGroup's parameters but the AUTH token (a secret: resolved only to be sent)."""
         tags = dict(want["tags"])
         args: dict[str, Any] = {
             "ReplicationGroupId": self.name, "ReplicationGroupDescription": f"Managed by reconciler ({self.ref})",
@@ -331,10 +343,30 @@ class CacheCluster(Resource):
         if self.spec.spec.get("engineVersion"):
             args["EngineVersion"] = self.spec.spec["engineVersion"]
         if self.spec.spec.get("authToken"):
-            args["AuthToken"] = resolve(self.spec.spec["authToken"], aws).reveal()
             tags[FINGERPRINT_TAG] = want["authToken"]
         args["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
-        ec.create_replication_group(**args)
+        return args
+
+    def requests(self) -> list[Request]:
+        """What create() sends, from the spec alone: CreateReplicationGroup (a security group id in place of the one
+        AWS assigns, no token), CreateCacheSubnetGroup and EC2's CreateSecurityGroup, each with its tags."""
+        want = self.desired()
+        want["automaticFailover"] = bool(self.spec.spec.get("automaticFailover", want["replicas"] > 0))
+        want["authToken"] = "0" * 24  # a fingerprint's shape (the token itself is never in a request built here)
+        args = self._create_args(want, "sg-00000000000000000")
+        tags = {t["Key"]: t["Value"] for t in args["Tags"]}
+        subnet_group = {"CacheSubnetGroupName": resource_name(self.name), "SubnetIds": self.spec.spec.get(
+            "subnetIds") or ["subnet-00000000"], "CacheSubnetGroupDescription": "Managed by reconciler",
+            "Tags": [{"Key": k, "Value": v} for k, v in want["tags"].items()]}
+        group = {"GroupName": resource_name(self.name), "Description": self._group_description(),
+                 "VpcId": self.spec.spec.get("vpcId") or "vpc-00000000"}
+        ownership = ownership_tags(self.name, self.spec.environment)
+        return [Request("elasticache", "CreateReplicationGroup", args, tags=tags, kept=1),
+                Request("elasticache", "CreateCacheSubnetGroup", subnet_group, tags=dict(want["tags"])),
+                Request("ec2", "CreateSecurityGroup", group, where=("metadata", "name"), tags=ownership, model=False)]
+
+    def _group_description(self) -> str:
+        return f"Managed by reconciler: Redis {self.name}, ingress only from allowFrom"
 
     def _ensure_security_group(self, aws: Aws, want: dict[str, Any]) -> str:
         ec2, net = aws.client("ec2"), self._network(aws)
@@ -344,8 +376,7 @@ class CacheCluster(Resource):
                                   f"{net['vpc']} (spec.securityGroup)")
         if sg is None:
             sg_id = ec2.create_security_group(
-                GroupName=resource_name(self.name), VpcId=net["vpc"],
-                Description=f"Managed by reconciler: Redis {self.name}, ingress only from allowFrom",
+                GroupName=resource_name(self.name), VpcId=net["vpc"], Description=self._group_description(),
                 TagSpecifications=[{"ResourceType": "security-group", "Tags": [
                     {"Key": k, "Value": v} for k, v in ownership_tags(self.name, self.spec.environment).items()]}]
             )["GroupId"]
@@ -724,8 +755,9 @@ def _set_ingress(ec2: Any, sg_id: str, have: list[str], want: list[str]) -> None
         ec2.authorize_security_group_ingress(GroupId=sg_id, IpPermissions=[_permission(r) for r in missing])
 
 
-def _ensure_subnet_group(ec: Any, name: str, subnets: list[str]) -> None:
-    """The cache's subnet group: created when missing (looked up first, so no write is refused)."""
+def _ensure_subnet_group(ec: Any, name: str, subnets: list[str], tags: dict[str, str]) -> None:
+    """The cache's subnet group: created when missing (looked up first, so no write is refused), tagged as the
+    agent's in the same call (ElastiCache tags a subnet group at creation)."""
     try:
         ec.describe_cache_subnet_groups(CacheSubnetGroupName=name)
         return
@@ -733,4 +765,5 @@ def _ensure_subnet_group(ec: Any, name: str, subnets: list[str]) -> None:
         if error_code(exc) != "CacheSubnetGroupNotFoundFault":
             raise
     ec.create_cache_subnet_group(CacheSubnetGroupName=name, SubnetIds=subnets,
-                                 CacheSubnetGroupDescription="Managed by reconciler")
+                                 CacheSubnetGroupDescription="Managed by reconciler",
+                                 Tags=[{"Key": k, "Value": v} for k, v in tags.items()])

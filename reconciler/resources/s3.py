@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .. import intents
+from .. import constraints, intents
 from ..aws import error_code
 from ..fields import Field
-from ..model import OWNER_TAG, FieldChange, Live
+from ..model import OWNER_TAG, FieldChange, Live, Request
 from . import register
 from . import s3_content as site
 from .base import Resource, tag_changes
@@ -52,6 +52,7 @@ class Bucket(Resource):
         "cloudfront:CreateInvalidation", "cloudfront:ListInvalidations", "cloudfront:GetInvalidation",
         "s3:PutBucketTagging", "s3:PutBucketPublicAccessBlock", "s3:DeleteBucket",
         "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts",  # large files go up in parts (boto3)
+        "s3:TagResource",  # CreateBucket with tags: "You must have the s3:TagResource permission" (S3 API reference)
     )
     iam_tagged = ("cloudfront:CreateInvalidation",)  # on the distribution it publishes for: the agent's own
 
@@ -63,6 +64,9 @@ class Bucket(Resource):
     @classmethod
     def check_spec(cls, spec: Spec, specs: Sequence[Spec]) -> list[tuple[Path_, str]]:
         problems: list[tuple[Path_, str]] = []
+        named = constraints.bucket_name(spec.name)
+        if named:
+            problems.append((("metadata", "name"), named.said()))
         if spec.spec.get("blockPublicAccess") is False and "public-bucket" not in spec.metadata.security_exceptions:
             problems.append((("spec", "blockPublicAccess"),
                              "a public bucket is refused: the site is served through CloudFront; to allow it "
@@ -70,6 +74,8 @@ class Bucket(Resource):
         target = (spec.spec.get("content") or {}).get("invalidate")
         if target and not any(s.kind == "Distribution" and s.name == target for s in specs):
             problems.append((("spec", "content", "invalidate"), f"no Distribution spec named {target!r}"))
+        if spec.spec.get("content") and spec.metadata.state != "absent":
+            problems += _content_problems(spec)
         return problems
 
     # ------------------------------------------------------------------ content
@@ -82,7 +88,7 @@ class Bucket(Resource):
 
     def prepare(self, aws: Aws) -> None:
         if self.content and self.spec.metadata.state != "absent":  # a tombstone publishes nothing
-            self._local = site.scan(self.spec.source_dir / self.content["directory"], self.content)
+            self._local = site.scan(self.spec.source_dir, self.content, self.spec.repository)
 
     def _root_object(self) -> str | None:
         target = (self.content or {}).get("invalidate")
@@ -159,25 +165,57 @@ class Bucket(Resource):
                     claimed_by=claimed)
 
     def create(self, aws: Aws) -> None:
-        s3 = aws.client("s3")
-        args: dict[str, Any] = {"Bucket": self.name}
-        if aws.region and aws.region != "us-east-1":
-            args["CreateBucketConfiguration"] = {"LocationConstraint": aws.region}
-        want = self.desired()
-        intents.record(self.ref)  # S3 cannot tag at creation: say first that this bucket is ours
+        """CreateBucket with its tags in the same call (S3 takes tags at creation: the bucket is the agent's from its
+        first moment), then Block Public Access and the content. A caller that may create buckets but not tag them at
+        creation (no s3:TagResource: AccessDenied) creates it untagged and tags it at once, its intent journaled
+        first (intents.py), so that an interruption in between never leaves a bucket the agent refuses as foreign."""
+        s3, want = aws.client("s3"), self.desired()
+        args = self._create_args(aws.region)
+        tagged = True
         try:
             s3.create_bucket(**args)
         except s3.exceptions.BucketAlreadyOwnedByYou:
-            pass  # an earlier, interrupted apply created it
+            tagged = False  # an earlier, interrupted apply created it: tag it now
+        except s3.exceptions.ClientError as exc:
+            if error_code(exc) != "AccessDenied":
+                raise
+            intents.record(self.ref)  # about to exist untagged: say first that this bucket is ours
+            args["CreateBucketConfiguration"].pop("Tags")
+            if not args["CreateBucketConfiguration"]:
+                del args["CreateBucketConfiguration"]
+            self._create_untagged(s3, args)
+            tagged = False
         except Exception:
-            # The answer may be lost while the bucket was made. The plan saw no bucket of this
+            # The answer may be lost while the bucket was made (with its tags). The plan saw no bucket of this
             # name, so one that exists now is the one this call created.
             if not _exists(s3, self.name):
                 raise
-        self._mark_owned(s3, want["tags"])
+        if not tagged:
+            self._mark_owned(s3, want["tags"])
         _put_block(s3, self.name, want["blockPublicAccess"])
         if self.content:
             self._publish(aws, None)
+
+    def _create_args(self, region: str | None) -> dict[str, Any]:
+        configuration: dict[str, Any] = {"Tags": [{"Key": k, "Value": v} for k, v in self.desired()["tags"].items()]}
+        if region and region != "us-east-1":
+            configuration["LocationConstraint"] = region
+        return {"Bucket": self.name, "CreateBucketConfiguration": configuration}
+
+    def _create_untagged(self, s3: Any, args: dict[str, Any]) -> None:
+        try:
+            s3.create_bucket(**args)
+        except s3.exceptions.BucketAlreadyOwnedByYou:
+            pass
+        except Exception:
+            if not _exists(s3, self.name):
+                raise
+
+    def requests(self) -> list[Request]:
+        """CreateBucket as create() sends it, its tags in the call (checked against S3's tag rules)."""
+        args = self._create_args(None)
+        tags = {t["Key"]: t["Value"] for t in args["CreateBucketConfiguration"]["Tags"]}
+        return [Request("s3", "CreateBucket", args, tags=tags)]
 
     def _mark_owned(self, s3: Any, tags: dict[str, str]) -> None:
         """Tag a new bucket as the agent's before anything else. S3 cannot tag at creation, so
@@ -263,6 +301,20 @@ class Bucket(Resource):
                 spec["tags"] = user_tags(tags)
             out.append(item)
         return out
+
+
+def _content_problems(spec: Spec) -> list[tuple[Path_, str]]:
+    """`content.directory` inside the spec repository, and nothing in it that leaves it (site.site_files): said at
+    `validate`, before anything is uploaded."""
+    content, where = spec.spec["content"], ("spec", "content", "directory")
+    problem = site.directory_problem(spec.source_dir, content["directory"], spec.repository)
+    if problem:
+        return [(where, problem)]
+    directory = spec.source_dir / content["directory"]
+    if not directory.is_dir():
+        return []  # said when it is published: that bucket's error alone
+    walked = site.site_files(directory, content.get("include"))
+    return [(where, f"{found}: refused (a site publishes only its own files)") for found in walked.problems]
 
 
 def _published(remote: site.Remote) -> list[str]:

@@ -13,10 +13,12 @@ site already serves, and paths awaiting invalidation.
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import hashlib
 import json
 import mimetypes
+import os
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -88,27 +90,129 @@ def _excluded(key: str, globs: list[str]) -> bool:
     return key.startswith(".reconciler/") or any(fnmatch.fnmatchcase(key, g) for g in globs)
 
 
-def scan(directory: Path, content: dict[str, Any]) -> dict[str, LocalFile]:
-    """Every file to publish, by key. A directory or file that cannot be read is an error
-    (so that nothing is pruned because of it)."""
-    if not directory.is_dir():
+def _hidden(key: str) -> bool:
+    return any(part.startswith(".") for part in key.split("/"))
+
+
+def _may_hold_included(key: str, include: list[str]) -> bool:
+    """A hidden directory is read only when an `include` glob could name something in it (`.well-known/*`)."""
+    parts = key.split("/")
+
+    def could(glob: str) -> bool:
+        steps = glob.split("/")
+        leading = len(steps) >= len(parts) and all(
+            fnmatch.fnmatchcase(p, q) for p, q in zip(parts, steps[:len(parts)], strict=True))
+        return leading or fnmatch.fnmatchcase(key + "/", glob)
+
+    return any(could(g) for g in include)
+
+
+@dataclass
+class SiteFiles:
+    """What a site directory publishes: (key, the file read for it) and why anything in it is refused."""
+
+    files: list[tuple[str, Path]]
+    problems: list[str]
+
+
+def site_files(directory: Path, include: list[str] | None = None) -> SiteFiles:
+    """Every file a site directory publishes, by key, without ever reading outside it: a symbolic link is followed
+    only where its target lies inside the directory (a link outside, a dangling link and a loop are problems, named
+    by the link's path), hidden files and directories (`.env`, `.git/`) are left out unless an `include` glob names
+    them, and anything but a regular file is a problem. `directory` must exist."""
+    include = list(include or [])
+    base = directory.resolve(strict=True)
+    found = SiteFiles([], [])
+
+    def shown(path: Path) -> str:
+        return os.path.normpath(directory / path.relative_to(base)) if path.is_relative_to(base) else str(path)
+
+    def walk(folder: Path, prefix: str, ancestors: frozenset[Path]) -> None:
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            found.problems.append(f"{shown(folder)}: cannot be listed: {exc.strerror or exc}")
+            return
+        for entry in entries:
+            key, path = prefix + entry.name, folder / entry.name
+            if _hidden(key) and not any(fnmatch.fnmatchcase(key, g) for g in include) and \
+                    not (entry.is_dir() and _may_hold_included(key, include)):
+                continue
+            real = path
+            if entry.is_symlink():
+                target = _link_target(path)
+                if isinstance(target, str):
+                    found.problems.append(f"{shown(path)} is {target}")
+                    continue
+                if not target.is_relative_to(base):
+                    found.problems.append(f"{shown(path)} is a symbolic link to {target}, outside the site directory")
+                    continue
+                real = target
+            if real.is_dir():
+                if real in ancestors:
+                    found.problems.append(f"{shown(path)} is a symbolic link loop (it leads back to "
+                                          f"{shown(real)}/)")
+                    continue
+                walk(real, key + "/", ancestors | {real})
+            elif real.is_file():
+                found.files.append((key, real))
+            else:
+                found.problems.append(f"{shown(path)} is not a regular file")
+
+    walk(base, "", frozenset({base}))
+    return found
+
+
+def _link_target(path: Path) -> Path | str:
+    """Where a symbolic link leads, or what is wrong with it."""
+    try:
+        return path.resolve(strict=True)
+    except RuntimeError:  # Python < 3.13 says a loop so
+        return "a symbolic link loop"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symbolic link loop"
+        return f"a dangling symbolic link (to {os.readlink(path)})" if not os.path.exists(path) else \
+            f"a symbolic link that cannot be followed: {exc.strerror or exc}"
+
+
+def directory_problem(spec_dir: Path, directory: str, repository: Path | None) -> str | None:
+    """Why `content.directory` cannot be published (None: it can): it must be relative to the spec file and resolve
+    inside the spec repository (the checkout or work tree the specs are in). A directory that is missing is not a
+    problem of the specs: publishing says so for that bucket alone (scan)."""
+    if Path(directory).is_absolute():
+        return f"{directory!r} is an absolute path; give it relative to the spec file (a site is part of the specs)"
+    target = (spec_dir / directory).resolve()
+    if repository is not None and not target.is_relative_to(repository.resolve()):
+        return (f"{directory!r} resolves to {target}, outside the spec repository ({repository.resolve()}): a site is "
+                "published only from inside it")
+    return None
+
+
+def scan(spec_dir: Path, content: dict[str, Any], repository: Path | None = None) -> dict[str, LocalFile]:
+    """Every file to publish, by key (`content.directory` relative to `spec_dir`). A directory outside the spec
+    repository, a file that cannot be read, or anything refused (a link that leaves the site, see site_files) is an
+    error, so that nothing is uploaded from outside and nothing is pruned because of it."""
+    problem = directory_problem(spec_dir, content["directory"], repository)
+    if problem:
+        raise ReconcilerError(f"spec.content.directory: {problem}")
+    directory = spec_dir / content["directory"]
+    if not directory.is_dir():  # this bucket's error (it publishes and prunes nothing); the others go on
         raise ReconcilerError(f"spec.content.directory: {directory} is not a readable directory")
     rules, excludes = content.get("cacheControl") or {}, content.get("exclude") or []
+    walked = site_files(directory, content.get("include"))
+    if walked.problems:
+        more = f" (and {len(walked.problems) - 1} more)" if len(walked.problems) > 1 else ""
+        raise ReconcilerError(f"spec.content.directory: {walked.problems[0]}{more}; nothing was published")
     files: dict[str, LocalFile] = {}
-    try:
-        for path in sorted(directory.rglob("*")):
-            if path.is_dir():
-                continue
-            key = path.relative_to(directory).as_posix()
-            if _excluded(key, excludes):
-                continue
-            try:
-                etag = s3_etag(path)
-            except OSError as exc:
-                raise ReconcilerError(f"spec.content: cannot read {path}: {exc.strerror or exc}") from None
-            files[key] = LocalFile(key, path, etag, content_type(key), cache_control(key, rules))
-    except OSError as exc:
-        raise ReconcilerError(f"spec.content: cannot list {directory}: {exc.strerror or exc}") from None
+    for key, path in walked.files:
+        if _excluded(key, excludes):
+            continue
+        try:
+            etag = s3_etag(path)
+        except OSError as exc:
+            raise ReconcilerError(f"spec.content: cannot read {path}: {exc.strerror or exc}") from None
+        files[key] = LocalFile(key, path, etag, content_type(key), cache_control(key, rules))
     if not files and content.get("prune"):
         raise ReconcilerError(f"spec.content: {directory} has no files to publish; refusing to prune the "
                               "whole bucket (is the directory right?)")

@@ -41,6 +41,37 @@ def patch_moto_s3() -> None:
 
     backend.put_bucket_policy = put_policy_unless_blocked  # type: ignore[method-assign]
     _keep_system_tags(backend)
+    _new_bucket_defaults(backend)
+
+
+def _new_bucket_defaults(backend: Any) -> None:
+    """A new bucket has Block Public Access on (all four settings) and ACLs disabled (Object Ownership
+    BucketOwnerEnforced), as every bucket created since April 2023: "all newly created buckets in the Region will by
+    default have S3 Block Public Access enabled and access control lists (ACLs) disabled" (AWS News Blog, "Heads-Up:
+    Amazon S3 Security Changes Are Coming in April of 2023"; S3 User Guide, "Blocking public access to your Amazon S3
+    storage"). A request that sets Object Ownership itself (x-amz-object-ownership) still sets it after this."""
+    from moto.s3.models import PublicAccessBlock
+
+    create = backend.create_bucket
+
+    def create_with_defaults(self: Any, bucket_name: str, region_name: str, *args: Any, **kwargs: Any) -> Any:
+        bucket = create(self, bucket_name, region_name, *args, **kwargs)
+        bucket.public_access_block = PublicAccessBlock(True, True, True, True)
+        bucket.ownership_rule = "BucketOwnerEnforced"  # moto keeps the setting's value
+        return bucket
+
+    backend.create_bucket = create_with_defaults  # type: ignore[method-assign]
+
+
+def tag_created_bucket(bucket_name: str, tags: dict[str, str]) -> None:
+    """CreateBucket's own tags (CreateBucketConfiguration.Tags), which moto does not apply: "An array of tags that you
+    can apply to the bucket that you're creating" (S3 API Reference, CreateBucketConfiguration)."""
+    from moto.s3.models import s3_backends
+
+    bucket = find_bucket(bucket_name)
+    if bucket is None or not tags:
+        return
+    s3_backends[bucket.account_id][bucket.partition].put_bucket_tagging(bucket_name, tags)
 
 
 def _keep_system_tags(backend: Any) -> None:

@@ -31,18 +31,20 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import make_server
 
+from ..aws import SANDBOX_MARK
+from . import rules
 from .clock import AwsTime, parse_aws_time, using
 from .cloudfront import patch_moto_cloudfront
 from .cloudtrail import Trail
 from .dynamodb import patch_moto_dynamodb
 from .elasticache import patch_moto_elasticache
-from .s3 import patch_moto_s3
+from .s3 import patch_moto_s3, tag_created_bucket
 
 SANDBOX_REGION = "us-east-1"
 DEFAULT_ACCOUNT_ID = "123456789012"  # moto's, for the sandbox's own credentials
@@ -178,9 +180,15 @@ class _Middleware:
         with self._lock:
             self.counts[(service, operation)] += 1
         self._furnish(environ)
-        if service == "cloudtrail" and operation == "LookupEvents":
+        if service == "cloudtrail" and operation == "LookupEvents":  # served here, with its own rules (cloudtrail.py)
             code, answer_json = self.trail.lookup(json.loads(body or b"{}"))
             return _json(start_response, code, answer_json)
+        try:
+            rules.check(service, operation, environ, body, *self._account_and_region(environ))
+        except rules.Refused as refused:  # what AWS refuses, refused before moto sees it
+            with self._lock:
+                self.errors.setdefault((service, operation), Counter())[refused.code] += 1
+            return rules.answer(refused, service, start_response)
         status: list[str] = []
 
         def capture(code: str, headers: Any, *rest: Any) -> Any:
@@ -195,8 +203,19 @@ class _Middleware:
         if not is_read(operation):
             if status and int(status[0].split()[0]) < 400:
                 self.trail.record(service, operation, environ, body)
+                if service == "s3" and operation == "CreateBucket":
+                    tag_created_bucket(unquote(environ.get("PATH_INFO", "")).lstrip("/").split("/", 1)[0],
+                                       rules.s3_request_tags(body, "CreateBucketConfiguration"))
             self._maybe_kill()
         return [answer]
+
+    def _account_and_region(self, environ: Environ) -> tuple[str, str]:
+        """The account (moto's mapping of the signing key) and Region a request is for."""
+        match = _KEY_AND_REGION.search(environ.get("HTTP_AUTHORIZATION", ""))
+        if not match:
+            return DEFAULT_ACCOUNT_ID, SANDBOX_REGION
+        key, region = match.groups()
+        return self._accounts.get(key, DEFAULT_ACCOUNT_ID), region
 
     def forget_accounts(self) -> None:
         with self._furnishing:
@@ -264,8 +283,8 @@ class _Middleware:
                     self.clock.slower = _slower(payload.get("slower", self.clock.slower))
                 except ValueError as exc:
                     return _json(start_response, 400, {"error": str(exc)})
-            return _json(start_response, 200, {"factor": self.clock.factor, "transitions": self.clock.busy,
-                                               "slower": self.clock.slower})
+            return _json(start_response, 200, {"sandbox": SANDBOX_MARK, "factor": self.clock.factor,
+                                               "transitions": self.clock.busy, "slower": self.clock.slower})
         if path == "/_sandbox/reset" and method == "POST":
             self._reset(payload.get("time", "instant"))
             return _json(start_response, 200, {"factor": self.clock.factor})
@@ -275,7 +294,7 @@ class _Middleware:
             return _json(start_response, 200, _auth_token_digests())
         if path == "/_sandbox/time/finish" and method == "POST":
             self.clock.finish_all()
-            return _json(start_response, 200, {"factor": self.clock.factor, "transitions": 0})
+            return _json(start_response, 200, {"sandbox": SANDBOX_MARK, "factor": self.clock.factor, "transitions": 0})
         if path == "/_sandbox/kill" and method == "POST":  # afterWrites <= 0 disarms
             with self._lock:
                 writes = int(payload.get("afterWrites", 0))
@@ -446,7 +465,6 @@ class Sandbox(ThreadedMotoServer):
             "AWS_SESSION_TOKEN": "sandbox",
             "AWS_REGION": SANDBOX_REGION,
             "AWS_DEFAULT_REGION": SANDBOX_REGION,
-            "RECONCILER_SANDBOX": "1",
         }
 
 

@@ -76,7 +76,10 @@ def test_a_read_token_guards_the_page_status_and_events(aws, specs, tmp_path):
             driver.get(f"http://127.0.0.1:{port}/")
             driver.find_element(By.ID, "token").send_keys("not-the-token-0123456789")
             driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
-            assert "not valid" in driver.find_element(By.ID, "problem").text
+            # the click only sends the form: wait for the answer's page, as a person waits for it to load
+            [problem] = wait_for(lambda: driver.find_elements(By.ID, "problem"), timeout=20,
+                                 what="the sign-in page's answer")
+            assert "not valid" in problem.text
             driver.find_element(By.ID, "token").send_keys(READ)
             driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
             wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "#resources tr[data-ref]"), timeout=20,

@@ -47,12 +47,18 @@ def test_each_overlay_renders_and_passes_kubernetes_schemas(overlay):
     assert container["args"] == [f"envs/{overlay}"]  # the environment it follows
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["serviceAccountName"] == "reconciler"
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
-    assert {m["mountPath"] for m in container["volumeMounts"]} == {"/var/lib/reconciler", "/tmp"}
+    assert {m["mountPath"] for m in container["volumeMounts"]} == {"/var/lib/reconciler", "/tmp", "/etc/reconciler/tls"}
     env = {e["name"]: e for e in container["env"]}
     assert env["RECONCILER_STATE_DIR"]["value"] == "/var/lib/reconciler"  # the writable state volume
     assert env["RECONCILER_GIT_URL"]["valueFrom"]["secretKeyRef"] == {"name": "reconciler", "key": "git-url"}
-    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    # the page only over TLS: the pod serves HTTPS with the Secret's certificate, the Service forwards 443 to it
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "https", "scheme": "HTTPS"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "https", "scheme": "HTTPS"}
+    assert [p["name"] for p in container["ports"]] == ["https"]
+    assert env["RECONCILER_HTTP_TLS_CERT"]["value"] == "/etc/reconciler/tls/tls.crt"
+    assert {v["name"]: v.get("secret", {}).get("secretName") for v in pod["volumes"]}["tls"] == "reconciler-tls"
+    assert by_kind["Service"]["spec"]["ports"] == [{"name": "https", "port": 443, "targetPort": "https",
+                                                    "appProtocol": "https"}]
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true" and annotations["prometheus.io/path"] == "/metrics"
     # sized from bench/daemon_memory.py (about 90 MiB resident, flat over 1,000 cycles)
@@ -67,7 +73,7 @@ def test_each_overlay_renders_and_passes_kubernetes_schemas(overlay):
 
 def test_a_broken_manifest_is_caught_by_the_schemas():
     [deployment] = [d for d in rendered("prod") if d["kind"] == "Deployment"]
-    deployment["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["httpGet"]["port"] = ["http"]
+    deployment["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["httpGet"]["port"] = ["https"]
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
 
@@ -88,6 +94,28 @@ def test_the_ecs_task_definition_registers_and_reads_back(aws):
     environment = yaml.safe_load((ROOT / "envs" / "prod" / "environment.yaml").read_text())["spec"]["aws"]
     assert task["taskRoleArn"].split(":")[4] == environment["accountId"]
     assert container["logConfiguration"]["options"]["awslogs-region"] == environment["region"]
+
+
+def test_the_ecs_service_keeps_the_port_on_the_private_network(aws):
+    """The service runs the task in private subnets without a public address (the page is reached from inside the
+    VPC: docs/deploy.md), never two at once (the lease would hold the second back)."""
+    service_file = json.loads((ECS / "service.json").read_text())
+    ecs = aws.client("ecs")
+    ecs.create_cluster(clusterName=service_file["cluster"])
+    ecs.register_task_definition(**json.loads((ECS / "task-definition.json").read_text()))
+    ec2 = aws.client("ec2")  # the file's subnets and group are placeholders: this account's, as a user fills them in
+    subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]][:2]
+    group = ec2.describe_security_groups(GroupNames=["bastion"])["SecurityGroups"][0]["GroupId"]
+    placeholders = service_file["networkConfiguration"]["awsvpcConfiguration"]
+    assert all(s.startswith("subnet-") for s in placeholders["subnets"])
+    placeholders.update(subnets=subnets, securityGroups=[group])
+    ecs.create_service(**service_file)
+    [service] = ecs.describe_services(cluster=service_file["cluster"], services=[service_file["serviceName"]])[
+        "services"]
+    network = service["networkConfiguration"]["awsvpcConfiguration"]
+    assert network["assignPublicIp"] == "DISABLED" and network["securityGroups"]
+    assert service_file["deploymentConfiguration"]["maximumPercent"] == 100  # moto does not echo it back
+    assert service["desiredCount"] == 1
 
 
 def test_the_task_role_policy_is_what_iam_policy_prints(cli):

@@ -61,7 +61,7 @@ def test_missing_token_variable_is_clear(cli, specs, aws, redis_server):
     """Outside the sandbox (no sandbox endpoint: as against a real account) an unset variable is an error;
     only the sandbox gets a throw-away value (tests/e2e/test_readme.py)."""
     root = specs("cache.yaml", spec_text())
-    env = {k: v for k, v in aws.env.items() if k not in ("REDIS_AUTH_TOKEN", "AWS_ENDPOINT_URL", "RECONCILER_SANDBOX")}
+    env = {k: v for k, v in aws.env.items() if k not in ("REDIS_AUTH_TOKEN", "AWS_ENDPOINT_URL")}
     result = cli("health", "--endpoint", redis_server.endpoint, str(root), env=env)
     assert result.code == 1 and "REDIS_AUTH_TOKEN is not set" in result.out
     assert "secret.throw_away" not in result.err

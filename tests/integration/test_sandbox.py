@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import reconciler_command
 
 
-def make_table(ddb, name: str = "T") -> None:
+def make_table(ddb, name: str = "Tbl") -> None:
     ddb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
                      KeySchema=[{"AttributeName": "Id", "KeyType": "HASH"}],
                      AttributeDefinitions=[{"AttributeName": "Id", "AttributeType": "S"}])
@@ -25,17 +25,17 @@ def test_fidelity_one_online_index_change_per_update_table(aws):
                        "Projection": {"ProjectionType": "ALL"}}} for i in range(2)]
     defs = [{"AttributeName": f"A{i}", "AttributeType": "S"} for i in range(2)]
     with pytest.raises(botocore.exceptions.ClientError) as info:
-        ddb.update_table(TableName="T", AttributeDefinitions=defs, GlobalSecondaryIndexUpdates=two)
+        ddb.update_table(TableName="Tbl", AttributeDefinitions=defs, GlobalSecondaryIndexUpdates=two)
     assert info.value.response["Error"]["Code"] == "LimitExceededException"
-    assert ddb.describe_table(TableName="T")["Table"].get("GlobalSecondaryIndexes", []) == []
-    ddb.update_table(TableName="T", AttributeDefinitions=defs[:1], GlobalSecondaryIndexUpdates=two[:1])
-    assert len(ddb.describe_table(TableName="T")["Table"]["GlobalSecondaryIndexes"]) == 1
+    assert ddb.describe_table(TableName="Tbl")["Table"].get("GlobalSecondaryIndexes", []) == []
+    ddb.update_table(TableName="Tbl", AttributeDefinitions=defs[:1], GlobalSecondaryIndexUpdates=two[:1])
+    assert len(ddb.describe_table(TableName="Tbl")["Table"]["GlobalSecondaryIndexes"]) == 1
 
 
 def test_fidelity_tagging_an_existing_key_overwrites_it(aws):
     ddb = aws.client("dynamodb")
     make_table(ddb)
-    arn = ddb.describe_table(TableName="T")["Table"]["TableArn"]
+    arn = ddb.describe_table(TableName="Tbl")["Table"]["TableArn"]
     for value in ("web", "hijacked", "web"):
         ddb.tag_resource(ResourceArn=arn, Tags=[{"Key": "team", "Value": value}, {"Key": "tier", "Value": value}])
     assert sorted((t["Key"], t["Value"]) for t in ddb.list_tags_of_resource(ResourceArn=arn)["Tags"]) == [
@@ -45,8 +45,8 @@ def test_fidelity_tagging_an_existing_key_overwrites_it(aws):
 def test_request_log_counts_by_service_and_operation(aws):
     ddb = aws.client("dynamodb")
     make_table(ddb)
-    ddb.describe_table(TableName="T")
-    ddb.describe_table(TableName="T")
+    ddb.describe_table(TableName="Tbl")
+    ddb.describe_table(TableName="Tbl")
     counts = {(r["service"], r["operation"]): (r["count"], r["read"]) for r in aws.requests()}
     assert counts == {("dynamodb", "CreateTable"): (1, False), ("dynamodb", "DescribeTable"): (2, True)}
     aws.reset_requests()

@@ -21,7 +21,7 @@ def code_of(call, *args, **kwargs) -> str:
     return str(info.value.response["Error"]["Code"])
 
 
-def table(ddb, name="T", mode="PAY_PER_REQUEST", indexes=()):
+def table(ddb, name="Tbl", mode="PAY_PER_REQUEST", indexes=()):
     args = {"TableName": name, "BillingMode": mode, "KeySchema": [{"AttributeName": "Id", "KeyType": "HASH"}],
             "AttributeDefinitions": [{"AttributeName": "Id", "AttributeType": "S"},
                                      *({"AttributeName": i, "AttributeType": "S"} for i in indexes)]}
@@ -40,7 +40,7 @@ def gsi(name, mode="PAY_PER_REQUEST"):
     return out
 
 
-def status(ddb, name="T"):
+def status(ddb, name="Tbl"):
     described = ddb.describe_table(TableName=name)["Table"]
     return described["TableStatus"], {g["IndexName"]: (g["IndexStatus"], g.get("Backfilling", False))
                                       for g in described.get("GlobalSecondaryIndexes", [])}
@@ -54,16 +54,16 @@ def test_dynamodb_new_table_is_creating_and_refuses_changes_until_active(aws):
     aws.set_time("aws")
     assert table(ddb, indexes=["ByRole"])["TableStatus"] == "CREATING"
     assert status(ddb) == ("CREATING", {"ByRole": ("CREATING", True)})
-    assert code_of(ddb.update_table, TableName="T", DeletionProtectionEnabled=True) == "ResourceInUseException"
-    assert code_of(ddb.update_time_to_live, TableName="T", TimeToLiveSpecification={
+    assert code_of(ddb.update_table, TableName="Tbl", DeletionProtectionEnabled=True) == "ResourceInUseException"
+    assert code_of(ddb.update_time_to_live, TableName="Tbl", TimeToLiveSpecification={
         "AttributeName": "Exp", "Enabled": True}) == "ResourceInUseException"
-    assert code_of(ddb.update_continuous_backups, TableName="T", PointInTimeRecoverySpecification={
+    assert code_of(ddb.update_continuous_backups, TableName="Tbl", PointInTimeRecoverySpecification={
         "PointInTimeRecoveryEnabled": True}) == "ContinuousBackupsUnavailableException"
-    assert code_of(ddb.put_item, TableName="T", Item={"Id": {"S": "1"}}) == "ResourceNotFoundException"
-    assert code_of(ddb.delete_table, TableName="T") == "ResourceInUseException"
+    assert code_of(ddb.put_item, TableName="Tbl", Item={"Id": {"S": "1"}}) == "ResourceNotFoundException"
+    assert code_of(ddb.delete_table, TableName="Tbl") == "ResourceInUseException"
     aws.finish_transitions()
     assert status(ddb) == ("ACTIVE", {"ByRole": ("ACTIVE", False)})
-    ddb.put_item(TableName="T", Item={"Id": {"S": "1"}})
+    ddb.put_item(TableName="Tbl", Item={"Id": {"S": "1"}})
 
 
 def test_dynamodb_one_index_at_a_time_backfilling_then_deleting(aws):
@@ -72,18 +72,18 @@ def test_dynamodb_one_index_at_a_time_backfilling_then_deleting(aws):
     aws.set_time("aws")
     aws.finish_transitions()
     defs = [{"AttributeName": n, "AttributeType": "S"} for n in ("Id", "ByA", "ByB")]
-    assert code_of(ddb.update_table, TableName="T", AttributeDefinitions=defs, GlobalSecondaryIndexUpdates=[
+    assert code_of(ddb.update_table, TableName="Tbl", AttributeDefinitions=defs, GlobalSecondaryIndexUpdates=[
         {"Create": gsi("ByA")}, {"Create": gsi("ByB")}]) == "LimitExceededException"
-    ddb.update_table(TableName="T", AttributeDefinitions=defs, GlobalSecondaryIndexUpdates=[{"Create": gsi("ByA")}])
+    ddb.update_table(TableName="Tbl", AttributeDefinitions=defs, GlobalSecondaryIndexUpdates=[{"Create": gsi("ByA")}])
     assert status(ddb) == ("ACTIVE", {"ByA": ("CREATING", True)})
     with pytest.raises(botocore.exceptions.ClientError) as info:
-        ddb.update_table(TableName="T", AttributeDefinitions=defs,
+        ddb.update_table(TableName="Tbl", AttributeDefinitions=defs,
                          GlobalSecondaryIndexUpdates=[{"Create": gsi("ByB")}])
     assert info.value.response["Error"]["Code"] == "LimitExceededException"
     assert "Only 1 online index can be created or deleted simultaneously" in info.value.response["Error"]["Message"]
     aws.finish_transitions()
     assert status(ddb) == ("ACTIVE", {"ByA": ("ACTIVE", False)})
-    ddb.update_table(TableName="T", GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": "ByA"}}])
+    ddb.update_table(TableName="Tbl", GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": "ByA"}}])
     assert status(ddb) == ("ACTIVE", {"ByA": ("DELETING", False)})
     aws.finish_transitions()
     assert status(ddb) == ("ACTIVE", {})
@@ -95,26 +95,26 @@ def test_dynamodb_billing_switch_rules(aws):
     aws.set_time("aws")
     aws.finish_transitions()
     # the throughput that "will not change", for the table and for an index
-    assert code_of(ddb.update_table, TableName="T", ProvisionedThroughput={
+    assert code_of(ddb.update_table, TableName="Tbl", ProvisionedThroughput={
         "ReadCapacityUnits": 5, "WriteCapacityUnits": 5}) == "ValidationException"
-    assert code_of(ddb.update_table, TableName="T", GlobalSecondaryIndexUpdates=[{"Update": {
+    assert code_of(ddb.update_table, TableName="Tbl", GlobalSecondaryIndexUpdates=[{"Update": {
         "IndexName": "ByRole", "ProvisionedThroughput": {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5}}}]
     ) == "ValidationException"
     # PROVISIONED -> PAY_PER_REQUEST: the table is UPDATING for minutes, and at most 4 times a day
     for _ in range(4):
-        ddb.update_table(TableName="T", BillingMode="PAY_PER_REQUEST")
+        ddb.update_table(TableName="Tbl", BillingMode="PAY_PER_REQUEST")
         assert status(ddb)[0] == "UPDATING"
-        assert code_of(ddb.update_table, TableName="T", DeletionProtectionEnabled=True) == "ResourceInUseException"
+        assert code_of(ddb.update_table, TableName="Tbl", DeletionProtectionEnabled=True) == "ResourceInUseException"
         aws.finish_transitions()
         # back to PROVISIONED needs the throughput of the table and of every index, in one call
-        assert code_of(ddb.update_table, TableName="T", BillingMode="PROVISIONED", ProvisionedThroughput={
+        assert code_of(ddb.update_table, TableName="Tbl", BillingMode="PROVISIONED", ProvisionedThroughput={
             "ReadCapacityUnits": 5, "WriteCapacityUnits": 5}) == "ValidationException"
-        ddb.update_table(TableName="T", BillingMode="PROVISIONED",
+        ddb.update_table(TableName="Tbl", BillingMode="PROVISIONED",
                          ProvisionedThroughput={"ReadCapacityUnits": 5, "WriteCapacityUnits": 5},
                          GlobalSecondaryIndexUpdates=[{"Update": {"IndexName": "ByRole", "ProvisionedThroughput": {
                              "ReadCapacityUnits": 5, "WriteCapacityUnits": 5}}}])
         aws.finish_transitions()
-    assert code_of(ddb.update_table, TableName="T", BillingMode="PAY_PER_REQUEST") == "LimitExceededException"
+    assert code_of(ddb.update_table, TableName="Tbl", BillingMode="PAY_PER_REQUEST") == "LimitExceededException"
 
 
 def test_dynamodb_ttl_changes_once_an_hour_from_the_call_whatever_the_status(aws):
@@ -123,12 +123,12 @@ def test_dynamodb_ttl_changes_once_an_hour_from_the_call_whatever_the_status(aws
     aws.finish_transitions()
     factor = 2 / DURATIONS["dynamodb.ttl"].seconds  # the status settles in 2 s; the hour's lock takes 24 s
     aws.set_time(factor)
-    ttl = lambda on: {"TableName": "T", "TimeToLiveSpecification": {"AttributeName": "Exp", "Enabled": on}}  # noqa: E731
+    ttl = lambda on: {"TableName": "Tbl", "TimeToLiveSpecification": {"AttributeName": "Exp", "Enabled": on}}  # noqa: E731
     ddb.update_time_to_live(**ttl(True))
-    assert ddb.describe_time_to_live(TableName="T")["TimeToLiveDescription"]["TimeToLiveStatus"] == "ENABLING"
+    assert ddb.describe_time_to_live(TableName="Tbl")["TimeToLiveDescription"]["TimeToLiveStatus"] == "ENABLING"
     assert code_of(ddb.update_time_to_live, **ttl(False)) == "ValidationException"
     time.sleep(2.5)
-    assert ddb.describe_time_to_live(TableName="T")["TimeToLiveDescription"]["TimeToLiveStatus"] == "ENABLED"
+    assert ddb.describe_time_to_live(TableName="Tbl")["TimeToLiveDescription"]["TimeToLiveStatus"] == "ENABLED"
     with pytest.raises(botocore.exceptions.ClientError) as refused:  # the status is settled; the hour is not
         ddb.update_time_to_live(**ttl(False))
     assert "multiple times within a fixed interval" in str(refused.value)
@@ -142,15 +142,15 @@ def test_dynamodb_continuous_backups_a_moment_after_active(aws):
     ddb = aws.client("dynamodb")
     aws.set_time(0.2)  # CREATING for 4 s, then continuous backups unavailable for 2 s more
     table(ddb)
-    pitr = {"TableName": "T", "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True}}
+    pitr = {"TableName": "Tbl", "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True}}
     assert code_of(ddb.update_continuous_backups, **pitr) == "ContinuousBackupsUnavailableException"
     while status(ddb)[0] != "ACTIVE":
         time.sleep(0.05)
-    backups = ddb.describe_continuous_backups(TableName="T")["ContinuousBackupsDescription"]
+    backups = ddb.describe_continuous_backups(TableName="Tbl")["ContinuousBackupsDescription"]
     assert backups["ContinuousBackupsStatus"] == "DISABLED"
     assert code_of(ddb.update_continuous_backups, **pitr) == "ContinuousBackupsUnavailableException"
     aws.finish_transitions()
-    backups = ddb.describe_continuous_backups(TableName="T")["ContinuousBackupsDescription"]
+    backups = ddb.describe_continuous_backups(TableName="Tbl")["ContinuousBackupsDescription"]
     assert backups["ContinuousBackupsStatus"] == "ENABLED"
     out = ddb.update_continuous_backups(**pitr)["ContinuousBackupsDescription"]
     assert out["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
@@ -161,11 +161,11 @@ def test_dynamodb_deleted_table_is_deleting_then_gone(aws):
     table(ddb)
     aws.set_time("aws")
     aws.finish_transitions()
-    assert ddb.delete_table(TableName="T")["TableDescription"]["TableStatus"] == "DELETING"
+    assert ddb.delete_table(TableName="Tbl")["TableDescription"]["TableStatus"] == "DELETING"
     assert status(ddb)[0] == "DELETING"
     assert code_of(table, ddb) == "ResourceInUseException"
     aws.finish_transitions()
-    assert code_of(ddb.describe_table, TableName="T") == "ResourceNotFoundException"
+    assert code_of(ddb.describe_table, TableName="Tbl") == "ResourceNotFoundException"
     table(ddb)
 
 
@@ -339,7 +339,7 @@ def test_request_log_counts_errors_by_code(aws):
     aws.set_time("aws")
     table(ddb)
     for _ in range(2):
-        code_of(ddb.update_table, TableName="T", DeletionProtectionEnabled=True)
+        code_of(ddb.update_table, TableName="Tbl", DeletionProtectionEnabled=True)
     [row] = [r for r in aws.requests() if r["operation"] == "UpdateTable"]
     assert row["count"] == 2 and row["errors"] == {"ResourceInUseException": 2}
     [row] = [r for r in aws.requests() if r["operation"] == "CreateTable"]

@@ -186,9 +186,9 @@ def test_an_unreadable_file_is_an_error_and_nothing_is_pruned(cli, specs, aws, s
     (site_dir / "broken.html").symlink_to(site_dir / "missing-target.html")
     aws.reset_requests()
     result = cli("apply", "--auto-approve", str(root))
-    assert result.code == 1
-    assert "Bucket/example-site-bucket cannot be planned" in result.out and "cannot read" in result.out
-    assert "broken.html" in result.out and "Traceback" not in result.out + result.err
+    assert result.code == 1  # refused with the specs: the link names the file, nothing is planned or sent
+    assert "spec.content.directory" in result.err and "broken.html is a dangling symbolic link" in result.err
+    assert "Traceback" not in result.out + result.err
     assert aws.writes() == []
     aws.client("s3").head_object(Bucket="example-site-bucket", Key="data.json")  # not pruned
 

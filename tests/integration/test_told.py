@@ -4,7 +4,6 @@ kept to AWS's rules, the plan's expected durations, and the IAM policy's read of
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime, timedelta
 
 import boto3
@@ -12,6 +11,7 @@ import pytest
 from botocore.config import Config
 
 from reconciler.iam import allowed_actions, policy
+from tests.conftest import lookup_events
 
 
 def lookups(aws, **extra):
@@ -32,7 +32,7 @@ def test_lookup_events_names_who_made_each_write_by_aws_rules(aws):
                      AttributeDefinitions=[{"AttributeName": "Id", "AttributeType": "S"}])
     aws.client("dynamodb").describe_table(TableName="Audit")  # a read: not recorded
     ct = lookups(aws)
-    found = ct.lookup_events(LookupAttributes=[{"AttributeKey": "ResourceName", "AttributeValue": "Audit"}])
+    found = lookup_events(ct, LookupAttributes=[{"AttributeKey": "ResourceName", "AttributeValue": "Audit"}])
     assert [e["EventName"] for e in found["Events"]] == ["CreateTable"]
     event = found["Events"][0]
     assert event["Username"] == "bob" and event["AccessKeyId"] == key["AccessKeyId"]
@@ -42,31 +42,30 @@ def test_lookup_events_names_who_made_each_write_by_aws_rules(aws):
     assert record["eventSource"] == "dynamodb.amazonaws.com" and record["readOnly"] is False
     assert record["requestParameters"]["tableName"] == "Audit"
     later = datetime.now(UTC) + timedelta(minutes=5)
-    assert ct.lookup_events(StartTime=later)["Events"] == []  # the time range bounds them
+    assert lookup_events(ct, StartTime=later)["Events"] == []  # the time range bounds them
 
 
 def test_lookup_events_keeps_aws_limits(aws):
-    ct = lookups(aws)
-    time.sleep(1.05)  # a second of AWS's rate of its own (another test may have looked up just before)
+    ct = lookups(aws)  # a throttled call waits for AWS's next second (lookup_events): the refusal is the rule's
     with pytest.raises(ct.exceptions.InvalidLookupAttributesException):
-        ct.lookup_events(LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": "CreateTable"},
-                                           {"AttributeKey": "Username", "AttributeValue": "bob"}])
+        lookup_events(ct, LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": "CreateTable"},
+                                            {"AttributeKey": "Username", "AttributeValue": "bob"}])
     with pytest.raises(ct.exceptions.InvalidMaxResultsException):
-        ct.lookup_events(MaxResults=51)
+        lookup_events(ct, MaxResults=51)
 
 
 def test_lookup_events_pages_newest_first(aws):
     ddb = aws.client("dynamodb")
     for n in range(3):
-        ddb.create_table(TableName=f"P{n}", BillingMode="PAY_PER_REQUEST",
+        ddb.create_table(TableName=f"Page{n}", BillingMode="PAY_PER_REQUEST",
                          KeySchema=[{"AttributeName": "Id", "KeyType": "HASH"}],
                          AttributeDefinitions=[{"AttributeName": "Id", "AttributeType": "S"}])
-    ct = aws.client("cloudtrail")  # retries (standard mode) carry it over the rate limit
-    first = ct.lookup_events(MaxResults=2)
-    rest = ct.lookup_events(MaxResults=2, NextToken=first["NextToken"])
+    ct = lookups(aws)  # no retries of botocore's: a throttled lookup waits for AWS's next second (lookup_events)
+    first = lookup_events(ct, MaxResults=2)
+    rest = lookup_events(ct, MaxResults=2, NextToken=first["NextToken"])
     names = [json.loads(e["CloudTrailEvent"])["requestParameters"]["tableName"] for e in first["Events"]
              + rest["Events"] if e["EventName"] == "CreateTable"]
-    assert names[:3] == ["P2", "P1", "P0"]
+    assert names[:3] == ["Page2", "Page1", "Page0"]
 
 
 def test_the_plan_says_how_long_aws_will_take(aws, cli, example_specs):

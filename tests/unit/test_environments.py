@@ -21,7 +21,8 @@ spec:
   partitionKey: {name: OrderId, type: S}
   billingMode: PROVISIONED
   capacity: {read: 5, write: 5}
-  tags: {stage: "${stage}", cost-centre: "cc-${centre:=42}", literal: "$${stage}"}
+  tags: {stage: "${stage}", cost-centre: "cc-${centre:=42}"}
+  items: [{OrderId: o-1, literal: "$${stage}"}]   # an escaped placeholder (no tag takes '$': DynamoDB's rules)
 """
 
 
@@ -61,7 +62,8 @@ def test_values_fill_placeholders_and_patches_merge(tmp_path, monkeypatch):
     [table] = loaded.specs
     assert table.name == "orders-prod" and table.environment == "prod"
     assert table.spec["capacity"] == {"read": 20, "write": 5}  # the patch's read, the base's write
-    assert table.spec["tags"] == {"stage": "prod", "cost-centre": "cc-42", "literal": "${stage}"}
+    assert table.spec["tags"] == {"stage": "prod", "cost-centre": "cc-42"}
+    assert table.spec["items"] == [{"OrderId": "o-1", "literal": "${stage}"}]
     assert loaded.environment.name == "prod"
     assert table.origin_of(("spec", "capacity", "read"))[0].what == "patch"
     assert table.origin_of(("spec", "capacity", "write")) is None  # stated by the base itself

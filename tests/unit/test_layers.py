@@ -18,9 +18,9 @@ PACKAGE = ROOT / "reconciler"
 # Lowest first. A module may import its own layer and the layers below it.
 LAYERS = [
     {"errors", "model", "fields", "exported", "ratelimit", "intents", "log", "yamledit", "durations", "state",
-     "typical", "cdn"},
+     "typical", "cdn", "plainjson", "constraints", "apimodel"},
     {"aws", "secrets", "specs", "sandbox", "models", "expect", "environments", "viewer"},
-    {"resources", "health", "lease", "windows", "site"},
+    {"resources", "health", "lease", "windows", "site", "requestcheck"},
     {"engine", "iam", "loading"},
     {"agent"},
     {"cli", "__main__"},
