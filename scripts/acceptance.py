@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from acceptance_journal import RUN_TAG, Journal, Names, boto, observe, prefix_in_use, present, remove  # noqa: E402
 
-from reconciler.state import state_dir  # noqa: E402
-from reconciler.typical import DURATIONS  # noqa: E402  (AWS's typical durations, with their sources)
+from reconciler.aws.typical import DURATIONS  # noqa: E402  (AWS's typical durations, with their sources)
+from reconciler.core.statedir import state_dir  # noqa: E402
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 2
 WAIT_S = 5400  # apply --wait: the longest phase on AWS (a replica, a token rotation) takes about half an hour

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..engine.plan import DEFAULT_MAX_DESTROY
+from reconciler.engine.plan import DEFAULT_MAX_DESTROY
 
 
 @dataclass(frozen=True)

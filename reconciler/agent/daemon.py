@@ -20,23 +20,23 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from ..aws import describe_failure, is_loopback
-from ..engine.apply import ApplyReport
-from ..engine.plan import Plan
-from ..lease import Lease, keep
-from ..resources import registry
-from .config import AgentConfig
-from .events import Events
-from .memory import trim
-from .queue import Batch, WorkQueue
-from .reconcile import ALL, BatchResult, Reconciler
-from .status import StatusStore, now_iso
-from .watch import WAIT_S, EventIndex, Poller, Subscription, Touch, regions_for, trail_status
+from reconciler.agent.config import AgentConfig
+from reconciler.agent.memory import trim
+from reconciler.agent.queue import Batch, WorkQueue
+from reconciler.agent.reconcile import ALL, BatchResult, Reconciler
+from reconciler.agent.serve.status import StatusStore, now_iso
+from reconciler.agent.tell.events import Events
+from reconciler.agent.watch import WAIT_S, EventIndex, Poller, Subscription, Touch, regions_for, trail_status
+from reconciler.aws.client import describe_failure, is_loopback
+from reconciler.engine.apply import ApplyReport
+from reconciler.engine.lease import Lease, keep
+from reconciler.engine.plan import Plan
+from reconciler.kinds import registry
 
 if TYPE_CHECKING:
-    from ..aws import Aws
-    from .source import DirectorySource, GitSource
-    from .writeback import BranchWriter
+    from reconciler.agent.source import DirectorySource, GitSource
+    from reconciler.agent.writeback import BranchWriter
+    from reconciler.aws.client import Aws
 
 log = structlog.get_logger()
 EVENT_WAIT_S = 120  # how long a poller waits for its events' reconcile before deleting the messages
@@ -161,7 +161,7 @@ class Agent:
 
     def run_forever(self, http_host: str, http_port: int | None) -> int:
         """Reconcile what is due until SIGTERM/SIGINT; SIGHUP reconciles everything now."""
-        from .http import Access, parse_networks, serve, tls_context
+        from reconciler.agent.serve.http import Access, parse_networks, serve, tls_context
 
         server = None
         if http_port is not None:  # before anything else: a port that cannot be served is said at once

@@ -21,10 +21,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..plainjson import json_default
+from reconciler.core.plainjson import json_default
 
 if TYPE_CHECKING:
-    from ..engine.plan import Change
+    from reconciler.engine.plan import Change
 
 
 @dataclass

@@ -24,31 +24,31 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from ..aws import aws_time_factor, describe_failure, wants_traceback
-from ..engine.apply import ApplyReport, apply_plan
-from ..engine.plan import Change, Plan, enforce_budget, enforce_windows, make_plan
-from ..engine.writeback import uncorrected_fields, write_back
-from ..errors import ReconcilerError, SpecError, SpecProblem
-from ..expect import Durations
-from ..health import HealthResult, check_cluster
-from ..lease import Heartbeat, Lease, keep
-from ..loading import interval_of, load_specs
-from ..site import SiteResult, check_site, facts_of
-from ..specs import SpecSet
-from ..viewer import sandbox_edge
-from ..windows import windows_of
-from .config import AgentConfig
-from .events import Event
-from .ledger import Ledger
-from .record import Recorder
-from .source import GitSource
-from .status import StatusStore, now_iso
-from .who import Trail
-from .writeback import BranchWriter, Published
+from reconciler.agent.config import AgentConfig
+from reconciler.agent.ledger import Ledger
+from reconciler.agent.record import Recorder
+from reconciler.agent.serve.status import StatusStore, now_iso
+from reconciler.agent.source import GitSource
+from reconciler.agent.tell.events import Event
+from reconciler.agent.who import Trail
+from reconciler.agent.writeback import BranchWriter, Published
+from reconciler.aws.client import aws_time_factor, describe_failure, wants_traceback
+from reconciler.aws.expected import Durations
+from reconciler.checks.redis import HealthResult, check_cluster
+from reconciler.checks.site import SiteResult, check_site, facts_of
+from reconciler.checks.viewer import sandbox_edge
+from reconciler.core.errors import ReconcilerError, SpecError, SpecProblem
+from reconciler.engine.apply import ApplyReport, apply_plan
+from reconciler.engine.lease import Heartbeat, Lease, keep
+from reconciler.engine.load import interval_of, load_specs
+from reconciler.engine.plan import Change, Plan, enforce_budget, enforce_windows, make_plan
+from reconciler.engine.writeback import uncorrected_fields, write_back
+from reconciler.spec.documents import SpecSet
+from reconciler.spec.windows import windows_of
 
 if TYPE_CHECKING:
-    from ..aws import Aws
-    from .source import DirectorySource
+    from reconciler.agent.source import DirectorySource
+    from reconciler.aws.client import Aws
 
 log = structlog.get_logger()
 
@@ -209,7 +209,7 @@ class Reconciler:
 
     @staticmethod
     def _is_resource(kind: str) -> bool:
-        from ..resources import registry
+        from reconciler.kinds import registry
 
         return kind in registry.kinds()
 

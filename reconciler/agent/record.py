@@ -9,20 +9,20 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from ..expect import Durations
-from ..plainjson import dumps
-from .events import Event
-from .ledger import Ledger, Operation
-from .status import StatusStore, now_iso
-from .who import Trail, touch_json
+from reconciler.agent.ledger import Ledger, Operation
+from reconciler.agent.serve.status import StatusStore, now_iso
+from reconciler.agent.tell.events import Event
+from reconciler.agent.who import Trail, touch_json
+from reconciler.aws.expected import Durations
+from reconciler.core.plainjson import dumps
 
 if TYPE_CHECKING:
-    from ..aws import Aws
-    from ..engine.apply import ApplyReport, Outcome
-    from ..engine.plan import Change, Plan
-    from ..health import HealthResult
-    from ..site import SiteResult
-    from .watch import Touch
+    from reconciler.agent.watch import Touch
+    from reconciler.aws.client import Aws
+    from reconciler.checks.redis import HealthResult
+    from reconciler.checks.site import SiteResult
+    from reconciler.engine.apply import ApplyReport, Outcome
+    from reconciler.engine.plan import Change, Plan
 
 log = structlog.get_logger()
 

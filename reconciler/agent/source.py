@@ -13,9 +13,9 @@ import re
 import subprocess
 from pathlib import Path
 
-from ..environments import environment_file, files_of, read_environment
-from ..errors import ReconcilerError
-from ..specs import spec_files
+from reconciler.core.errors import ReconcilerError
+from reconciler.spec.documents import spec_files
+from reconciler.spec.environments import environment_file, files_of, read_environment
 
 
 class DirectorySource:

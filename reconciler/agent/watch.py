@@ -33,13 +33,13 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from ..aws import USER_AGENT, apart, describe_failure
-from ..model import OWNER_TAG, OWNER_VALUE, ROLE_TAG
+from reconciler.aws.client import USER_AGENT, apart, describe_failure
+from reconciler.core.types import OWNER_TAG, OWNER_VALUE, ROLE_TAG
 
 if TYPE_CHECKING:
-    from ..aws import Aws
-    from ..engine.plan import Change, Plan
-    from .metrics import Metrics
+    from reconciler.agent.serve.metrics import Metrics
+    from reconciler.aws.client import Aws
+    from reconciler.engine.plan import Change, Plan
 
 log = structlog.get_logger()
 

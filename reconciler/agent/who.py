@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from ..aws import describe_error
-from .watch import EVENT_TYPE, EventIndex, Touch, read_event
+from reconciler.agent.watch import EVENT_TYPE, EventIndex, Touch, read_event
+from reconciler.aws.client import describe_error
 
 if TYPE_CHECKING:
-    from ..aws import Aws
-    from ..engine.plan import Change
+    from reconciler.aws.client import Aws
+    from reconciler.engine.plan import Change
 
 log = structlog.get_logger()
 

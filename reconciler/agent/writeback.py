@@ -21,9 +21,9 @@ from typing import Any
 
 import structlog
 
-from ..engine.writeback import WriteBack
-from ..errors import ReconcilerError
-from .source import GitSource
+from reconciler.agent.source import GitSource
+from reconciler.core.errors import ReconcilerError
+from reconciler.engine.writeback import WriteBack
 
 log = structlog.get_logger()
 

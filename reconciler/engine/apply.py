@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from ..aws import describe_failure, wants_traceback
-from ..expect import Durations, spoken
-from ..model import NotYet
-from .plan import Change, ObserveFailure, Plan, change_steps, decide, dependency_wait, observe_all
+from reconciler.aws.client import describe_failure, wants_traceback
+from reconciler.aws.expected import Durations, spoken
+from reconciler.core.types import NotYet
+from reconciler.engine.plan import Change, ObserveFailure, Plan, change_steps, decide, dependency_wait, observe_all
 
 if TYPE_CHECKING:
-    from ..aws import Aws
+    from reconciler.aws.client import Aws
 
 log = structlog.get_logger()
 

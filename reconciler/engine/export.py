@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from ..exported import Exported
+from reconciler.kinds.exported import Exported
 
 if TYPE_CHECKING:
-    from ..aws import Aws
+    from reconciler.aws.client import Aws
 
 
 class _Dumper(yaml.SafeDumper):
@@ -40,7 +40,7 @@ def _decimal(dumper: yaml.SafeDumper, value: Decimal) -> yaml.Node:
 
 def _text(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
     """Text that the spec loader would read as a number (`1e3`) is quoted, so it stays text."""
-    from ..specs import EXPONENT_NUMBER
+    from reconciler.spec.documents import EXPONENT_NUMBER
 
     if EXPONENT_NUMBER.fullmatch(value):
         return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="'")
@@ -69,7 +69,7 @@ def to_yaml(item: Exported) -> str:
 def export_stack(aws: Aws, kinds: list[str], names: list[str], options: dict[str, Any]) -> list[Exported]:
     """Every live resource of the given kinds (all kinds when empty), filtered by name; the
     buckets that exported distributions serve from are included."""
-    from ..resources import registry
+    from reconciler.kinds import registry
 
     wanted_kinds = kinds or registry.kinds()
     found: list[Exported] = []

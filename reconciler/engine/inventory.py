@@ -14,11 +14,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..model import ENV_TAG, LEASE_ROLE, NAME_TAG, OWNER_TAG, OWNER_VALUE, ROLE_TAG
-from ..resources import registry
+from reconciler.core.types import ENV_TAG, LEASE_ROLE, NAME_TAG, OWNER_TAG, OWNER_VALUE, ROLE_TAG
+from reconciler.kinds import registry
 
 if TYPE_CHECKING:
-    from ..aws import Aws
+    from reconciler.aws.client import Aws
 
 GLOBAL_REGION = "us-east-1"
 IAM_ACTIONS = ("tag:GetResources",)

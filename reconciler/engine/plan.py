@@ -11,17 +11,17 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from ..aws import describe_error, describe_failure, wants_traceback
-from ..expect import Durations, step_seconds
-from ..fields import mark_ignored
-from ..model import ENV_TAG, NAME_TAG, OWNER_TAG, OWNER_VALUE, FieldChange, Live, Step
-from ..resources import Resource, registry
-from ..windows import blocked, windows_of
-from .inventory import Owned, list_owned, owned_resources, unmanaged
+from reconciler.aws.client import describe_error, describe_failure, wants_traceback
+from reconciler.aws.expected import Durations, step_seconds
+from reconciler.core.diff import mark_ignored
+from reconciler.core.types import ENV_TAG, NAME_TAG, OWNER_TAG, OWNER_VALUE, FieldChange, Live, Step
+from reconciler.engine.inventory import Owned, list_owned, owned_resources, unmanaged
+from reconciler.kinds import Resource, registry
+from reconciler.spec.windows import blocked, windows_of
 
 if TYPE_CHECKING:
-    from ..aws import Aws
-    from ..specs import SpecSet
+    from reconciler.aws.client import Aws
+    from reconciler.spec.documents import SpecSet
 
 log = structlog.get_logger()
 

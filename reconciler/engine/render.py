@@ -8,11 +8,11 @@ from typing import Any
 
 import click
 
-from ..expect import Durations, agent_durations, spoken
-from ..model import FieldChange
-from ..plainjson import json_default
-from .apply import ApplyReport
-from .plan import Change, Plan
+from reconciler.aws.expected import Durations, agent_durations, spoken
+from reconciler.core.plainjson import json_default
+from reconciler.core.types import FieldChange
+from reconciler.engine.apply import ApplyReport
+from reconciler.engine.plan import Change, Plan
 
 SYMBOLS = {"create": "+", "adopt": ">", "update": "~", "replace": "-/+", "delete": "-",
            "error": "!", "noop": " "}

@@ -9,12 +9,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..expect import Durations, spoken
-from ..typical import DURATIONS
-from .apply import ApplyReport, Outcome
-from .plan import Change, Plan
-from .writeback import Entry as WrittenField
-from .writeback import WriteBack
+from reconciler.aws.expected import Durations, spoken
+from reconciler.aws.typical import DURATIONS
+from reconciler.engine.apply import ApplyReport, Outcome
+from reconciler.engine.plan import Change, Plan
+from reconciler.engine.writeback import Entry as WrittenField
+from reconciler.engine.writeback import WriteBack
 
 WIDTH = 200  # no line of the report is longer (a long error is cut here; the log has it whole)
 DONE = {"create": "created", "adopt": "adopted (now managed)", "update": "updated", "replace": "replaced",

@@ -21,18 +21,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import SpecError
-from ..fields import MISSING, Field, mark_ignored, normalise
-from ..model import OWNERSHIP_TAGS, FieldChange
-from ..resources import registry
-from ..specs import ENVIRONMENT_KIND, Spec
-from ..yamledit import YamlEditError, append, delete, find_document, set_value
+from reconciler.core.diff import MISSING, Field, mark_ignored, normalise
+from reconciler.core.errors import SpecError
+from reconciler.core.types import OWNERSHIP_TAGS, FieldChange
+from reconciler.kinds import registry
+from reconciler.spec.documents import ENVIRONMENT_KIND, Spec
+from reconciler.spec.yamledit import YamlEditError, append, delete, find_document, set_value
 
 if TYPE_CHECKING:
-    from ..aws import Aws
-    from ..loading import SpecSet
-    from ..resources import Resource
-    from .plan import Change, Plan
+    from reconciler.aws.client import Aws
+    from reconciler.engine.load import SpecSet
+    from reconciler.engine.plan import Change, Plan
+    from reconciler.kinds import Resource
 
 WRITABLE_ACTIONS = ("update", "replace", "adopt")
 
@@ -200,7 +200,7 @@ class _Editing:
         _edit(texts.into(spec), found, fc, spec.spec, self.change.live.state)
 
     def _load(self, texts: _Texts | None = None) -> SpecSet:
-        from ..loading import load_specs
+        from reconciler.engine.load import load_specs
 
         overrides = texts.overrides() if texts is not None else {p: new for p, (_, _, new) in self.result.files.items()}
         return load_specs(self.root, self.relative_to, overrides=overrides)

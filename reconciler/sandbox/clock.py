@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from ..typical import DURATIONS
+from reconciler.aws.typical import DURATIONS
 
 
 def parse_aws_time(text: str | float | None) -> float:

@@ -29,7 +29,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from .clock import current
+from reconciler.sandbox.clock import current
 
 FILE_PATHS_IN_PROGRESS = 3000   # "up to 3,000 files per distribution in progress at one time"
 WILDCARD_PATHS_IN_PROGRESS = 15  # "up to 15 invalidation paths in progress at one time" (with *)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .clock import current
+from reconciler.sandbox.clock import current
 
 _DAY_S = 24 * 3600
 _PPR_SWITCHES_PER_DAY = 4

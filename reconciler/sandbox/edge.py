@@ -41,9 +41,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from ..cdn import Ttls, allowing_statements, covers, edge_ttl, ttls_of
-from .clock import AwsTime, using
-from .s3 import find_bucket
+from reconciler.aws.caching import Ttls, allowing_statements, covers, edge_ttl, ttls_of
+from reconciler.sandbox.clock import AwsTime, using
+from reconciler.sandbox.s3 import find_bucket
 
 CERT_DAYS = 90
 

@@ -33,7 +33,7 @@ import string
 from datetime import UTC, datetime
 from typing import Any
 
-from .clock import current
+from reconciler.sandbox.clock import current
 
 _TOKEN_FORBIDDEN = set('/"@%')
 _PRINTABLE = set(string.printable) - set("\t\n\r\x0b\x0c")

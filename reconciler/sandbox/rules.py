@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from .. import apimodel, constraints
+from reconciler.aws import apimodel, constraints
 
 Environ = dict[str, Any]
 # The signing name of a request (its credential scope) -> botocore's service name, where they differ.

@@ -126,7 +126,7 @@ def anonymous_read_refusal(bucket_name: str, key: str) -> str | None:
     if bucket is None:
         return None
     block = bucket.public_access_block
-    from ..cdn import public_statement
+    from reconciler.aws.caching import public_statement
 
     if public_statement(bucket.policy, bucket_name, key) and not (block and block.restrict_public_buckets):
         return None

@@ -37,14 +37,14 @@ from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import make_server
 
-from ..aws import SANDBOX_MARK
-from . import rules
-from .clock import AwsTime, parse_aws_time, using
-from .cloudfront import patch_moto_cloudfront
-from .cloudtrail import Trail
-from .dynamodb import patch_moto_dynamodb
-from .elasticache import patch_moto_elasticache
-from .s3 import patch_moto_s3, tag_created_bucket
+from reconciler.aws.client import SANDBOX_MARK
+from reconciler.sandbox import rules
+from reconciler.sandbox.clock import AwsTime, parse_aws_time, using
+from reconciler.sandbox.cloudfront import patch_moto_cloudfront
+from reconciler.sandbox.cloudtrail import Trail
+from reconciler.sandbox.dynamodb import patch_moto_dynamodb
+from reconciler.sandbox.elasticache import patch_moto_elasticache
+from reconciler.sandbox.s3 import patch_moto_s3, tag_created_bucket
 
 SANDBOX_REGION = "us-east-1"
 DEFAULT_ACCOUNT_ID = "123456789012"  # moto's, for the sandbox's own credentials
@@ -348,7 +348,7 @@ def _anonymous_read(environ: Environ) -> tuple[str, str] | None:
 def _anonymous_refusal(environ: Environ, bucket: str, key: str) -> Callable[[StartResponse], list[bytes]] | None:
     """The 403 S3 answers an anonymous read the bucket does not allow to everyone (s3.py, "anonymous reads");
     None when it allows it."""
-    from .s3 import anonymous_read_refusal
+    from reconciler.sandbox.s3 import anonymous_read_refusal
 
     reason = anonymous_read_refusal(bucket, key)
     if reason is None:
@@ -369,7 +369,7 @@ _JSON_TYPE = re.compile(rb'"__type"\s*:\s*"(?:[^"#]*#)?([^"]+)"')
 def _slower(given: Any) -> dict[str, float]:
     """{"dynamodb.throughput": 6}: AWS takes that work six times its typical time from now on (a test's way to
     have AWS be slow, as it sometimes is)."""
-    from .clock import DURATIONS
+    from reconciler.sandbox.clock import DURATIONS
 
     if not isinstance(given, dict) or any(k not in DURATIONS or float(v) <= 0 for k, v in given.items()):
         raise ValueError(f"slower: {{work: times}} with work one of {sorted(DURATIONS)}, times > 0")
@@ -382,7 +382,7 @@ def _auth_token_digests() -> dict[str, list[str]]:
 
     from moto.elasticache.models import elasticache_backends
 
-    from .elasticache import valid_tokens
+    from reconciler.sandbox.elasticache import valid_tokens
 
     out: dict[str, list[str]] = {}
     for account in list(elasticache_backends.values()):
@@ -429,7 +429,7 @@ class Sandbox(ThreadedMotoServer):
         self._server.serve_forever()
 
     def start(self) -> None:
-        from .edge import Edge
+        from reconciler.sandbox.edge import Edge
 
         super().start()
         self.edge = Edge(self.clock, host=self._ip_address).start()

@@ -163,16 +163,20 @@ def test_a_killed_run_is_cleaned_up_from_its_journal_only(aws, tmp_path):
     run's tag, and nothing else (a foreign table whose name the run would have used is left alone)."""
     aws.set_time(0.005)
     env = {**aws.env, "RECONCILER_STATE_DIR": str(tmp_path / "state")}
+    errors = tmp_path / "run.err"
     proc = subprocess.Popen([str(ROOT / "scripts" / "acceptance"), "--account", ACCOUNT, "--yes", "--prefix",
                              "prodz-"], env=env, cwd=ROOT, text=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+                            stderr=errors.open("w"), start_new_session=True)
+    said = []
     try:
         for line in proc.stdout:  # type: ignore[union-attr]
+            said.append(line)
             if line.startswith("== multi-step changes"):  # the stack exists, as the journal says
                 break
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the run and the `reconciler` it may be running: killed as by an OOM
         proc.wait()
+    assert said and said[-1].startswith("== multi-step changes"), "".join(said) + errors.read_text()[-3000:]
     [directory] = (tmp_path / "state" / "acceptance").iterdir()
     recorded = [json.loads(line) for line in (directory / "journal.jsonl").read_text().splitlines()][1:]
     assert {r["kind"] for r in recorded} >= {"table", "bucket", "distribution", "cache", "security group"}

@@ -148,11 +148,11 @@ def _what_a_check_costs(aws, root: Path, env: dict[str, str], monkeypatch) -> No
 
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    from reconciler.aws import Aws
+    from reconciler.aws.client import Aws
+    from reconciler.checks.site import check_site, facts_of
+    from reconciler.checks.viewer import sandbox_edge
+    from reconciler.engine.load import load_specs
     from reconciler.engine.plan import make_plan
-    from reconciler.loading import load_specs
-    from reconciler.site import check_site, facts_of
-    from reconciler.viewer import sandbox_edge
 
     spec_set = load_specs(root)
     handle = Aws()

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from reconciler.iam import allowed_actions
+from reconciler.engine.iam import allowed_actions
 from tests.conftest import free_port, reconciler_command, wait_for
 from tests.iam_eval import TagBook, evaluate, read_calls
 

@@ -14,7 +14,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from reconciler.iam import allowed_actions
+from reconciler.engine.iam import allowed_actions
 from tests.conftest import ROOT
 from tests.iam_eval import evaluate, read_calls
 

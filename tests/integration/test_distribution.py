@@ -150,10 +150,10 @@ def test_stale_etag_is_reread_and_retried_once(aws, specs, cli, monkeypatch):
     assert cli("apply", "--auto-approve", str(root)).code == 0
     for key, value in aws.env.items():
         monkeypatch.setenv(key, value)
-    from reconciler.aws import Aws
+    from reconciler.aws.client import Aws
+    from reconciler.engine.load import load_specs
     from reconciler.engine.plan import make_plan
-    from reconciler.loading import load_specs
-    from reconciler.resources.cloudfront import Distribution
+    from reconciler.kinds.distribution.kind import Distribution
 
     spec_set = load_specs(root)
     handle = Aws()

@@ -14,7 +14,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from reconciler.aws import Aws as AwsHandle
+from reconciler.aws.client import Aws as AwsHandle
 from tests.conftest import ROOT
 
 STAGING, PROD = "111111111111", "222222222222"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.model import OWNER_TAG, ROLE_TAG
+from reconciler.core.types import OWNER_TAG, ROLE_TAG
 from tests.conftest import wait_for
 
 
@@ -21,8 +21,8 @@ class Clock:
 def make_lease(aws, monkeypatch):
     for key, value in aws.env.items():
         monkeypatch.setenv(key, value)
-    from reconciler.aws import Aws
-    from reconciler.lease import Lease
+    from reconciler.aws.client import Aws
+    from reconciler.engine.lease import Lease
 
     def make(owner: str, duration_s: float = 30) -> tuple[Lease, Clock]:
         clock = Clock()
@@ -139,7 +139,7 @@ def test_heartbeat_calls_are_counted_apart_from_the_cycles_and_read_safely(make_
     fix: 'dictionary changed size during iteration', and lease calls in the cycle's figures)."""
     import threading
 
-    from reconciler.lease import Heartbeat
+    from reconciler.engine.lease import Heartbeat
 
     lease, _ = make_lease("agent-a", duration_s=0.3)  # renews every 0.1 s
     assert lease.try_acquire()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.iam import OWNED, allowed_actions, is_read
+from reconciler.engine.iam import OWNED, allowed_actions, is_read
 from tests.conftest import ROOT, free_port, reconciler_command
 from tests.iam_eval import TagBook, evaluate, parliament, parliament_disproved, read_calls
 

@@ -10,7 +10,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from reconciler.iam import allowed_actions, policy
+from reconciler.engine.iam import allowed_actions, policy
 from tests.conftest import lookup_events
 
 

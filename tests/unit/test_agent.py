@@ -8,11 +8,11 @@ from pathlib import Path
 from reconciler.agent.reconcile import Backoff
 from reconciler.agent.record import state_of as _state_of
 from reconciler.agent.source import redact
+from reconciler.core.types import Live
 from reconciler.engine.apply import Outcome
+from reconciler.engine.load import load_specs
 from reconciler.engine.plan import Change
-from reconciler.loading import load_specs
-from reconciler.model import Live
-from reconciler.resources.dynamodb import Table
+from reconciler.kinds.table.kind import Table
 
 
 def test_backoff_doubles_and_is_capped_and_clears():

@@ -3,9 +3,9 @@ CloudFront's limits on invalidations in progress."""
 
 from __future__ import annotations
 
-from reconciler.resources.dynamodb import ttl_record
-from reconciler.resources.elasticache import TOKEN_SPECIALS, token_problem
-from reconciler.resources.invalidations import path_counts, too_large
+from reconciler.kinds.cache.kind import TOKEN_SPECIALS, token_problem
+from reconciler.kinds.distribution.invalidations import path_counts, too_large
+from reconciler.kinds.table.kind import ttl_record
 
 
 def test_a_token_aws_takes_at_create():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from reconciler.cdn import MANAGED_TTLS, covers, directives, edge_ttl, public_statement
+from reconciler.aws.caching import MANAGED_TTLS, covers, directives, edge_ttl, public_statement
 
 OPTIMIZED = MANAGED_TTLS["Managed-CachingOptimized"]
 

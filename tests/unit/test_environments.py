@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.errors import SpecError
-from reconciler.loading import load_specs
+from reconciler.core.errors import SpecError
+from reconciler.engine.load import load_specs
 from tests.conftest import ROOT
 
 BASE = """\

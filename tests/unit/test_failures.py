@@ -7,12 +7,12 @@ import botocore.exceptions
 import pytest
 import structlog
 
-from reconciler.aws import describe_failure
+from reconciler.aws.client import describe_failure
+from reconciler.core.types import Step
 from reconciler.engine.apply import _apply_one
+from reconciler.engine.load import load_specs
 from reconciler.engine.plan import Change
-from reconciler.loading import load_specs
-from reconciler.model import Step
-from reconciler.resources.dynamodb import Table
+from reconciler.kinds.table.kind import Table
 
 TABLE = "apiVersion: reconciler/v1\nkind: Table\nmetadata: {name: Users}\nspec: {partitionKey: {name: Id, type: S}}\n"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from reconciler.fields import MISSING, Field, diff_fields, is_ignored, mark_ignored, normalise
+from reconciler.core.diff import MISSING, Field, diff_fields, is_ignored, mark_ignored, normalise
 
 DEFAULTED = (Field("billingMode", default="PAY_PER_REQUEST"), Field("pointInTimeRecovery"))
 FIELDS = (

@@ -8,9 +8,9 @@ from typing import Any
 
 import structlog
 
-from reconciler.agent.events import Events
-from reconciler.agent.http import serve
-from reconciler.agent.status import StatusStore
+from reconciler.agent.serve.http import serve
+from reconciler.agent.serve.status import StatusStore
+from reconciler.agent.tell.events import Events
 
 
 class BrokenStore(StatusStore):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reconciler.iam import CREATED_OWNED, OWNED, policy
+from reconciler.engine.iam import CREATED_OWNED, OWNED, policy
 from tests.iam_eval import actions_of_call, evaluate, parliament
 
 UPDATE = {"service": "cloudfront", "operation": "UpdateDistribution", "region": "us-east-1",

@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from reconciler.errors import ReconcilerError
-from reconciler.ratelimit import DEFAULT_LIMITS, RateLimiter, TokenBucket, parse_limits
+from reconciler.aws.ratelimit import DEFAULT_LIMITS, RateLimiter, TokenBucket, parse_limits
+from reconciler.core.errors import ReconcilerError
 
 
 class FakeClock:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import click
 
+from reconciler.core.types import FieldChange, Live, ownership_tags
+from reconciler.engine.load import load_specs
 from reconciler.engine.plan import Change, Plan, decide
 from reconciler.engine.render import plan_json, render_plan
-from reconciler.loading import load_specs
-from reconciler.model import FieldChange, Live, ownership_tags
-from reconciler.resources.dynamodb import Table
+from reconciler.kinds.table.kind import Table
 
 SPEC = """\
 apiVersion: reconciler/v1
@@ -87,7 +87,7 @@ def test_no_changes_says_so(tmp_path):
 
 
 def test_the_page_chart_and_verdicts():
-    from reconciler.agent.page import chart, overall, sync
+    from reconciler.agent.serve.page import chart, overall, sync
 
     cycles = [{"finished": "t1", "durationSeconds": 1.0, "result": "ok", "changes": 1, "errors": 0},
               {"finished": "t2", "durationSeconds": 0.5, "result": "error", "changes": 0, "errors": 1}]

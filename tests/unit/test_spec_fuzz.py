@@ -10,8 +10,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler.errors import SpecError
-from reconciler.loading import load_specs
+from reconciler.core.errors import SpecError
+from reconciler.engine.load import load_specs
 
 GOOD = {
     "apiVersion": "reconciler/v1", "kind": "Table", "metadata": {"name": "Users"},

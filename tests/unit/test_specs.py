@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.errors import SpecError
-from reconciler.loading import load_specs
+from reconciler.core.errors import SpecError
+from reconciler.engine.load import load_specs
 
 GOOD = """\
 apiVersion: reconciler/v1
@@ -146,7 +146,7 @@ BOMB = "".join(
 def test_an_alias_bomb_is_refused_quickly_with_its_file_and_line(tmp_path):
     """9 levels of 9 references: 300 bytes that stand for 387 million values (before the fix: 10 GB and
     minutes). Refused once MAX_VALUES have been built, with the file and line."""
-    from reconciler.specs import MAX_VALUES
+    from reconciler.spec.documents import MAX_VALUES
 
     assert len(BOMB) < 400
     [found] = problems(write(tmp_path, "bomb.yaml", BOMB))

@@ -10,12 +10,12 @@ from pathlib import Path
 import structlog
 
 from reconciler.agent.ledger import Ledger, Operation
+from reconciler.aws.expected import ENOUGH, Durations, spoken
+from reconciler.aws.typical import DURATIONS
+from reconciler.core.log import configure_logging, plain
+from reconciler.engine.load import load_specs
 from reconciler.engine.plan import Change
-from reconciler.expect import ENOUGH, Durations, spoken
-from reconciler.loading import load_specs
-from reconciler.log import configure_logging, plain
-from reconciler.resources.dynamodb import Table
-from reconciler.typical import DURATIONS
+from reconciler.kinds.table.kind import Table
 
 
 def table(tmp_path: Path, capacity: int = 5, policy: str = "enforce", name: str = "Products") -> Table:

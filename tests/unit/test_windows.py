@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from reconciler.windows import Window, _duration, blocked
+from reconciler.spec.windows import Window, _duration, blocked
 
 FRIDAY_19_BERLIN = datetime(2026, 11, 27, 18, 0, tzinfo=UTC)  # 19:00 in Berlin (CET)
 MONDAY_10_UTC = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)

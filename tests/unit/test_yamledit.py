@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from reconciler.yamledit import YamlEditError, append, delete, find_document, render_scalar, set_value
+from reconciler.spec.yamledit import YamlEditError, append, delete, find_document, render_scalar, set_value
 
 DOC = """\
 # header
