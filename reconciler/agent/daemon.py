@@ -28,9 +28,10 @@ from reconciler.agent.serve.status import StatusStore, now_iso
 from reconciler.agent.tell.events import Events
 from reconciler.agent.watch import WAIT_S, EventIndex, Poller, Subscription, Touch, regions_for, trail_status
 from reconciler.aws.client import describe_failure, is_loopback
+from reconciler.core.vocabulary import OutcomeStatus
 from reconciler.engine.apply import ApplyReport
+from reconciler.engine.changes import Plan
 from reconciler.engine.lease import Lease, keep
-from reconciler.engine.plan import Plan
 from reconciler.kinds import registry
 
 if TYPE_CHECKING:
@@ -103,7 +104,7 @@ class Agent:
             self.store.metrics.event_reconciles.labels(kind=ref.split("/", 1)[0], result=result).inc()
         now = datetime.now(UTC)
         for touch in touches:
-            if results.get(touch.ref) == "applied" and touch.time is not None:
+            if results.get(touch.ref) == OutcomeStatus.APPLIED and touch.time is not None:
                 self.store.metrics.event_latency.observe(max(0.0, (now - touch.time).total_seconds()))
         calls = max((n for _, n in done.values()), default=0)
         log.info("events.reconciled", resources=refs, results=results, api_calls=calls,

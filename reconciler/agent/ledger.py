@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler.core.plainjson import json_default
 
 if TYPE_CHECKING:
-    from reconciler.engine.plan import Change
+    from reconciler.engine.changes import Change
 
 
 @dataclass

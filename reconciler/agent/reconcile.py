@@ -32,18 +32,20 @@ from reconciler.agent.source import GitSource
 from reconciler.agent.tell.events import Event
 from reconciler.agent.who import Trail
 from reconciler.agent.writeback import BranchWriter, Published
-from reconciler.aws.client import aws_time_factor, describe_failure, wants_traceback
+from reconciler.aws.client import describe_failure, wants_traceback
 from reconciler.aws.expected import Durations
-from reconciler.checks.redis import HealthResult, check_cluster
-from reconciler.checks.site import SiteResult, check_site, facts_of
-from reconciler.checks.viewer import sandbox_edge
+from reconciler.checks.redis import RedisResult
+from reconciler.checks.run import Site, check_clusters, check_sites
+from reconciler.checks.site import SiteResult
 from reconciler.core.errors import ReconcilerError, SpecError, SpecProblem
+from reconciler.core.vocabulary import Action, ResourceState, Result
 from reconciler.engine.apply import ApplyReport, apply_plan
+from reconciler.engine.changes import Change, Plan
 from reconciler.engine.lease import Heartbeat, Lease, keep
 from reconciler.engine.load import interval_of, load_specs
-from reconciler.engine.plan import Change, Plan, enforce_budget, enforce_windows, make_plan
+from reconciler.engine.plan import enforce_budget, enforce_windows, make_plan
 from reconciler.engine.writeback import uncorrected_fields, write_back
-from reconciler.spec.documents import SpecSet
+from reconciler.spec.documents import Spec, SpecSet
 from reconciler.spec.windows import windows_of
 
 if TYPE_CHECKING:
@@ -62,7 +64,7 @@ class BatchResult:
     error: str | None = None
     refs: list[str] = field(default_factory=list)          # every resource of the spec set now
     requeue: dict[str, float] = field(default_factory=dict)  # ref -> seconds until it is looked at again
-    states: dict[str, str] = field(default_factory=dict)     # ref -> its state after this reconcile
+    states: dict[str, ResourceState] = field(default_factory=dict)  # ref -> its state after this reconcile
     results: dict[str, str] = field(default_factory=dict)    # ref -> applied | pending | failed | in-sync | ...
     api_calls: int = 0
     plan: Plan | None = None        # what was planned and done (the closing report of `run --once`)
@@ -144,8 +146,8 @@ class Reconciler:
                              "result": "ok" if result.ok else "error", "error": result.error,
                              "healthy": result.healthy, "resources": len(planned),
                              "changes": sum(1 for r in planned if (self.store.resource(r) or {}).get("changed")),
-                             "errors": sum(1 for r in planned if result.states[r] == "error")})
-        pending = sorted(r for r, state in result.states.items() if state == "pending")
+                             "errors": sum(1 for r in planned if result.states[r] == ResourceState.ERROR)})
+        pending = sorted(r for r, state in result.states.items() if state == ResourceState.PENDING)
         log.info("cycle.done", ok=result.ok, healthy=result.healthy, duration_ms=round(duration * 1000),
                  resources=len(planned), **({"pending": pending} if pending else {}))
         structlog.contextvars.unbind_contextvars("revision", "attempted_revision")
@@ -188,13 +190,13 @@ class Reconciler:
         if self.writer is not None and applied_revision == revision and (leader or self.lease_on_demand):
             self._write_back(spec_set, revision)
         health = [] if self.stop.is_set() else self._check_health(spec_set, refs)
-        ok = report.ok and not any(c.action == "error" for c in plan.changes)
+        ok = report.ok and not any(c.action == Action.ERROR for c in plan.changes)
         if ok and leader and applied_revision == revision:
             self.store.update(lastAppliedRevision=revision)
             self.store.metrics.revision.info({"revision": revision})
         requeue = self._requeue(spec_set, states)
         for ref, state in states.items():
-            if state == "error":  # said beside the error: when it is tried again
+            if state == ResourceState.ERROR:  # said beside the error: when it is tried again
                 self.store.annotate(ref, retryInSeconds=round(requeue[ref]))
         return BatchResult(ok=ok and self.store.get("specError") is None, healthy=_verdict(health), refs=every,
                            requeue=requeue, states=states, results=results, api_calls=calls, plan=plan, report=report)
@@ -220,10 +222,10 @@ class Reconciler:
         by_ref = {s.ref: s for s in spec_set.specs}
         out = {}
         for ref, state in states.items():
-            if state in ("pending", "waiting"):
+            if state.settling:
                 out[ref] = self.config.pending_s
                 self.backoff.succeeded(ref)
-            elif state == "error":
+            elif state == ResourceState.ERROR:
                 out[ref] = self.backoff.failed(ref)
             else:
                 self.backoff.succeeded(ref)
@@ -354,42 +356,28 @@ class Reconciler:
             published = Published(self.writer.branch, "error", error=message)
         self.store.update(writeBack=published.to_json())
 
-    def _check_health(self, spec_set: SpecSet, refs: list[str]) -> list[HealthResult | SiteResult]:
+    def _check_health(self, spec_set: SpecSet, refs: list[str]) -> list[RedisResult | SiteResult]:
         clusters = spec_set.by_kind("CacheCluster")
-        due = [spec for spec in clusters if spec.ref in refs]
-        results = [check_cluster(spec, self.aws) for spec in due]
+        results = check_clusters([spec for spec in clusters if spec.ref in refs], self.aws)
         self.recorder.health(results, [c.name for c in clusters])
-        return [*results, *self._check_sites(spec_set, refs)]
-
-    def _check_sites(self, spec_set: SpecSet, refs: list[str]) -> list[SiteResult]:
-        """The site check of each Distribution due, from what this cycle planned (no AWS read of its own but the
-        last publish's record when it changed, and invalidations when content is stale)."""
         distributions = spec_set.by_kind("Distribution")
-        due = [spec for spec in distributions if spec.ref in refs and spec.ref in self.latest]
+        due = [self._site(spec) for spec in distributions if spec.ref in refs and spec.ref in self.latest]
         if not due:
-            return []
-        edge, factor = sandbox_edge(), aws_time_factor()
-        results = []
-        for spec in due:
-            change = self.latest[spec.ref]
-            waiting = _not_serving_yet(change)
-            if waiting:
-                results.append(SiteResult(spec.name, None, skipped=waiting))
-                continue
-            bucket = self.latest.get(f"Bucket/{change.resource.bucket}")
-            try:
-                published = bucket is not None and bucket.applicable  # this cycle's apply may have published
-                facts = facts_of(change.resource, change.live, bucket.live if bucket else None, self.aws,
-                                 self._publish_records, published_now=published)
-            except Exception as exc:  # the record could not be read: the check says so, the cycle goes on
-                results.append(SiteResult(spec.name, None, error=describe_failure(exc, spec.ref, "reading for the "
-                                                                                  "site check"),
-                                          cause="the agent could not read the last publish's record"))
-                continue
-            results.append(check_site(spec, facts, self.aws, edge=edge, durations=self.recorder.durations,
-                                      factor=factor))
-        self.recorder.site(results, [d.name for d in distributions])
-        return results
+            return results
+        sites = check_sites(due, self.aws, durations=self.recorder.durations, records=self._publish_records)
+        self.recorder.site(sites, [d.name for d in distributions])
+        return [*results, *sites]
+
+    def _site(self, spec: Spec) -> Site:
+        """A Distribution's site check from what this cycle planned (no AWS read of its own but the last publish's
+        record when it changed, and invalidations when content is stale)."""
+        change = self.latest[spec.ref]
+        waiting = _not_serving_yet(change)
+        if waiting:
+            return Site(spec, skipped=waiting)
+        bucket = self.latest.get(f"Bucket/{change.resource.bucket}")
+        return Site(spec, change.resource, change.live, bucket.live if bucket else None,
+                    published_now=bucket is not None and bucket.applicable)  # this cycle's apply may have published
 
 
 def same_environment(started: Any, spec_set: SpecSet) -> None:
@@ -409,7 +397,7 @@ def same_environment(started: Any, spec_set: SpecSet) -> None:
 def _not_serving_yet(change: Change) -> str | None:
     """Why a distribution is not checked this cycle (None: it is): being created, deploying, or unread."""
     if change.live is None:
-        return ("being created: checked once AWS has deployed it" if change.action == "create"
+        return ("being created: checked once AWS has deployed it" if change.action == Action.CREATE
                 else f"could not be read this cycle ({change.error or 'no answer'})")
     if change.live.pending:
         return f"AWS is deploying it ({change.live.pending}): checked once it is Deployed"
@@ -418,7 +406,7 @@ def _not_serving_yet(change: Change) -> str | None:
     return None
 
 
-def _verdict(health: list[HealthResult | SiteResult]) -> bool | None:
+def _verdict(health: list[RedisResult | SiteResult]) -> bool | None:
     """Healthy or not, from the checks that ran; None when none did (no cache, the sandbox, a stopped cycle)."""
     checked = [h for h in health if not h.skipped]
     return all(h.healthy for h in checked) if checked else None
@@ -427,4 +415,5 @@ def _verdict(health: list[HealthResult | SiteResult]) -> bool | None:
 def _results(plan: Plan, report: ApplyReport) -> dict[str, str]:
     """Each planned resource's result: its apply outcome, or in-sync / not-applied (observe, paused, a follower)."""
     outcomes = {o.change.ref: o.status for o in report.outcomes}
-    return {c.ref: outcomes.get(c.ref) or ("in-sync" if c.action == "noop" else "not-applied") for c in plan.changes}
+    return {c.ref: outcomes.get(c.ref) or (ResourceState.IN_SYNC if c.action == Action.NOOP else Result.NOT_APPLIED)
+            for c in plan.changes}

@@ -15,47 +15,47 @@ from reconciler.agent.tell.events import Event
 from reconciler.agent.who import Trail, touch_json
 from reconciler.aws.expected import Durations
 from reconciler.core.plainjson import dumps
+from reconciler.core.vocabulary import Action, OutcomeStatus, ResourceState
 
 if TYPE_CHECKING:
     from reconciler.agent.watch import Touch
     from reconciler.aws.client import Aws
-    from reconciler.checks.redis import HealthResult
+    from reconciler.checks.redis import RedisResult
     from reconciler.checks.site import SiteResult
     from reconciler.engine.apply import ApplyReport, Outcome
-    from reconciler.engine.plan import Change, Plan
+    from reconciler.engine.changes import Change, Plan
 
 log = structlog.get_logger()
 
-SHOWN_FIELDS = ("drifted", "paused", "window-blocked", "pending", "waiting", "error")
 
 
-def state_of(change: Change, outcome: Outcome | None) -> tuple[str, str | None]:
-    """in-sync | drifted | pending | waiting | paused | window-blocked | error, and why."""
-    if change.action == "error":
-        return "error", change.error
+def state_of(change: Change, outcome: Outcome | None) -> tuple[ResourceState, str | None]:
+    """The resource's state after this reconcile, and why."""
+    if change.action == Action.ERROR:
+        return ResourceState.ERROR, change.error
     if outcome is not None:
-        if outcome.status == "applied":
-            return "in-sync", None
-        if outcome.status == "pending":
-            return "pending", outcome.message
-        if outcome.status == "refused":
-            return "drifted", f"refused: {outcome.message}"
-        if outcome.status == "waiting":
-            return "waiting", outcome.message
-        return "error", outcome.message
+        if outcome.status == OutcomeStatus.APPLIED:
+            return ResourceState.IN_SYNC, None
+        if outcome.status == OutcomeStatus.PENDING:
+            return ResourceState.PENDING, outcome.message
+        if outcome.status == OutcomeStatus.REFUSED:
+            return ResourceState.DRIFTED, f"refused: {outcome.message}"
+        if outcome.status == OutcomeStatus.WAITING:
+            return ResourceState.WAITING, outcome.message
+        return ResourceState.ERROR, outcome.message
     if change.is_change:
         if change.operator_paused:
-            return "paused", "paused on the agent's page (POST /actions/resume to resume)"
+            return ResourceState.PAUSED, "paused on the agent's page (POST /actions/resume to resume)"
         if change.paused:
-            return "paused", "metadata.paused: observed, not changed"
+            return ResourceState.PAUSED, "metadata.paused: observed, not changed"
         if change.window:
-            return "window-blocked", f"held by {change.window}"
+            return ResourceState.WINDOW_BLOCKED, f"held by {change.window}"
         if change.waiting:
-            return "waiting", change.waiting
-        return "drifted", ("policy: observe" if change.policy == "observe" else None)
+            return ResourceState.WAITING, change.waiting
+        return ResourceState.DRIFTED, ("policy: observe" if change.policy == "observe" else None)
     if change.live and change.live.pending:
-        return "pending", change.live.pending
-    return "in-sync", None
+        return ResourceState.PENDING, change.live.pending
+    return ResourceState.IN_SYNC, None
 
 
 class Recorder:
@@ -87,7 +87,7 @@ class Recorder:
         outcomes = {o.change.ref: o for o in report.outcomes}
         causes = {c.ref: self.ledger.cause(c) for c in plan.changes if c.is_change}
         self._look_up_who([c for c in plan.changes if causes.get(c.ref) == "drift"
-                           or (c.is_change and c.action != "create" and not c.applicable)])
+                           or (c.is_change and c.action != Action.CREATE and not c.applicable)])
         entries = {c.ref: self._entry(c, outcomes.get(c.ref), causes.get(c.ref), leader) for c in plan.changes}
         self.store.put_resources(entries, order)
         self.ledger.forget(set(order))
@@ -124,37 +124,37 @@ class Recorder:
 
     def _entry(self, change: Change, outcome: Outcome | None, cause: str | None, leader: bool) -> dict[str, Any]:
         state, message = state_of(change, outcome)
-        if outcome is not None and outcome.status == "applied" and outcome.work:  # accepted; AWS carries it out
-            state, message = "pending", f"applied; AWS is carrying it out ({outcome.work})"
-        if not leader and state == "drifted" and change.applicable:
+        if outcome is not None and outcome.status == OutcomeStatus.APPLIED and outcome.work:  # AWS carries it out
+            state, message = ResourceState.PENDING, f"applied; AWS is carrying it out ({outcome.work})"
+        if not leader and state == ResourceState.DRIFTED and change.applicable:
             message = f"left to the lease holder ({(self.store.get('lease') or {}).get('holder')})"
         metrics = self.store.metrics
         if change.is_change:
             metrics.drift.labels(kind=change.kind).inc()
-        if outcome is not None and outcome.status == "failed":
+        if outcome is not None and outcome.status == OutcomeStatus.FAILED:
             self.store.events.emit(Event("apply.failed", change.kind, change.name, outcome.message,
                                          revision=self.store.get("lastAttemptedRevision")))
-        elif outcome is not None and outcome.status in ("applied", "pending"):
+        elif outcome is not None and outcome.status in (OutcomeStatus.APPLIED, OutcomeStatus.PENDING):
             self.store.events.clear("apply.failed", change.kind, change.name)
             self._made(change, outcome, cause or "sync")
-        if outcome and outcome.status == "applied":
+        if outcome and outcome.status == OutcomeStatus.APPLIED:
             self._last_change[change.ref] = {"time": now_iso(), "action": change.action}
             metrics.changes.labels(kind=change.kind, action=change.action).inc()
-        elif state == "error":
+        elif state == ResourceState.ERROR:
             metrics.errors.labels(kind=change.kind).inc()
-        if state == "in-sync":
+        if state == ResourceState.IN_SYNC:
             self._converged(change)
-        since = change.live.pending_since if change.live and state == "pending" else None
-        fields = [f.to_json() for f in change.fields] if state in SHOWN_FIELDS else []
+        since = change.live.pending_since if change.live and state == ResourceState.PENDING else None
+        fields = [f.to_json() for f in change.fields] if state.shows_fields else []
         if cause == "drift" or not change.applicable:
             self._report_drift(change, state, fields)
-        progress = self._progress(change) if state == "pending" else None
-        operation = self.ledger.get(change.ref) if state == "pending" else None
+        progress = self._progress(change) if state == ResourceState.PENDING else None
+        operation = self.ledger.get(change.ref) if state == ResourceState.PENDING else None
         who = self._who.get(change.ref) or (operation.who if operation else None)
         return {"kind": change.kind, "name": change.name, "state": state, "action": change.action,
                 "policy": change.policy, **({"message": message} if message else {}),
                 **({"pendingSince": since} if since else {}), **({"fields": fields} if fields else {}),
-                **({"changed": True} if outcome and outcome.status == "applied" else {}),
+                **({"changed": True} if outcome and outcome.status == OutcomeStatus.APPLIED else {}),
                 **({"lastChange": self._last_change[change.ref]} if change.ref in self._last_change else {}),
                 **({"progress": progress} if progress else {}), **({"changedBy": who} if who else {})}
 
@@ -169,11 +169,11 @@ class Recorder:
                         **({"who": who} if who else {}))
             events.emit(Event("drift.detected", change.kind, change.name, "drifted; correcting", revision=revision,
                               fields=fields, who=who))
-        elif cause != "drift" and not (cause == "create" and change.action != "create"):
+        elif cause != "drift" and not (cause == "create" and change.action != Action.CREATE):
             log.info("sync.applied", kind=change.kind, name=change.name, action=change.action, revision=revision)
             events.emit(Event("sync.applied", change.kind, change.name, f"{change.action} applied",
                               revision=revision, fields=fields, action=change.action))
-        if outcome.status == "pending" or outcome.work:
+        if outcome.status == OutcomeStatus.PENDING or outcome.work:
             over = self.ledger.started(change.ref, Operation(
                 cause=cause, action=change.action, started=time.time() - outcome.duration_s, revision=revision,
                 fields=fields, work=outcome.work, work_started=outcome.started, who=self._who.get(change.ref)),
@@ -236,7 +236,7 @@ class Recorder:
     def _report_drift(self, change: Change, state: str, fields: list[dict[str, Any]]) -> None:
         """Drift the agent does not correct (observe, paused, a window, a follower): `drift.detected` once when
         it appears or changes (the fields, secrets masked, who made it)."""
-        reported = state in ("drifted", "paused", "window-blocked") and fields
+        reported = state in (ResourceState.DRIFTED, ResourceState.PAUSED, ResourceState.WINDOW_BLOCKED) and fields
         signature = dumps(fields, sort_keys=True) if reported else None
         revision = self.store.get("lastAppliedRevision")
         if signature:  # --notify-after: how many reconciles in a row this drift has been seen
@@ -279,7 +279,7 @@ class Recorder:
         for service, seconds in counts["rate_limit_wait_s"].items():
             metrics.rate_limit_wait.labels(service=service).inc(seconds)
 
-    def health(self, results: list[HealthResult], clusters: list[str]) -> None:
+    def health(self, results: list[RedisResult], clusters: list[str]) -> None:
         metrics = self.store.metrics
         for r in results:
             metrics.redis_healthy.labels(cluster=r.cluster).set(-1 if r.skipped else int(r.healthy))
@@ -321,7 +321,7 @@ class Recorder:
                                                                          if result.stale else ""),
                               revision=revision))
 
-    def _health_events(self, result: HealthResult) -> None:
+    def _health_events(self, result: RedisResult) -> None:
         revision = self.store.get("lastAttemptedRevision")
         events = self.store.events
         if result.skipped:

@@ -39,7 +39,7 @@ from reconciler.core.types import OWNER_TAG, OWNER_VALUE, ROLE_TAG
 if TYPE_CHECKING:
     from reconciler.agent.serve.metrics import Metrics
     from reconciler.aws.client import Aws
-    from reconciler.engine.plan import Change, Plan
+    from reconciler.engine.changes import Change, Plan
 
 log = structlog.get_logger()
 

@@ -23,7 +23,7 @@ from reconciler.aws.client import describe_error
 
 if TYPE_CHECKING:
     from reconciler.aws.client import Aws
-    from reconciler.engine.plan import Change
+    from reconciler.engine.changes import Change
 
 log = structlog.get_logger()
 

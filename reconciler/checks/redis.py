@@ -12,117 +12,70 @@ import os
 import re
 import socket
 import ssl
-import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import redis
 
 from reconciler.aws.secrets import Secret
+from reconciler.checks.steps import CheckResult, StepFailed, timed
 
 PROBE_TTL_MS = 30_000
+T = TypeVar("T")
 
 
 @dataclass
-class Step:
-    name: str
-    ok: bool
-    ms: float
-    detail: str = ""
-
-
-@dataclass
-class HealthResult:
-    """The outcome for one cluster: healthy, unhealthy (with cause), or skipped (with why)."""
+class RedisResult(CheckResult):
+    """The Redis check of one cluster."""
 
     cluster: str
     endpoint: str | None
-    steps: list[Step] = field(default_factory=list)
-    error: str | None = None
-    cause: str | None = None
-    skipped: str | None = None
-
-    @property
-    def healthy(self) -> bool:
-        return self.error is None
-
-    @property
-    def status(self) -> str:
-        return "skipped" if self.skipped else ("healthy" if self.healthy else "unhealthy")
-
-    @property
-    def total_ms(self) -> float:
-        return sum(s.ms for s in self.steps)
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"cluster": self.cluster, "endpoint": self.endpoint, "status": self.status,
-                               "steps": [{"step": s.name, "ok": s.ok, "ms": round(s.ms, 2),
-                                          **({"detail": s.detail} if s.detail else {})} for s in self.steps]}
-        for key in ("error", "cause", "skipped"):
-            if getattr(self, key):
-                out[key] = getattr(self, key)
-        return out
-
-
-class _StepFailed(Exception):
-    def __init__(self, message: str, cause: str):
-        super().__init__(message)
-        self.cause = cause
+        return {"cluster": self.cluster, "endpoint": self.endpoint, **self.outcome_json()}
 
 
 def check_redis(cluster: str, host: str, port: int, *, password: Secret | None = None, tls: bool = False,
-                ca_file: str | None = None, timeout: float = 2.0) -> HealthResult:
+                ca_file: str | None = None, timeout: float = 2.0) -> RedisResult:
     """Probe a Redis endpoint step by step. Never raises for a failed check; never shows the token."""
-    result = HealthResult(cluster, (f"[{host}]:{port}" if ":" in host else f"{host}:{port}"))
+    result = RedisResult(cluster, (f"[{host}]:{port}" if ":" in host else f"{host}:{port}"))
     secret = password.reveal() if password else None
     try:
-        address = _timed(result, "dns", lambda: _resolve(host, port))
-        _timed(result, "tcp", lambda: _tcp_probe(address, port, timeout))
+        address = _step(result, "dns", lambda: _resolve(host, port))
+        _step(result, "tcp", lambda: _tcp_probe(address, port, timeout))
         if tls:
-            _timed(result, "tls", lambda: _tls_probe(address, host, port, timeout, ca_file))
+            _step(result, "tls", lambda: _tls_probe(address, host, port, timeout, ca_file))
         conn = _connection(host, port, tls, ca_file, timeout)
         try:
             conn.connect()
             if secret is not None:
-                _timed(result, "auth", lambda: _command(conn, "AUTH", secret, port=port))
-            _timed(result, "ping", lambda: _command(conn, "PING", port=port))
+                _step(result, "auth", lambda: _command(conn, "AUTH", secret, port=port))
+            _step(result, "ping", lambda: _command(conn, "PING", port=port))
             key, value = f"reconciler:health:{uuid.uuid4().hex}", uuid.uuid4().hex
-            _timed(result, "set", lambda: _command(conn, "SET", key, value, "PX", PROBE_TTL_MS, port=port))
-            got = _timed(result, "get", lambda: _command(conn, "GET", key, port=port))
+            _step(result, "set", lambda: _command(conn, "SET", key, value, "PX", PROBE_TTL_MS, port=port))
+            got = _step(result, "get", lambda: _command(conn, "GET", key, port=port))
             if _text(got) != value:
-                raise _StepFailed("GET returned another value than was SET",
+                raise StepFailed("GET returned another value than was SET",
                                   "the endpoint is not the primary, or something rewrites keys: "
                                   "check that the endpoint is the primary endpoint")
-            _timed(result, "del", lambda: _command(conn, "DEL", key, port=port))
+            _step(result, "del", lambda: _command(conn, "DEL", key, port=port))
         finally:
             conn.disconnect()
-    except _StepFailed as exc:
-        result.error, result.cause = str(exc), exc.cause
+    except StepFailed as exc:
+        result.failed(exc)
     except (redis.exceptions.ConnectionError, OSError) as exc:  # a failure between the probed steps
         result.error = f"connection lost: {_clean(exc, secret)}"
         result.cause = "the server closed the connection: check its logs, maxclients, and TLS settings"
     return result
 
 
-def _timed(result: HealthResult, name: str, action: Callable[[], Any]) -> Any:
-    started = time.perf_counter()
-    try:
-        value = action()
-    except _StepFailed as exc:
-        result.steps.append(Step(name, False, (time.perf_counter() - started) * 1000, str(exc)))
-        raise _StepFailed(f"{name} failed: {exc}", exc.cause) from None
-    detail = value if name == "dns" else ""
-    result.steps.append(Step(name, True, (time.perf_counter() - started) * 1000, detail))
-    return value
-
-
 def _resolve(host: str, port: int) -> str:
     try:
         return str(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][4][0])
     except socket.gaierror as exc:
-        raise _StepFailed(f"{host} does not resolve ({exc.strerror})",
+        raise StepFailed(f"{host} does not resolve ({exc.strerror})",
                           "ElastiCache endpoints resolve only inside their VPC: run this on the bastion "
                           "(or another host in the VPC), and check the endpoint name") from None
 
@@ -131,14 +84,14 @@ def _tcp_probe(address: str, port: int, timeout: float) -> None:
     try:
         socket.create_connection((address, port), timeout=timeout).close()
     except TimeoutError:
-        raise _StepFailed(f"no answer within {timeout:g}s",
+        raise StepFailed(f"no answer within {timeout:g}s",
                           f"check that the cluster's security group allows this host's security group on "
                           f"port {port}, and that you are inside the VPC") from None
     except ConnectionRefusedError:
-        raise _StepFailed("connection refused",
+        raise StepFailed("connection refused",
                           f"nothing listens on port {port} there: the server is down or the port is wrong") from None
     except OSError as exc:
-        raise _StepFailed(f"cannot connect: {exc.strerror or exc}",
+        raise StepFailed(f"cannot connect: {exc.strerror or exc}",
                           "check the network path from this host to the cluster (routes, NACLs)") from None
 
 
@@ -154,18 +107,18 @@ def _tls_probe(address: str, host: str, port: int, timeout: float, ca_file: str 
             return secure.version() or ""
     except ssl.SSLCertVerificationError as exc:
         if "hostname mismatch" in str(exc.verify_message).lower() or "IP address mismatch" in str(exc.verify_message):
-            raise _StepFailed(f"certificate name mismatch ({exc.verify_message})",
+            raise StepFailed(f"certificate name mismatch ({exc.verify_message})",
                               f"the certificate is trusted but not issued for {host!r}: connect by the name it "
                               "was issued for (the cluster's endpoint name, not an IP or an alias)") from None
-        raise _StepFailed(f"certificate not trusted ({exc.verify_message})",
+        raise StepFailed(f"certificate not trusted ({exc.verify_message})",
                           "the server's certificate does not verify against the trust store: for a private CA "
                           "set spec.healthCheck.caFile (or SSL_CERT_FILE)") from None
     except (ssl.SSLError, ConnectionResetError) as exc:
-        raise _StepFailed(f"TLS handshake failed ({getattr(exc, 'reason', None) or exc})",
+        raise StepFailed(f"TLS handshake failed ({getattr(exc, 'reason', None) or exc})",
                           "the server does not speak TLS on this port: is transit encryption on for this "
                           "cluster (spec.transitEncryption)?") from None
     except TimeoutError:
-        raise _StepFailed(f"no TLS answer within {timeout:g}s",
+        raise StepFailed(f"no TLS answer within {timeout:g}s",
                           "the server accepted TCP but not TLS: is transit encryption on for this cluster?") from None
 
 
@@ -187,25 +140,25 @@ def _command(conn: redis.Connection, *args: Any, port: int) -> Any:
     except redis.exceptions.AuthenticationError as exc:
         message = _clean(exc, secret)
         if "without any password configured" in message or "no password is set" in message:
-            raise _StepFailed(message, "the server has no AUTH token but one was sent: remove spec.authToken, "
+            raise StepFailed(message, "the server has no AUTH token but one was sent: remove spec.authToken, "
                                        "or set the token on the cluster") from None
-        raise _StepFailed(message, "AUTH token mismatch: the token the spec references is not the "
+        raise StepFailed(message, "AUTH token mismatch: the token the spec references is not the "
                                    "cluster's (was it rotated?)") from None
     except redis.exceptions.ResponseError as exc:
         message = _clean(exc, secret)
         if "NOAUTH" in message:
-            raise _StepFailed(message, "the server requires AUTH: set spec.authToken to the cluster's token") from None
+            raise StepFailed(message, "the server requires AUTH: set spec.authToken to the cluster's token") from None
         if "without any password configured" in message or "no password is set" in message:
-            raise _StepFailed(message, "the server has no AUTH token but one was sent: remove spec.authToken, "
+            raise StepFailed(message, "the server has no AUTH token but one was sent: remove spec.authToken, "
                                        "or set the token on the cluster") from None
         if "READONLY" in message:
-            raise _StepFailed(message, "this endpoint is a read replica: use the primary endpoint") from None
-        raise _StepFailed(message, "the server refused the command: check ACLs and its logs") from None
+            raise StepFailed(message, "this endpoint is a read replica: use the primary endpoint") from None
+        raise StepFailed(message, "the server refused the command: check ACLs and its logs") from None
     except redis.exceptions.TimeoutError:
-        raise _StepFailed("timed out", "the server is overloaded or blocked (a long command?): check its "
+        raise StepFailed("timed out", "the server is overloaded or blocked (a long command?): check its "
                                        f"CPU and slowlog; the port {port} answered TCP") from None
     except redis.exceptions.ConnectionError as exc:
-        raise _StepFailed(f"connection lost: {_clean(exc, secret)}",
+        raise StepFailed(f"connection lost: {_clean(exc, secret)}",
                           "the server closed the connection: a TLS/plain mismatch, or maxclients reached") from None
 
 
@@ -217,24 +170,6 @@ def _clean(exc: BaseException, secret: str | None) -> str:
 
 def _text(value: Any) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
-
-
-def render_results(results: list[HealthResult]) -> str:
-    """Human output: one block per cluster, a line per step with its latency."""
-    lines = []
-    for r in results:
-        lines.append(f"CacheCluster/{r.cluster}  {r.endpoint or '-'}  {r.status.upper()}")
-        for s in r.steps:
-            mark = "ok  " if s.ok else "FAIL"
-            detail = f"  {s.detail}" if s.detail else ""
-            lines.append(f"  {mark} {s.name:<5} {s.ms:8.1f} ms{detail}")
-        if r.skipped:
-            lines.append(f"  skipped: {r.skipped}")
-        if r.error:
-            if not r.steps or r.steps[-1].ok:
-                lines.append(f"  FAIL {r.error}")
-            lines.append(f"  likely cause: {r.cause}")
-    return "\n".join(lines)
 
 
 def parse_endpoint(text: str) -> tuple[str, int]:
@@ -251,7 +186,7 @@ def parse_endpoint(text: str) -> tuple[str, int]:
 
 
 def check_cluster(spec: Any, aws: Any | None, endpoint: str | None = None, *, tls: bool | None = None,
-                  ca_file: str | None = None) -> HealthResult:
+                  ca_file: str | None = None) -> RedisResult:
     """Health of one CacheCluster spec: resolve its endpoint and token, then probe.
 
     Endpoint: `endpoint` (the --endpoint flag), else spec.healthCheck.endpoint, else the live
@@ -267,7 +202,7 @@ def check_cluster(spec: Any, aws: Any | None, endpoint: str | None = None, *, tl
     from reconciler.aws.client import talks_to_sandbox
 
     if not target and talks_to_sandbox():
-        return HealthResult(spec.name, None, skipped=(
+        return RedisResult(spec.name, None, skipped=(
             "the sandbox has no Redis data plane; give --endpoint HOST:PORT (or spec.healthCheck.endpoint) "
             "to check a real server"))
     try:
@@ -278,7 +213,7 @@ def check_cluster(spec: Any, aws: Any | None, endpoint: str | None = None, *, tl
         token = resolve(s["authToken"], aws) if s.get("authToken") else None
     except (ReconcilerError, Exception) as exc:  # no endpoint or no token: unhealthy, said plainly
         message = str(exc) if isinstance(exc, ReconcilerError) else describe_error(exc)
-        return HealthResult(spec.name, target, error=message,
+        return RedisResult(spec.name, target, error=message,
                             cause="fix the configuration above; the check did not reach Redis")
     if ca_file is None:
         ca_file = check.get("caFile")
@@ -304,3 +239,8 @@ def _live_endpoint(name: str, aws: Any) -> tuple[str, int]:
     if not primary:
         raise ReconcilerError(f"{name} has no primary endpoint yet (status {group.get('Status')})")
     return primary["Address"], int(primary["Port"])
+
+
+def _step(result: RedisResult, name: str, action: Callable[[], T]) -> T:
+    """A timed step; only DNS's answer (the address) is shown as its detail."""
+    return timed(result, name, action, detail=name == "dns")

@@ -1,4 +1,4 @@
-"""The site as its visitors get it: a check through each Distribution, step by step, like the Redis one (health.py).
+"""The site as its visitors get it: a check through each Distribution, step by step, like the Redis one (steps.py).
 
 Steps: `dns` (the domain and each alias resolve), `tls` (the certificate is valid for the name; days to expiry),
 `redirect` (plain HTTP is sent to HTTPS, when the viewer policy says so), `content` (the root object, the keys the
@@ -33,7 +33,7 @@ from urllib.parse import quote
 
 from reconciler.aws.caching import covers, edge_ttl, public_statement, ttls_of
 from reconciler.aws.expected import Durations, spoken
-from reconciler.checks.redis import Step, _StepFailed, _timed
+from reconciler.checks.steps import CheckResult, StepFailed, timed
 from reconciler.checks.viewer import Edge, Visitor, request
 
 DEFAULT_MAX_STALE_S = 300
@@ -61,42 +61,27 @@ class PathCheck:
 
 
 @dataclass
-class SiteResult:
-    """The outcome for one distribution: healthy, stale, unhealthy (with cause), or skipped (with why)."""
+class SiteResult(CheckResult):
+    """The site check of one distribution: healthy, stale, unhealthy (with cause), or skipped (with why)."""
 
     distribution: str
     domain: str | None
-    steps: list[Step] = field(default_factory=list)
     paths: list[PathCheck] = field(default_factory=list)
-    error: str | None = None
-    cause: str | None = None
-    skipped: str | None = None
     stale: str | None = None         # why the content is stale but not (yet) a failure
     security: bool = False           # the failure is a security finding (a bucket open to the world)
 
     @property
-    def healthy(self) -> bool:
-        """Not failing (stale content that is on its way out counts as not failing)."""
-        return self.error is None
-
-    @property
     def status(self) -> str:
+        """Stale content that is on its way out is not failing: `stale`, and healthy."""
         if self.skipped:
             return "skipped"
         return "unhealthy" if self.error else "stale" if self.stale else "healthy"
 
-    @property
-    def total_ms(self) -> float:
-        return sum(s.ms for s in self.steps)
-
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"distribution": self.distribution, "domain": self.domain, "status": self.status,
-                               "steps": [{"step": s.name, "ok": s.ok, "ms": round(s.ms, 2),
-                                          **({"detail": s.detail} if s.detail else {})} for s in self.steps],
+        out: dict[str, Any] = {"distribution": self.distribution, "domain": self.domain, **self.outcome_json(),
                                "paths": [p.to_json() for p in self.paths]}
-        for key in ("error", "cause", "skipped", "stale"):
-            if getattr(self, key):
-                out[key] = getattr(self, key)
+        if self.stale:
+            out["stale"] = self.stale
         if self.security:
             out["security"] = True
         return out
@@ -138,17 +123,14 @@ def check_site(spec: Any, facts: SiteFacts | None, aws: Any, *, edge: Edge | Non
         _step(result, "content", lambda: _content(result, facts, check, addresses[facts.domain], edge, timeout,
                                                   aws, durations or Durations(None), factor))
         _step(result, "origin", lambda: _origin_refuses(result, facts, aws, edge, timeout))
-    except _StepFailed as exc:
-        result.error, result.cause = str(exc), exc.cause
+    except StepFailed as exc:
+        result.failed(exc)
     return result
 
 
 def _step(result: SiteResult, name: str, action: Any) -> Any:
-    """One timed step (health.py's timing); what it returns, when text, is its detail."""
-    value = _timed(result, name, action)  # type: ignore[arg-type]
-    if isinstance(value, str):
-        result.steps[-1].detail = value
-    return value
+    """One timed step; what it returns, when text, is its detail."""
+    return timed(result, name, action)
 
 
 def _ca_file(spec: Any, check: dict[str, Any]) -> str | None:
@@ -168,7 +150,7 @@ def _resolve_all(names: list[str], edge: Edge) -> dict[str, str]:
         try:
             out[name] = socket.getaddrinfo(name, edge.port, type=socket.SOCK_STREAM)[0][4][0]
         except socket.gaierror as exc:
-            raise _StepFailed(f"{name} does not resolve: {exc.strerror}",
+            raise StepFailed(f"{name} does not resolve: {exc.strerror}",
                               "DNS: an alias needs a record (Route 53 alias or CNAME) pointing at the distribution's "
                               "domain; the distribution's own domain resolves once it is deployed") from None
     return out
@@ -184,18 +166,18 @@ def _tls(addresses: dict[str, str], names: list[str], edge: Edge, timeout: float
                     context.wrap_socket(raw, server_hostname=name) as tls:
                 cert = tls.getpeercert() or {}
         except ssl.SSLCertVerificationError as exc:
-            raise _StepFailed(f"{name}: {exc.verify_message}",
+            raise StepFailed(f"{name}: {exc.verify_message}",
                               "the certificate is not valid for this name: an alias needs an ACM certificate (in "
                               "us-east-1) that lists it, set as spec.certificateArn") from None
         except OSError as exc:
-            raise _StepFailed(f"{name}: cannot connect on {edge.port}: {exc}",
+            raise StepFailed(f"{name}: cannot connect on {edge.port}: {exc}",
                               "the edge does not answer: is the distribution enabled and deployed?") from None
         days = (ssl.cert_time_to_seconds(cert["notAfter"]) - time.time()) / 86400
         if soonest is None or days < soonest[0]:
             soonest = (days, name)
     assert soonest is not None
     if soonest[0] < 14:
-        raise _StepFailed(f"the certificate of {soonest[1]} expires in {soonest[0]:.0f} days",
+        raise StepFailed(f"the certificate of {soonest[1]} expires in {soonest[0]:.0f} days",
                           "renew it (ACM renews certificates it validated by DNS when the record is still there)")
     return f"valid for every name; expires in {soonest[0]:.0f} days"
 
@@ -204,10 +186,10 @@ def _redirect(address: str, domain: str, viewer: str, edge: Edge, timeout: float
     status, headers, _ = request(address, domain, "/", edge, timeout, https=False)
     if viewer == "redirect-to-https":
         if status not in (301, 302, 307, 308) or not headers.get("location", "").startswith("https://"):
-            raise _StepFailed(f"http://{domain}/ answered {status}, not a redirect to HTTPS",
+            raise StepFailed(f"http://{domain}/ answered {status}, not a redirect to HTTPS",
                               "the viewer protocol policy is not applied: check the default cache behavior")
     elif viewer == "https-only" and status != 403:
-        raise _StepFailed(f"http://{domain}/ answered {status}; https-only should refuse it (403)",
+        raise StepFailed(f"http://{domain}/ answered {status}; https-only should refuse it (403)",
                           "the viewer protocol policy is not applied: check the default cache behavior")
     return f"http://{domain}/ -> {status} {headers.get('location', '')}".rstrip()
 
@@ -246,7 +228,7 @@ def _fetch_paths(result: SiteResult, facts: SiteFacts, check: dict[str, Any], vi
         result.paths.append(found)
         if status >= 400:
             found.state = "missing"
-            raise _StepFailed(f"GET {path} through {facts.domain}: {status}", _why_status(status, key, facts))
+            raise StepFailed(f"GET {path} through {facts.domain}: {status}", _why_status(status, key, facts))
         if found.published and etag != found.published:
             found.state = "stale"
             _judge_stale(result, found, facts, headers, aws, check, durations, factor)
@@ -280,14 +262,14 @@ def _judge_stale(result: SiteResult, found: PathCheck, facts: SiteFacts, headers
         found.detail = (f"{served}{since}; invalidation {made['Id']} covers it, in progress since "
                         f"{created.isoformat(timespec='seconds')} (AWS usually takes ~{spoken(expected.seconds)})")
         if datetime.now(UTC) > late:
-            raise _StepFailed(f"{found.path} is stale: {found.detail}; past its expected end",
+            raise StepFailed(f"{found.path} is stale: {found.detail}; past its expected end",
                               "the invalidation is slow: AWS's Service Health Dashboard, or CloudFront's quotas on "
                               "invalidations in progress")
         result.stale = result.stale or f"{found.path}: {found.detail}"
         return
     if done:
         found.detail = f"{served}{since}; invalidation {done[0]['Id']} covering it completed, and it is still stale"
-        raise _StepFailed(f"{found.path} is stale: {found.detail}",
+        raise StepFailed(f"{found.path} is stale: {found.detail}",
                           "the edge did not drop it: a path that differs in case or encoding, or another behavior "
                           "caches it under a different key")
     ttl = edge_ttl(_ttls(facts.config, found.path), headers.get("cache-control"))
@@ -297,7 +279,7 @@ def _judge_stale(result: SiteResult, found: PathCheck, facts: SiteFacts, headers
                     f"{until.isoformat(timespec='seconds')} (a TTL of {spoken(ttl)} from the cache policy and "
                     "Cache-Control)")
     if remaining > float(check.get("maxStaleSeconds", DEFAULT_MAX_STALE_S)):
-        raise _StepFailed(f"{found.path} is stale: {found.detail}",
+        raise StepFailed(f"{found.path} is stale: {found.detail}",
                           "publish with `invalidate:` on the bucket's content (or invalidate the path), or give it a "
                           "shorter Cache-Control")
     result.stale = result.stale or f"{found.path}: {found.detail}"
@@ -347,7 +329,7 @@ def _origin_refuses(result: SiteResult, facts: SiteFacts, aws: Any, edge: Edge, 
     if status in (401, 403):
         return f"GET {url} without credentials: {status} (refused)"
     result.security = True
-    raise _StepFailed(f"bucket {facts.bucket} serves {key!r} to anyone: GET {url} without credentials answered "
+    raise StepFailed(f"bucket {facts.bucket} serves {key!r} to anyone: GET {url} without credentials answered "
                       f"{status}", _open_because(aws, facts.bucket, key))
 
 
@@ -379,54 +361,3 @@ def _open_because(aws: Any, bucket: str, key: str) -> str:
     found = "; ".join(said) or "an ACL or a policy grants public read"
     return (f"a security finding: {found}. The site must be read only through CloudFront (Origin Access Control): "
             "spec.blockPublicAccess: true on the Bucket, and the Distribution's bucket policy, put it back")
-
-
-def facts_of(distribution: Any, dist_live: Any, bucket_live: Any, aws: Any,
-             cache: dict[str, tuple[str, dict[str, Any] | None]] | None = None, *,
-             published_now: bool = False) -> SiteFacts | None:
-    """The check's facts from the planned (or observed) Live of the distribution and its bucket. The last publish's
-    record is read once per ETag of it (`cache`: bucket -> (ETag, record)). `published_now`: the bucket's content
-    was published after that Live was read (this cycle's apply): its listing is read again, so the edge is
-    compared with what the bucket holds now."""
-    from reconciler.kinds.bucket.content import read_last_publish, read_remote
-
-    if dist_live is None or not dist_live.extra.get("domain"):
-        return None
-    remote = bucket_live.extra.get("remote") if bucket_live is not None else None
-    if published_now:
-        remote = read_remote(aws.client("s3"), distribution.bucket)
-    published = dict(remote.etags) if remote is not None else {}
-    marker = getattr(remote, "last_publish_etag", None) if remote is not None else None
-    bucket = distribution.bucket
-    record = None
-    if marker is not None:
-        kept = (cache or {}).get(bucket)
-        if kept is not None and kept[0] == marker:
-            record = kept[1]
-        else:
-            record = read_last_publish(aws.client("s3"), bucket)
-            if cache is not None:
-                cache[bucket] = (marker, record)
-    return SiteFacts(dist_live.id, dist_live.extra["domain"], dist_live.extra.get("config") or {}, bucket, published,
-                     record)
-
-
-def render(results: list[SiteResult]) -> list[str]:
-    """The lines `reconciler health` prints for the distributions."""
-    lines = []
-    for r in results:
-        lines.append(f"Distribution/{r.distribution}  {r.domain or '-'}  {r.status.upper()}")
-        for s in r.steps:
-            lines.append(f"  {'ok  ' if s.ok else 'FAIL'} {s.name:<8} {s.ms:8.1f} ms  {s.detail}".rstrip())
-        for p in r.paths:
-            if p.state != "current":
-                lines.append(f"  {p.state:<7} {p.path}: {p.detail}")
-        if r.skipped:
-            lines.append(f"  skipped: {r.skipped}")
-        if r.stale and not r.error:
-            lines.append(f"  stale, not failing: {r.stale}")
-        if r.error:
-            if not r.steps or r.steps[-1].ok:
-                lines.append(f"  FAIL {r.error}")
-            lines.append(f"  likely cause: {r.cause}")
-    return lines

@@ -30,8 +30,8 @@ from reconciler.spec.yamledit import YamlEditError, append, delete, find_documen
 
 if TYPE_CHECKING:
     from reconciler.aws.client import Aws
+    from reconciler.engine.changes import Change, Plan
     from reconciler.engine.load import SpecSet
-    from reconciler.engine.plan import Change, Plan
     from reconciler.kinds import Resource
 
 WRITABLE_ACTIONS = ("update", "replace", "adopt")

@@ -115,6 +115,12 @@ def find_environments(root: Path) -> list[Path]:
     return sorted(found)
 
 
+def environment_roots(root: Path) -> list[Path]:
+    """What a command given ROOT works on: ROOT itself when it is an environment or holds none, else each
+    environment under it."""
+    return [root] if environment_file(root) else find_environments(root) or [root]
+
+
 def _declares_environment(path: Path) -> bool:
     try:
         text = path.read_text(encoding="utf-8")

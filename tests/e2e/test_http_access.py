@@ -60,6 +60,7 @@ def test_a_read_token_guards_the_page_status_and_events(aws, specs, tmp_path):
             assert get(port, path, "not-the-token-0123456789")[0] == 401, path
             assert get(port, path, READ)[0] == 200, path
             assert get(port, path, ACTION)[0] == 200, path  # the action token reads too
+        wait_for(lambda: '"cycles": []' not in get(port, "/status", READ)[1], what="the first cycle's end")
         assert LIVE_VALUE in get(port, "/status", READ)[1]
         code, signin = get(port, "/")
         assert 'name="token"' in signin and LIVE_VALUE not in signin and "Orders" not in signin

@@ -149,7 +149,8 @@ def _what_a_check_costs(aws, root: Path, env: dict[str, str], monkeypatch) -> No
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     from reconciler.aws.client import Aws
-    from reconciler.checks.site import check_site, facts_of
+    from reconciler.checks.run import facts_of
+    from reconciler.checks.site import check_site
     from reconciler.checks.viewer import sandbox_edge
     from reconciler.engine.load import load_specs
     from reconciler.engine.plan import make_plan

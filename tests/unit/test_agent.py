@@ -10,8 +10,8 @@ from reconciler.agent.record import state_of as _state_of
 from reconciler.agent.source import redact
 from reconciler.core.types import Live
 from reconciler.engine.apply import Outcome
+from reconciler.engine.changes import Change
 from reconciler.engine.load import load_specs
-from reconciler.engine.plan import Change
 from reconciler.kinds.table.kind import Table
 
 

@@ -10,8 +10,8 @@ import structlog
 from reconciler.aws.client import describe_failure
 from reconciler.core.types import Step
 from reconciler.engine.apply import _apply_one
+from reconciler.engine.changes import Change
 from reconciler.engine.load import load_specs
-from reconciler.engine.plan import Change
 from reconciler.kinds.table.kind import Table
 
 TABLE = "apiVersion: reconciler/v1\nkind: Table\nmetadata: {name: Users}\nspec: {partitionKey: {name: Id, type: S}}\n"

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import click
 
+from reconciler.cli.views.plan import plan_json, render_plan
 from reconciler.core.types import FieldChange, Live, ownership_tags
+from reconciler.engine.changes import Change, Plan
+from reconciler.engine.decide import decide
 from reconciler.engine.load import load_specs
-from reconciler.engine.plan import Change, Plan, decide
-from reconciler.engine.render import plan_json, render_plan
 from reconciler.kinds.table.kind import Table
 
 SPEC = """\

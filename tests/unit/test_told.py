@@ -13,8 +13,8 @@ from reconciler.agent.ledger import Ledger, Operation
 from reconciler.aws.expected import ENOUGH, Durations, spoken
 from reconciler.aws.typical import DURATIONS
 from reconciler.core.log import configure_logging, plain
+from reconciler.engine.changes import Change
 from reconciler.engine.load import load_specs
-from reconciler.engine.plan import Change
 from reconciler.kinds.table.kind import Table
 
 
@@ -115,9 +115,9 @@ def test_the_sandbox_looks_up_at_most_two_a_second():
 
 
 def test_the_closing_report_counts_every_resource_once_and_keeps_lines_short(tmp_path):
+    from reconciler.cli.views.report import summarize
     from reconciler.engine.apply import ApplyReport, Outcome
-    from reconciler.engine.plan import Plan
-    from reconciler.engine.summary import summarize
+    from reconciler.engine.changes import Plan
 
     resources = []
     for name in ("Aaa", "Bbb", "Ccc", "Ddd"):

@@ -10,8 +10,9 @@ import jinja2
 
 from reconciler.core.durations import format_duration
 from reconciler.core.plainjson import dumps
+from reconciler.core.vocabulary import ResourceState
 
-STATES = ("in-sync", "drifted", "pending", "waiting", "error", "observe", "paused", "window-blocked")
+STATES = tuple(ResourceState)
 
 
 @cache
@@ -29,16 +30,16 @@ def overall(status: dict[str, Any]) -> str:
     if status.get("lastCycle") is None:
         return "unknown"
     unhealthy = [h for h in status.get("health") or [] if h.get("status") == "unhealthy"]
-    if status.get("specError") or unhealthy or any(r["state"] == "error" for r in resources):
+    if status.get("specError") or unhealthy or any(r["state"] == ResourceState.ERROR for r in resources):
         return "degraded"
-    if any(r["state"] in ("pending", "waiting", "drifted", "window-blocked") for r in resources):
+    if any(ResourceState(r["state"]).progressing for r in resources):
         return "progressing"
     return "healthy"
 
 
 def sync(status: dict[str, Any]) -> str:
     states = {r["state"] for r in status.get("resources") or []}
-    return "in sync" if states <= {"in-sync"} else "drifted"
+    return "in sync" if states <= {ResourceState.IN_SYNC} else "drifted"
 
 
 def chart(cycles: list[dict[str, Any]], width: int = 600, height: int = 80, slots: int = 60) -> dict[str, Any]:

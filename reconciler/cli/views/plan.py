@@ -1,28 +1,20 @@
-"""Render plans and apply reports: Terraform-like text for people, versioned JSON for tools."""
+"""A plan's views: Terraform-like text for people, versioned JSON for tools, Markdown for a pull request."""
 
 from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import click
 
 from reconciler.aws.expected import Durations, agent_durations, spoken
-from reconciler.core.plainjson import json_default
+from reconciler.core.plainjson import dumps, json_default
 from reconciler.core.types import FieldChange
-from reconciler.engine.apply import ApplyReport
-from reconciler.engine.plan import Change, Plan
-
-SYMBOLS = {"create": "+", "adopt": ">", "update": "~", "replace": "-/+", "delete": "-",
-           "error": "!", "noop": " "}
-COLOURS = {"create": "green", "adopt": "cyan", "update": "yellow", "replace": "magenta",
-           "delete": "red", "error": "red", "noop": None}
-VERBS = {"create": "will be created", "adopt": "will be adopted (taken over, not recreated)",
-         "update": "will be updated in place", "replace": "must be replaced",
-         "delete": "will be destroyed", "error": "cannot be planned", "noop": "is up to date"}
-OBSERVED = {"create": "is missing", "adopt": "could be adopted", "update": "has drifted",
-            "replace": "has drifted in a way that needs replacement", "delete": "would be destroyed"}
+from reconciler.core.vocabulary import Action
+from reconciler.engine.changes import Change, Plan
+from reconciler.spec.environments import Environment
 
 
 def plan_json(plan: Plan, durations: Durations | None = None) -> str:
@@ -35,15 +27,26 @@ def format_value(value: Any, sensitive: bool = False) -> str:
     return json.dumps(value, default=json_default, ensure_ascii=False)
 
 
-def _style(text: str, action: str) -> str:
-    colour = COLOURS.get(action)
+def styled(text: str, action: Action) -> str:
+    """Text in the colour of an action (none for a no-op)."""
+    colour = action.colour
     return click.style(text, fg=colour) if colour else text
 
 
-def _field_line(action: str, f: FieldChange) -> str:
+_FIELD_MARKS = {"+": Action.CREATE, "-": Action.DELETE, "~": Action.UPDATE}
+
+
+def _verb(change: Change) -> str:
+    """`will be created`, or `is missing` when the change is not applied (observe-only, paused)."""
+    action = change.action
+    observing = (change.policy == "observe" or change.paused) and action.is_change
+    return action.observed if observing else action.will
+
+
+def _field_line(action: Action, f: FieldChange) -> str:
     before = format_value(f.before, f.sensitive)
     after = format_value(f.after, f.sensitive)
-    if action == "create" or f.before is None:
+    if action == Action.CREATE or f.before is None:
         line, sym = f"{f.path} = {after}", "+"
     elif f.after is None:
         line, sym = f"{f.path} = {before}", "-"
@@ -51,35 +54,35 @@ def _field_line(action: str, f: FieldChange) -> str:
         line, sym = f"{f.path} = {before} -> {after}", "~"
     if f.ignored:
         return f"      # {line}  (ignored: metadata.ignore)"
-    replaces = f.forces_replacement and action in ("replace", "adopt")
+    replaces = f.forces_replacement and action in (Action.REPLACE, Action.ADOPT)
     mark = click.style("  # forces replacement", fg="magenta") if replaces else ""
-    return f"      {_style(sym, {'+': 'create', '-': 'delete', '~': 'update'}[sym])} {line}{mark}"
+    return f"      {styled(sym, _FIELD_MARKS[sym])} {line}{mark}"
 
 
 def render_change(change: Change, durations: Durations | None = None) -> list[str]:
     action = change.action
-    observing = (change.policy == "observe" or change.paused) and action not in ("noop", "error")
-    verb = OBSERVED.get(action, VERBS[action]) if observing else VERBS[action]
-    if action == "noop" and change.live and change.live.pending:
+    observing = (change.policy == "observe" or change.paused) and action.is_change
+    verb = _verb(change)
+    if action == Action.NOOP and change.live and change.live.pending:
         verb = "has nothing to change; AWS is still working on it"
     header = f"  # {change.ref} {verb}"
     if observing:
         header += " (paused: not changed)" if change.paused else " (policy: observe, not changed)"
     lines = [click.style(header, bold=True)]
     if change.error:
-        lines.append(_style(f"  ! {change.error}", "error"))
+        lines.append(styled(f"  ! {change.error}", Action.ERROR))
         return lines
-    lines.append(_style(f"{SYMBOLS[action]:>3} {change.kind} {change.name!r} {{", action))
+    lines.append(styled(f"{action.symbol:>3} {change.kind} {change.name!r} {{", action))
     lines += [_field_line(action, f) for f in change.fields]
     lines.append("    }")
     lines += _pending_lines(change, durations or Durations(None))
     lines += [f"    note: {n}" for n in change.notes]
     if change.refused:
-        lines.append(_style(f"    refused: {change.refused}", "error"))
+        lines.append(styled(f"    refused: {change.refused}", Action.ERROR))
     if change.window:
-        lines.append(_style(f"    blocked by {change.window} (applied once the window allows)", "update"))
+        lines.append(styled(f"    blocked by {change.window} (applied once the window allows)", Action.UPDATE))
     if change.waiting:
-        lines.append(_style(f"    {change.waiting} (nothing is sent for it until then)", "update"))
+        lines.append(styled(f"    {change.waiting} (nothing is sent for it until then)", Action.UPDATE))
     return lines
 
 
@@ -90,11 +93,11 @@ def _pending_lines(change: Change, durations: Durations) -> list[str]:
     live = change.live
     if live and live.pending:
         since = f" since {live.pending_since}" if live.pending_since else ""
-        lines.append(_style(f"    pending: {live.pending}{since}", "update"))
+        lines.append(styled(f"    pending: {live.pending}{since}", Action.UPDATE))
     if len(change.steps) > 1 or any(s.wait for s in change.steps):
         lines.append("    steps (in the order AWS takes them; a step that waits is taken up by a later cycle):")
         for i, step in enumerate(change.steps, 1):
-            wait = _style(f"  [waits: {step.wait}]", "update") if step.wait else ""
+            wait = styled(f"  [waits: {step.wait}]", Action.UPDATE) if step.wait else ""
             lines.append(f"      {i}. {step.description}{_takes(step.takes, durations)}{wait}")
     elif len(change.steps) == 1 and change.steps[0].takes:
         lines.append(f"    AWS then works on it{_takes(change.steps[0].takes, durations)}")
@@ -110,7 +113,7 @@ def _takes(work: str | None, durations: Durations) -> str:
 
 def render_plan(plan: Plan, durations: Durations | None = None) -> str:
     durations = durations or agent_durations()
-    shown = [c for c in plan.changes if c.is_change or c.action == "error"
+    shown = [c for c in plan.changes if c.is_change or c.action == Action.ERROR
              or any(f.ignored for f in c.fields) or (c.live and c.live.pending)]
     out: list[str] = []
     if any(c.is_change for c in shown):
@@ -150,47 +153,14 @@ def summary_line(plan: Plan) -> str:
             f"{s['replace']} to replace, {s['delete']} to destroy.{extra}{errors}")
 
 
-def render_report(report: ApplyReport) -> str:
-    out: list[str] = []
-    for o in report.outcomes:
-        if o.status == "applied":
-            out.append(_style(f"{o.change.ref}: {o.change.action} complete "
-                              f"({o.duration_s:.1f}s)", "create"))
-        elif o.status == "pending":
-            out.append(_style(f"{o.change.ref}: {o.change.action} in progress: {o.message}", "update"))
-        elif o.status == "waiting":
-            out.append(_style(f"{o.change.ref}: {o.message}", "update"))
-        else:
-            out.append(_style(f"{o.change.ref}: {o.status}: {o.message}", "error"))
-    done = lambda *acts: report.count("applied", acts)  # noqa: E731
-    failed, refused = report.count("failed"), report.count("refused")
-    pending, waiting = report.count("pending"), report.count("waiting")
-    verdict = ("Apply complete!" if report.ok else "Apply finished with errors." if failed
-               else "Apply finished; some changes were refused.")
-    out.append(f"{verdict} Resources: {done('create', 'replace')} added, {done('adopt')} adopted, "
-               f"{done('update')} changed, {done('delete', 'replace')} destroyed"
-               + (f", {pending} in progress" if pending else "")
-               + (f", {waiting} waiting for another resource" if waiting else "")
-               + (f", {refused} refused by a safety rule (see above)" if refused else "")
-               + (f", {failed} failed." if failed else "."))
-    if pending:
-        out.append("AWS is still working on what is in progress; its next steps are taken by the next apply or "
-                   "the agent's next cycle (apply --wait carries them through now).")
-    return "\n".join(out)
-
-
 # ---------------------------------------------------------------------------- markdown (a pull request comment)
-
-MARKDOWN_ICONS = {"create": "🟢", "adopt": "🔵", "update": "🟡", "replace": "🟣", "delete": "🔴", "error": "❗",
-                  "noop": "⚪"}
-
 
 def render_markdown(plan: Plan, title: str, durations: Durations | None = None) -> str:
     """The plan as a pull request comment: a summary line, then one collapsible section per resource that
     changes (or cannot be planned), with its fields as a diff, its steps and AWS's expected time. Secrets are
     masked as in every rendering; nothing here is coloured."""
     durations = durations or agent_durations()
-    shown = [c for c in plan.changes if c.is_change or c.action == "error"]
+    shown = [c for c in plan.changes if c.is_change or c.action == Action.ERROR]
     out = [f"### {title}", "", f"**{summary_line(plan)}**"]
     expected = plan.expected_seconds(durations) if plan.has_changes else 0
     if expected:
@@ -206,9 +176,7 @@ def render_markdown(plan: Plan, title: str, durations: Durations | None = None) 
 
 def _markdown_change(change: Change, durations: Durations) -> list[str]:
     action = change.action
-    observing = (change.policy == "observe" or change.paused) and action not in ("noop", "error")
-    verb = OBSERVED.get(action, VERBS[action]) if observing else VERBS[action]
-    summary = f"{MARKDOWN_ICONS[action]} <code>{_html(change.ref)}</code> {verb}"
+    summary = f"{action.icon} <code>{_html(change.ref)}</code> {_verb(change)}"
     if change.refused:
         summary += " — <b>refused</b>"
     lines = [f"<details><summary>{summary}</summary>", ""]
@@ -237,11 +205,11 @@ def _markdown_change(change: Change, durations: Durations) -> list[str]:
     return [*lines, "", "</details>", ""]
 
 
-def _markdown_field(action: str, f: FieldChange) -> str:
+def _markdown_field(action: Action, f: FieldChange) -> str:
     before, after = format_value(f.before, f.sensitive), format_value(f.after, f.sensitive)
     if f.ignored:
         return f"# {f.path} = {before} -> {after}  (ignored: metadata.ignore)"
-    if action == "create" or f.before is None:
+    if action == Action.CREATE or f.before is None:
         return f"+ {f.path} = {after}"
     if f.after is None:
         return f"- {f.path} = {before}"
@@ -255,3 +223,68 @@ def _html(text: str) -> str:
 
 def _cell(text: str) -> str:
     return _html(text).replace("|", "\\|").replace("\n", " ")
+
+
+# ---------------------------------------------------------------------------- one view per format of `plan`
+
+
+class TextPlan:
+    """`plan --format text`: for a terminal; a heading per target when there are several."""
+
+    shows_failures = False  # one target that fails is an error, not a plan (several: each failure is shown)
+
+    def plan(self, plan: Plan, target: Path, environment: Environment | None, several: bool) -> str:
+        rendered = render_plan(plan)
+        if not (several or environment is not None):
+            return rendered
+        where = (f" (environment {environment.name}, account {environment.aws.account_id})"
+                 if environment is not None and environment.aws.account_id else "")
+        return click.style(f"== {target}{where} ==", bold=True) + "\n" + rendered
+
+    def failed(self, target: Path, message: str) -> str:
+        return click.style(f"== {target} ==", bold=True) + "\n" + click.style("Error: ", fg="red", bold=True) + message
+
+    def nothing(self, said: str) -> str:
+        return said
+
+    def join(self, documents: list[str]) -> str:
+        return "\n".join(documents)
+
+
+class JsonPlan(TextPlan):
+    """`plan --format json`: reconciler.plan/v1, with the environment; a list of them for several targets."""
+
+    def plan(self, plan: Plan, target: Path, environment: Environment | None, several: bool) -> str:
+        document = plan.to_json(agent_durations())
+        if environment is not None:
+            document["environment"] = environment.to_json()
+        return dumps(document, indent=2)
+
+    def failed(self, target: Path, message: str) -> str:
+        return dumps({"target": str(target), "error": message}, indent=2)
+
+    def nothing(self, said: str) -> str:
+        return "[]"
+
+    def join(self, documents: list[str]) -> str:
+        return documents[0] if len(documents) == 1 else "[\n" + ",\n".join(documents) + "\n]"
+
+
+class MarkdownPlan(TextPlan):
+    """`plan --format markdown`: a pull request comment per target (a failure too: the comment says it)."""
+
+    shows_failures = True
+
+    def plan(self, plan: Plan, target: Path, environment: Environment | None, several: bool) -> str:
+        title = (f"reconciler plan: environment `{environment.name}` ({environment.file})" if environment is not None
+                 else f"reconciler plan: `{target}`")
+        return render_markdown(plan, title)
+
+    def failed(self, target: Path, message: str) -> str:
+        return f"### reconciler plan: `{target}`\n\n**Could not be planned.**\n\n```\n{message}\n```\n"
+
+    def nothing(self, said: str) -> str:
+        return f"### reconciler plan\n\n{said}\n"
+
+
+PLAN_VIEWS: dict[str, TextPlan] = {"text": TextPlan(), "json": JsonPlan(), "markdown": MarkdownPlan()}

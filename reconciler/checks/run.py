@@ -1,0 +1,105 @@
+"""The checks, run from one place for `reconciler health` and for the agent's cycle: each CacheCluster's Redis
+check, and each Distribution's site check from the facts of its distribution and bucket (read now, or taken
+from what the cycle planned)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.aws.client import Aws, aws_time_factor, describe_failure
+from reconciler.aws.expected import Durations
+from reconciler.checks.redis import RedisResult, check_cluster
+from reconciler.checks.site import SiteFacts, SiteResult, check_site
+from reconciler.checks.viewer import Edge, sandbox_edge
+from reconciler.core.types import Live
+from reconciler.kinds import Resource, registry
+from reconciler.kinds.bucket.content import read_last_publish, read_remote
+from reconciler.spec.documents import Spec, SpecSet
+
+Records = dict[str, tuple[str, dict[str, Any] | None]]  # bucket -> (ETag, record) of its last publish
+
+
+@dataclass
+class Site:
+    """What the site check of one Distribution spec starts from: the distribution and its bucket as read, or
+    why it is not checked now."""
+
+    spec: Spec
+    distribution: Resource | None = None
+    live: Live | None = None
+    bucket_live: Live | None = None
+    published_now: bool = False      # the bucket was published after it was read: its listing is read again
+    skipped: str | None = None
+
+
+def check_clusters(clusters: list[Spec], aws: Aws | None, endpoint: str | None = None, *, tls: bool | None = None,
+                   ca_file: str | None = None) -> list[RedisResult]:
+    """The Redis check of each cluster (`endpoint`, `tls`, `ca_file`: `reconciler health`'s flags)."""
+    return [check_cluster(spec, aws, endpoint, tls=tls, ca_file=ca_file) for spec in clusters]
+
+
+def sites_now(spec_set: SpecSet, sites: list[Spec], aws: Aws) -> list[Site]:
+    """Each Distribution spec's distribution and bucket, observed now (`reconciler health`)."""
+    out = []
+    for spec in sites:
+        distribution = registry.get("Distribution")(spec)
+        buckets = [b for b in spec_set.by_kind("Bucket") if b.name == distribution.bucket]
+        bucket_live = registry.get("Bucket")(buckets[0]).observe(aws) if buckets else None
+        out.append(Site(spec, distribution, distribution.observe(aws), bucket_live))
+    return out
+
+
+def check_sites(sites: list[Site], aws: Aws, *, durations: Durations, records: Records | None = None,
+                ca_file: str | None = None) -> list[SiteResult]:
+    """The site check of each; `ca_file` (--ca-file) verifies the edge's certificate, as it does Redis's;
+    `records` keeps the last publishes' records between cycles (one GetObject per new ETag)."""
+    edge, factor = sandbox_edge(), aws_time_factor()
+    if ca_file:
+        edge = dataclasses.replace(edge or Edge(), ca_file=ca_file)
+    results = []
+    for site in sites:
+        if site.skipped:
+            results.append(SiteResult(site.spec.name, None, skipped=site.skipped))
+            continue
+        try:
+            facts = facts_of(site.distribution, site.live, site.bucket_live, aws, records,
+                             published_now=site.published_now)
+        except Exception as exc:  # the record could not be read: the check says so, the others go on
+            results.append(SiteResult(site.spec.name, None, error=describe_failure(exc, site.spec.ref, "reading "
+                                                                                   "for the site check"),
+                                      cause="the last publish's record could not be read"))
+            continue
+        results.append(check_site(site.spec, facts, aws, edge=edge, durations=durations, factor=factor))
+    return results
+
+
+def facts_of(distribution: Any, dist_live: Any, bucket_live: Any, aws: Any,
+             cache: dict[str, tuple[str, dict[str, Any] | None]] | None = None, *,
+             published_now: bool = False) -> SiteFacts | None:
+    """The check's facts from the planned (or observed) Live of the distribution and its bucket. The last publish's
+    record is read once per ETag of it (`cache`: bucket -> (ETag, record)). `published_now`: the bucket's content
+    was published after that Live was read (this cycle's apply): its listing is read again, so the edge is
+    compared with what the bucket holds now."""
+    if dist_live is None or not dist_live.extra.get("domain"):
+        return None
+    remote = bucket_live.extra.get("remote") if bucket_live is not None else None
+    if published_now:
+        remote = read_remote(aws.client("s3"), distribution.bucket)
+    published = dict(remote.etags) if remote is not None else {}
+    marker = getattr(remote, "last_publish_etag", None) if remote is not None else None
+    bucket = distribution.bucket
+    record = None
+    if marker is not None:
+        kept = (cache or {}).get(bucket)
+        if kept is not None and kept[0] == marker:
+            record = kept[1]
+        else:
+            record = read_last_publish(aws.client("s3"), bucket)
+            if cache is not None:
+                cache[bucket] = (marker, record)
+    return SiteFacts(dist_live.id, dist_live.extra["domain"], dist_live.extra.get("config") or {}, bucket, published,
+                     record)
+
+
