@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from acceptance_journal import RUN_TAG, Journal, Names, boto, observe, prefix_in_use, present, remove  # noqa: E402
 
-from reconciler.aws.typical import DURATIONS  # noqa: E402  (AWS's typical durations, with their sources)
+from reconciler.aws.typical_durations import TYPICAL_DURATIONS  # noqa: E402  (AWS's typical durations, with their sources)
 from reconciler.core.statedir import state_dir  # noqa: E402
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 2
@@ -43,7 +43,7 @@ PRICES = {"cache.t3.micro node": 0.017, "table with 5 RCU and 5 WCU": 5 * 0.0001
 
 def phase_seconds(*resources: list[str]) -> float:
     """AWS's typical time for a phase: resources change side by side, each through its steps in turn."""
-    return max(sum(DURATIONS[s].seconds for s in steps) for steps in resources)
+    return max(sum(TYPICAL_DURATIONS[s].seconds for s in steps) for steps in resources)
 
 
 PHASES = {

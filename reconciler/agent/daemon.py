@@ -26,17 +26,19 @@ from reconciler.agent.queue import Batch, WorkQueue
 from reconciler.agent.reconcile import ALL, BatchResult, Reconciler
 from reconciler.agent.serve.status import StatusStore, now_iso
 from reconciler.agent.tell.events import Events
-from reconciler.agent.watch import WAIT_S, EventIndex, Poller, Subscription, Touch, regions_for, trail_status
-from reconciler.aws.client import describe_failure, is_loopback
+from reconciler.agent.watch import WAIT_S, ChangeEvent, EventIndex, Poller, Subscription, regions_for, trail_status
+from reconciler.aws.endpoints import is_loopback
+from reconciler.aws.failures import describe_failure
 from reconciler.core.vocabulary import OutcomeStatus
 from reconciler.engine.apply import ApplyReport
 from reconciler.engine.changes import Plan
-from reconciler.engine.lease import Lease, keep
+from reconciler.engine.lease import Lease, hold_lease
 from reconciler.kinds import registry
+from reconciler.kinds.interfaces import EventMatched
 
 if TYPE_CHECKING:
     from reconciler.agent.source import DirectorySource, GitSource
-    from reconciler.agent.writeback import BranchWriter
+    from reconciler.agent.writeback_branch import BranchWriter
     from reconciler.aws.client import Aws
 
 log = structlog.get_logger()
@@ -81,24 +83,22 @@ class Agent:
     def set_paused(self, ref: str, paused: bool) -> None:
         """Pause or resume a resource from the page (kept in the state directory across restarts); only one the
         specs declare."""
-        declared = self.reconciler.specs
-        if declared is None or ref not in {s.ref for s in declared.specs}:
+        if not self.reconciler.declares(ref):
             log.warning("resource.pause_refused", resource=ref, reason="not a resource of the specs")
             return
         self.store.set_paused(ref, paused)
         log.warning("resource.paused" if paused else "resource.resumed", resource=ref, by="the HTTP action")
         self.queue.add([ref], reason="pause" if paused else "resume")
 
-    def on_events(self, touches: list[Touch]) -> None:
+    def on_events(self, touches: list[ChangeEvent]) -> None:
         """AWS's change events named these resources: reconcile them now (the poller deletes the messages only
         after that), and say how it went."""
         refs = sorted({t.ref for t in touches})
         for touch in touches:
-            self.reconciler.changed_by[touch.ref] = touch.describe()
-            self.reconciler.recorder.heard(touch)
+            self.reconciler.heard(touch)
         started = time.monotonic()
         self.queue.add(refs, reason="event").wait(EVENT_WAIT_S)
-        done = {ref: self.reconciler.last_results.get(ref, ("unknown", 0)) for ref in refs}
+        done = {ref: self.reconciler.last_result(ref) for ref in refs}
         results = {ref: result for ref, (result, _) in done.items()}
         for ref, result in results.items():
             self.store.metrics.event_reconciles.labels(kind=ref.split("/", 1)[0], result=result).inc()
@@ -140,7 +140,7 @@ class Agent:
             self.queue.add(new, after_s=self.config.interval_s, reason="schedule")
         if ALL in batch.refs and not result.requeue:  # nothing could be planned: try everything again later
             self.queue.add([ALL], after_s=self.config.interval_s, reason="schedule")
-        self._index = EventIndex.from_plan(Plan(list(self.reconciler.latest.values())))
+        self._index = EventIndex.from_plan(Plan(self.reconciler.known_changes()))
         self.queue.done(batch)
         trim()
         return result
@@ -151,18 +151,13 @@ class Agent:
     def run_once(self) -> CycleResult:
         """One reconcile of every resource; when it has changes to apply and a lease is configured, they are
         applied only while holding the lease (waiting up to one lease duration for a silent holder)."""
-        self.reconciler.lease_on_demand = True
-        try:
-            result = self.reconciler.reconcile([ALL])
-            return CycleResult(result.ok, result.healthy, result.error, result.plan, result.report)
-        finally:
-            if self.reconciler.heartbeat is not None:
-                self.reconciler.heartbeat.stop()
-                self.reconciler.heartbeat = None
+        result = self.reconciler.reconcile_once()
+        return CycleResult(result.ok, result.healthy, result.error, result.plan, result.report)
 
     def run_forever(self, http_host: str, http_port: int | None) -> int:
         """Reconcile what is due until SIGTERM/SIGINT; SIGHUP reconciles everything now."""
-        from reconciler.agent.serve.http import Access, parse_networks, serve, tls_context
+        from reconciler.agent.serve.access import Access, parse_networks
+        from reconciler.agent.serve.http import serve, tls_context
 
         server = None
         if http_port is not None:  # before anything else: a port that cannot be served is said at once
@@ -171,7 +166,7 @@ class Agent:
             server = serve(self.store, self, http_host, http_port,
                            Access(self.config.http_token, self.config.http_read_token, exposure, tls=tls is not None,
                                   trusted_proxies=parse_networks(self.config.http_trusted_proxies)), tls=tls)
-        heartbeat = keep(self.lease, wait=False, on_acquired=self.reconcile_now) if self.lease else None
+        heartbeat = hold_lease(self.lease, wait=False, on_acquired=self.reconcile_now) if self.lease else None
 
         def on_stop(signum: int, _: Any) -> None:
             log.info("agent.stopping", signal=signal.Signals(signum).name)
@@ -250,7 +245,8 @@ class Agent:
 
     def _subscribe(self) -> None:
         name = f"{self.lease.name if self.lease else 'reconciler'}-events"
-        sources = sorted({source for cls in registry.classes() for source in cls.event_keys})
+        sources = sorted({source for cls in registry.classes() if issubclass(cls, EventMatched)
+                          for source in cls.event_keys})
         queues = [Subscription(self.aws, name, region).ensure(found)
                   for region, found in regions_for(sources, self.aws.region or "us-east-1").items()]
         trail = trail_status(self.aws)

@@ -4,7 +4,7 @@ AWS is still carrying out.
 
 - converged: ref -> the fingerprint of the spec the resource last matched (and the revision, the time).
 - open: ref -> an operation the agent started and AWS has not finished: why (create, sync, drift), the work AWS is
-  doing (typical.DURATIONS), since when, the fields it changes, who made the drift, whether `operation.slow` went.
+  doing (TYPICAL_DURATIONS), since when, the fields it changes, who made the drift, whether `operation.slow` went.
 
 Why a change is made (`cause`): a resource never converged, or whose spec changed since, is brought to a new
 spec (`sync`, `create`); one whose spec is unchanged but whose live state differs has drifted (`drift`). The
@@ -36,7 +36,7 @@ class Operation:
     started: float                  # when the agent sent its first step (epoch seconds)
     revision: str | None = None
     fields: list[dict[str, Any]] = field(default_factory=list)
-    work: str | None = None         # the work AWS is doing now (typical.DURATIONS)
+    work: str | None = None         # the work AWS is doing now (TYPICAL_DURATIONS)
     work_started: float | None = None
     who: dict[str, Any] | None = None
     slow_sent: bool = False

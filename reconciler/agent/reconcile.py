@@ -24,16 +24,17 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from reconciler.agent.backoff import Backoff
 from reconciler.agent.config import AgentConfig
 from reconciler.agent.ledger import Ledger
 from reconciler.agent.record import Recorder
-from reconciler.agent.serve.status import StatusStore, now_iso
+from reconciler.agent.record_cycle import CycleRecorder
+from reconciler.agent.serve.status import StatusStore
 from reconciler.agent.source import GitSource
-from reconciler.agent.tell.events import Event
-from reconciler.agent.who import Trail
-from reconciler.agent.writeback import BranchWriter, Published
-from reconciler.aws.client import describe_failure, wants_traceback
-from reconciler.aws.expected import Durations
+from reconciler.agent.who_changed import WhoChanged
+from reconciler.agent.writeback_branch import BranchWriter, Published
+from reconciler.aws.expected_durations import ExpectedDurations
+from reconciler.aws.failures import describe_failure, wants_traceback
 from reconciler.checks.redis import RedisResult
 from reconciler.checks.run import Site, check_clusters, check_sites
 from reconciler.checks.site import SiteResult
@@ -41,15 +42,16 @@ from reconciler.core.errors import ReconcilerError, SpecError, SpecProblem
 from reconciler.core.vocabulary import Action, ResourceState, Result
 from reconciler.engine.apply import ApplyReport, apply_plan
 from reconciler.engine.changes import Change, Plan
-from reconciler.engine.lease import Heartbeat, Lease, keep
+from reconciler.engine.lease import Heartbeat, Lease, hold_lease
 from reconciler.engine.load import interval_of, load_specs
 from reconciler.engine.plan import enforce_budget, enforce_windows, make_plan
 from reconciler.engine.writeback import uncorrected_fields, write_back
 from reconciler.spec.documents import Spec, SpecSet
-from reconciler.spec.windows import windows_of
+from reconciler.spec.windows import windows_status
 
 if TYPE_CHECKING:
     from reconciler.agent.source import DirectorySource
+    from reconciler.agent.watch import ChangeEvent
     from reconciler.aws.client import Aws
 
 log = structlog.get_logger()
@@ -71,27 +73,19 @@ class BatchResult:
     report: ApplyReport | None = None
 
 
-class Backoff:
-    """Per-resource exponential backoff: after n failures in a row, base * 2^(n-1), capped."""
+@dataclass
+class Reconciled:
+    """What a reconcile's planning and applying did, for the handler to record."""
 
-    def __init__(self, base_s: float, cap_s: float):
-        self.base_s, self.cap_s = base_s, cap_s
-        self.failures: dict[str, int] = {}
-        self.retry_at: dict[str, float] = {}
-
-    def waiting(self, ref: str) -> float:
-        """Seconds until `ref` is tried again (0 = not backing off)."""
-        return max(0.0, self.retry_at.get(ref, 0.0) - time.monotonic())
-
-    def failed(self, ref: str) -> float:
-        n = self.failures[ref] = self.failures.get(ref, 0) + 1
-        delay = min(self.base_s * 2 ** (n - 1), self.cap_s)
-        self.retry_at[ref] = time.monotonic() + delay
-        return delay
-
-    def succeeded(self, ref: str) -> None:
-        self.failures.pop(ref, None)
-        self.retry_at.pop(ref, None)
+    spec_set: SpecSet
+    revision: str
+    applied_revision: str          # the last good one when `revision` is broken (git)
+    every: list[str]               # every resource of the spec set
+    refs: list[str]                # those planned now
+    plan: Plan
+    leader: bool = False
+    report: ApplyReport | None = None  # None: stopped before applying
+    calls: int = 0
 
 
 class Reconciler:
@@ -105,29 +99,59 @@ class Reconciler:
         self.changed_by: dict[str, str] = {}  # ref -> who changed it last, where AWS said (its change events)
         kept = store.events.path.parent if store.events.path else None  # the state directory
         self.recorder = Recorder(store, config.notify_after, Ledger(kept / "ledger.json" if kept else None),
-                                 Durations(kept / "durations.json" if kept else None), Trail(aws),
+                                 ExpectedDurations(kept / "durations.json" if kept else None), WhoChanged(aws),
                                  look_s=config.pending_s)
+        self.cycle = CycleRecorder(store, config)
         self.backoff = Backoff(config.interval_s, config.backoff_max_s)
         self.latest: dict[str, Change] = {}  # ref -> its last planned change (dependencies, events, write-back)
         self.last_results: dict[str, tuple[str, int]] = {}  # ref -> (its last result, the calls of that reconcile)
         self.specs: SpecSet | None = None
         self.last_good: str | None = None
-        self.last_success: float | None = None
         self.lease_on_demand = False  # --once: take the lease only when there is something to apply
         self.heartbeat: Heartbeat | None = None
-        self._role: str | None = None
         self._publish_records: dict[str, Any] = {}  # bucket -> (ETag, record) of its last publish (site checks)
         self._revision: str | None = None
 
-    # ------------------------------------------------------------------ one batch
+    # ------------------------------------------------------------------ what the daemon asks of it
+
+    def declares(self, ref: str) -> bool:
+        """`ref` is a resource of the spec set as last read."""
+        return self.specs is not None and ref in {s.ref for s in self.specs.specs}
+
+    def heard(self, touch: ChangeEvent) -> None:
+        """AWS's change event named this resource: who changed it, for the record and the write-back."""
+        self.changed_by[touch.ref] = touch.describe()
+        self.recorder.heard(touch)
+
+    def last_result(self, ref: str) -> tuple[str, int]:
+        """A resource's last result, and the calls of that reconcile."""
+        return self.last_results.get(ref, ("unknown", 0))
+
+    def known_changes(self) -> list[Change]:
+        """Every resource's last planned change (the event index is built from them)."""
+        return list(self.latest.values())
+
+    def reconcile_once(self) -> BatchResult:
+        """One reconcile of every resource, taking the lease only when there is something to apply (`run
+        --once`), and letting it go after."""
+        self.lease_on_demand = True
+        try:
+            return self.reconcile([ALL])
+        finally:
+            if self.heartbeat is not None:
+                self.heartbeat.stop()
+                self.heartbeat = None
+
+    # ------------------------------------------------------------------ one batch: the handler
 
     def reconcile(self, refs: Iterable[str]) -> BatchResult:
-        """Reconcile these refs (ALL: every one); never raises (every failure is reported)."""
+        """Reconcile these refs (ALL: every one); never raises (every failure is reported). This handler alone
+        records what the reconcile's phases return: each resource's state, the checks, the cycle's end."""
         started = time.monotonic()
         asked = list(refs)
-        self.store.started()
+        self.cycle.started()
         try:
-            result = self._reconcile(asked)
+            result = self._handle(asked)
         except ReconcilerError as exc:
             log.error("cycle.error", error=str(exc))
             result = self._failed(asked, str(exc))
@@ -135,71 +159,88 @@ class Reconciler:
             message = describe_failure(exc, "the cycle", "running")
             log.exception("cycle.crashed", error=message)
             result = self._failed(asked, message)
-        duration = time.monotonic() - started
-        self._watch_progress(result)
-        metrics = self.store.metrics
-        metrics.cycles.labels(result="ok" if result.ok else "error").inc()
-        metrics.cycle_duration.observe(duration)
-        metrics.last_cycle.set_to_current_time()
-        planned = [r for r in result.states if r in result.refs]
-        self.store.finished({"finished": now_iso(), "durationSeconds": round(duration, 3),
-                             "result": "ok" if result.ok else "error", "error": result.error,
-                             "healthy": result.healthy, "resources": len(planned),
-                             "changes": sum(1 for r in planned if (self.store.resource(r) or {}).get("changed")),
-                             "errors": sum(1 for r in planned if result.states[r] == ResourceState.ERROR)})
-        pending = sorted(r for r, state in result.states.items() if state == ResourceState.PENDING)
-        log.info("cycle.done", ok=result.ok, healthy=result.healthy, duration_ms=round(duration * 1000),
-                 resources=len(planned), **({"pending": pending} if pending else {}))
+        self.cycle.finished(result.ok, result.error, result.healthy, result.states, result.refs,
+                            time.monotonic() - started)
         structlog.contextvars.unbind_contextvars("revision", "attempted_revision")
         return result
+
+    def _handle(self, asked: list[str]) -> BatchResult:
+        done = self._plan_and_apply(asked)
+        if done is None:
+            return self._failed(asked, "specs failed to load; nothing applied")
+        if done.report is None:
+            return BatchResult(ok=True, error="stopped", refs=done.every)
+        results = _results(done.plan, done.report)
+        self.last_results.update({ref: (result, done.calls) for ref, result in results.items()})
+        states = self.recorder.resources(done.plan, done.report, done.leader, done.every)
+        self._after_apply(done)
+        healthy = self._checks(done)
+        ok = done.report.ok and not done.plan.has_errors
+        if ok and done.leader and done.applied_revision == done.revision:
+            self.cycle.applied(done.revision)
+        requeue = self._requeue(done.spec_set, states)
+        self.cycle.retries(states, requeue)
+        return BatchResult(ok=ok and not self.cycle.spec_broken, healthy=healthy, refs=done.every, requeue=requeue,
+                           states=states, results=results, api_calls=done.calls, plan=done.plan, report=done.report)
 
     def _failed(self, asked: list[str], error: str) -> BatchResult:
         known = list(self.latest) or asked
         return BatchResult(ok=False, error=error, refs=known,
                            requeue=dict.fromkeys(asked, self.config.interval_s * self._jitter()))
 
-    def _reconcile(self, asked: list[str]) -> BatchResult:
+    # ------------------------------------------------------------------ the phases, each returning what it did
+
+    def _plan_and_apply(self, asked: list[str]) -> Reconciled | None:
+        """Fetch, load, plan the refs due and, holding the lease, apply; None when the specs did not load."""
         revision = self.source.fetch()
         structlog.contextvars.bind_contextvars(revision=revision)
-        self._source_error(self.source.fetch_error)
-        self.store.update(lastAttemptedRevision=revision, commit=self.source.describe(revision))
+        self.cycle.source_error(self.source.fetch_error)
+        self.cycle.attempting(revision, self.source.describe(revision))
         spec_set, applied_revision = self._load(revision)
-        if spec_set is None:
-            return self._failed(asked, "specs failed to load; nothing applied")
+        if spec_set is None or applied_revision is None:
+            return None
         every = [s.ref for s in spec_set.specs if self._is_resource(s.kind)]
         new_revision = applied_revision != self._revision
         refs = every if ALL in asked or new_revision else \
             [r for r in every if r in asked or r not in self.latest]  # what is due, and what is new
         self._revision, self.specs = applied_revision, spec_set
-        self._windows(spec_set)
+        self.cycle.windows(windows_status(spec_set.specs, datetime.now(UTC)))
         self.aws.reset_counts()
         plan = self._plan(spec_set, refs)
+        done = Reconciled(spec_set, revision, applied_revision, every, refs, plan)
         if self.stop.is_set():
-            return BatchResult(ok=True, error="stopped", refs=every)
-        leader = self._may_apply(plan)
-        report = (apply_plan(plan, self.aws, should_stop=self._should_stop, known=self.latest) if leader
-                  else ApplyReport())
+            return done
+        done.leader = self._may_apply(plan)
+        done.report = (apply_plan(plan, self.aws, should_stop=self._should_stop, known=self.latest) if done.leader
+                       else ApplyReport())
         self.latest = {ref: c for ref, c in {**self.latest, **{c.ref: c for c in plan.changes}}.items()
                        if ref in every}
         self.recorder.calls(self.aws)
-        calls = sum(self.aws.call_counts().values())
-        self.store.update(apiCalls=calls)
-        results = _results(plan, report)
-        self.last_results.update({ref: (result, calls) for ref, result in results.items()})
-        states = self.recorder.resources(plan, report, leader, every)
-        if self.writer is not None and applied_revision == revision and (leader or self.lease_on_demand):
-            self._write_back(spec_set, revision)
-        health = [] if self.stop.is_set() else self._check_health(spec_set, refs)
-        ok = report.ok and not any(c.action == Action.ERROR for c in plan.changes)
-        if ok and leader and applied_revision == revision:
-            self.store.update(lastAppliedRevision=revision)
-            self.store.metrics.revision.info({"revision": revision})
-        requeue = self._requeue(spec_set, states)
-        for ref, state in states.items():
-            if state == ResourceState.ERROR:  # said beside the error: when it is tried again
-                self.store.annotate(ref, retryInSeconds=round(requeue[ref]))
-        return BatchResult(ok=ok and self.store.get("specError") is None, healthy=_verdict(health), refs=every,
-                           requeue=requeue, states=states, results=results, api_calls=calls, plan=plan, report=report)
+        done.calls = sum(self.aws.call_counts().values())
+        self.cycle.api_calls(done.calls)
+        return done
+
+    def _after_apply(self, done: Reconciled) -> None:
+        """The write-back branch, for the drift the agent does not correct."""
+        if self.writer is not None and done.applied_revision == done.revision and (done.leader
+                                                                                    or self.lease_on_demand):
+            self.cycle.write_back(self._write_back(done.spec_set, done.revision))
+
+    def _checks(self, done: Reconciled) -> bool | None:
+        """The Redis and site checks of what is due, recorded; healthy or not (None: none ran)."""
+        if self.stop.is_set():
+            return None
+        spec_set = done.spec_set
+        clusters = spec_set.by_kind("CacheCluster")
+        redis = check_clusters([spec for spec in clusters if spec.ref in done.refs], self.aws)
+        self.recorder.health(redis, [c.name for c in clusters])
+        distributions = spec_set.by_kind("Distribution")
+        due = [self._site(spec) for spec in distributions if spec.ref in done.refs and spec.ref in self.latest]
+        sites = check_sites(due, self.aws, durations=self.recorder.durations, records=self._publish_records) \
+            if due else []
+        if due:
+            self.recorder.site(sites, [d.name for d in distributions])
+        return _verdict([*redis, *sites])
 
     def _plan(self, spec_set: SpecSet, refs: list[str]) -> Plan:
         plan = make_plan(spec_set, self.aws, workers=self.config.workers, only=refs,
@@ -244,15 +285,7 @@ class Reconciler:
             spec_set = load_specs(self.source.checkout(revision), self.source.root)
             same_environment(self.config.environment, spec_set)
         except SpecError as exc:
-            problems = [{"file": p.file, "line": p.line, "field": p.path, "message": p.message}
-                        for p in exc.problems]
-            for p in problems:
-                log.error("specs.invalid", **p)
-            self.store.metrics.spec_errors.inc()
-            self.store.update(specError={"revision": revision, "problems": problems})
-            first = exc.problems[0]
-            self.store.events.emit(Event("spec.invalid", None, None, f"{first}" + (
-                f" (and {len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""), revision=revision))
+            self.cycle.spec_invalid(revision, exc.problems)
             if self.source.supports_fallback and self.last_good and self.last_good != revision:
                 log.warning("specs.fallback", last_good=self.last_good,
                             reason="the new revision is broken; drift correction continues at the last good one")
@@ -261,33 +294,8 @@ class Reconciler:
                 return load_specs(self.source.checkout(self.last_good), self.source.root), self.last_good
             return None, None
         self.last_good = revision
-        self.store.events.clear("spec.invalid", None, None)
-        self.store.update(specError=None)
+        self.cycle.spec_valid()
         return spec_set, revision
-
-    def _source_error(self, error: str | None) -> None:
-        """A spec source that cannot be reached now: said in the log and /status; the reconcile goes on
-        with the revision last fetched."""
-        previous = self.store.get("sourceError")
-        if error:
-            since = previous["since"] if previous and previous["error"] == error else now_iso()
-            self.store.update(sourceError={"error": error, "since": since})
-            log.warning("git.fetch_failed", error=error, effect="reconciling the revision last fetched")
-        else:
-            self.store.update(sourceError=None)
-            if previous:
-                log.info("git.fetch_recovered")
-
-    def _windows(self, spec_set: SpecSet) -> None:
-        """The change windows, open (until when) or closed (next opening), for /status and the page."""
-        now = datetime.now(UTC)
-        shown = []
-        for window in windows_of(spec_set.specs):
-            until = window.open_until(now)
-            shown.append({"name": window.name, "type": window.type, "open": until is not None,
-                          **({"until": until.isoformat(timespec="minutes")} if until
-                             else {"next": window.next_open(now).isoformat(timespec="minutes")})})
-        self.store.update(windows=shown)
 
     # ------------------------------------------------------------------ the lease, stopping
 
@@ -296,19 +304,8 @@ class Reconciler:
         if self.lease is None:
             return True
         if self.lease_on_demand and self.heartbeat is None and any(c.applicable for c in plan.changes):
-            self.heartbeat = keep(self.lease, wait=True)
-        info = self.lease.describe()
-        leader = info["role"] == "leader"
-        self.store.update(lease=info)
-        self.store.metrics.lease_leader.set(int(leader))
-        if info["role"] != self._role:
-            if leader:
-                log.info("lease.leader", lease=self.lease.name, owner=self.lease.owner, effect="this agent applies")
-            else:
-                log.warning("lease.follower", lease=self.lease.name, holder=info["holder"],
-                            effect="observing only; the holder applies")
-            self._role = info["role"]
-        return leader
+            self.heartbeat = hold_lease(self.lease, wait=True)
+        return self.cycle.lease(self.lease.describe(), self.lease.name, self.lease.owner)
 
     def may_consume_events(self) -> bool:
         return self.lease is None or self.lease.held or self.lease_on_demand
@@ -318,28 +315,13 @@ class Reconciler:
         if self.stop.is_set():
             return True
         if self.lease is not None and not self.lease.held:
-            log.error("apply.stopped", reason="the lease was lost or could not be renewed in time")
-            self.store.events.emit(Event("lease.lost", None, None, "the lease was lost or could not be renewed in "
-                                         "time: applying stopped", revision=self.store.get("lastAttemptedRevision")))
+            self.cycle.lease_lost()
             return True
         return False
 
-    def _watch_progress(self, result: BatchResult) -> None:
-        """agent.stuck when nothing has succeeded for `stuck_after` intervals (cleared by a success)."""
-        now = time.monotonic()
-        if result.ok:
-            self.last_success = now
-            self.store.events.clear("agent.stuck", None, None)
-            return
-        since = self.last_success or self.store.started_at
-        if now - since >= self.config.stuck_after * self.config.interval_s:
-            self.store.events.emit(Event("agent.stuck", None, None, f"no cycle has succeeded for {now - since:.0f}s "
-                                         f"({self.config.stuck_after} intervals); last error: {result.error}",
-                                         revision=self.store.get("lastAttemptedRevision")))
-
     # ------------------------------------------------------------------ after the apply
 
-    def _write_back(self, spec_set: SpecSet, revision: str) -> None:
+    def _write_back(self, spec_set: SpecSet, revision: str) -> dict[str, Any]:
         """The drift the agent does not correct, of every resource as last planned, as one commit on the
         write-back branch (never raises)."""
         assert self.writer is not None and isinstance(self.source, GitSource) and self.source.root is not None
@@ -354,19 +336,7 @@ class Reconciler:
             log.error("writeback.error", branch=self.writer.branch, error=message,
                       exc_info=not ours and wants_traceback(exc))
             published = Published(self.writer.branch, "error", error=message)
-        self.store.update(writeBack=published.to_json())
-
-    def _check_health(self, spec_set: SpecSet, refs: list[str]) -> list[RedisResult | SiteResult]:
-        clusters = spec_set.by_kind("CacheCluster")
-        results = check_clusters([spec for spec in clusters if spec.ref in refs], self.aws)
-        self.recorder.health(results, [c.name for c in clusters])
-        distributions = spec_set.by_kind("Distribution")
-        due = [self._site(spec) for spec in distributions if spec.ref in refs and spec.ref in self.latest]
-        if not due:
-            return results
-        sites = check_sites(due, self.aws, durations=self.recorder.durations, records=self._publish_records)
-        self.recorder.site(sites, [d.name for d in distributions])
-        return [*results, *sites]
+        return published.to_json()
 
     def _site(self, spec: Spec) -> Site:
         """A Distribution's site check from what this cycle planned (no AWS read of its own but the last publish's

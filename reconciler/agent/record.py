@@ -12,13 +12,13 @@ import structlog
 from reconciler.agent.ledger import Ledger, Operation
 from reconciler.agent.serve.status import StatusStore, now_iso
 from reconciler.agent.tell.events import Event
-from reconciler.agent.who import Trail, touch_json
-from reconciler.aws.expected import Durations
+from reconciler.agent.who_changed import WhoChanged, touch_json
+from reconciler.aws.expected_durations import ExpectedDurations
 from reconciler.core.plainjson import dumps
 from reconciler.core.vocabulary import Action, OutcomeStatus, ResourceState
 
 if TYPE_CHECKING:
-    from reconciler.agent.watch import Touch
+    from reconciler.agent.watch import ChangeEvent
     from reconciler.aws.client import Aws
     from reconciler.checks.redis import RedisResult
     from reconciler.checks.site import SiteResult
@@ -68,11 +68,11 @@ class Recorder:
     """
 
     def __init__(self, store: StatusStore, notify_after: int = 1, ledger: Ledger | None = None,
-                 durations: Durations | None = None, trail: Trail | None = None, look_s: float = 0.0):
+                 durations: ExpectedDurations | None = None, trail: WhoChanged | None = None, look_s: float = 0.0):
         self.store = store
         self.notify_after = notify_after  # drift is reported once it has lasted this many reconciles
         self.ledger = ledger or Ledger()
-        self.durations = durations or Durations()
+        self.durations = durations or ExpectedDurations()
         self.trail = trail  # who changed a drifted resource (CloudTrail); None: not looked up
         self.look_s = look_s  # how soon the agent looks again at work in progress (--pending-interval)
         self._drift: dict[str, str] = {}  # ref -> the drift last reported
@@ -101,7 +101,7 @@ class Recorder:
                               else {"error": plan.inventory_error})
         return {ref: entry["state"] for ref, entry in entries.items()}
 
-    def heard(self, touch: Touch) -> None:
+    def heard(self, touch: ChangeEvent) -> None:
         """AWS's change event named who changed a resource (--watch-events): no lookup needed for it."""
         self._who[touch.ref] = touch_json(touch)
 

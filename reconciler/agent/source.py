@@ -14,8 +14,8 @@ import subprocess
 from pathlib import Path
 
 from reconciler.core.errors import ReconcilerError
-from reconciler.spec.documents import spec_files
 from reconciler.spec.environments import environment_file, files_of, read_environment
+from reconciler.spec.files import spec_files
 
 
 class DirectorySource:

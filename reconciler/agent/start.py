@@ -12,7 +12,7 @@ from reconciler.agent.config import AgentConfig
 from reconciler.agent.daemon import Agent
 from reconciler.agent.source import DirectorySource, GitSource
 from reconciler.agent.tell.events import Events
-from reconciler.agent.writeback import BranchWriter
+from reconciler.agent.writeback_branch import BranchWriter
 from reconciler.aws.client import Aws
 from reconciler.core.errors import ReconcilerError, SpecError
 from reconciler.core.statedir import state_dir as default_state_dir

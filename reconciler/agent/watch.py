@@ -33,8 +33,11 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from reconciler.aws.client import USER_AGENT, apart, describe_failure
+from reconciler.aws.client import USER_AGENT
+from reconciler.aws.failures import describe_failure
+from reconciler.aws.inflight import background_calls
 from reconciler.core.types import OWNER_TAG, OWNER_VALUE, ROLE_TAG
+from reconciler.kinds.interfaces import EventMatched
 
 if TYPE_CHECKING:
     from reconciler.agent.serve.metrics import Metrics
@@ -53,7 +56,7 @@ VISIBILITY_S = 300   # a message being handled stays hidden this long; a crash r
 
 
 @dataclass(frozen=True)
-class Touch:
+class ChangeEvent:
     """One event that named a managed resource: who changed it, how, and when AWS says it happened."""
 
     ref: str
@@ -81,6 +84,8 @@ class EventIndex:
         index = cls()
         for change in changes:
             resource = change.resource
+            if not isinstance(resource, EventMatched):
+                continue
             for source, names in resource.event_keys.items():
                 for key in names:
                     for value in resource.event_ids(change.live):
@@ -105,7 +110,7 @@ def _arn_name(arn: str) -> str:
     return arn.split(":", 5)[-1].replace("/", ":").rsplit(":", 1)[-1]
 
 
-def read_event(body: str, index: EventIndex) -> tuple[str, list[Touch]]:
+def read_event(body: str, index: EventIndex) -> tuple[str, list[ChangeEvent]]:
     """("ok", touches), or (why it is dropped, []): malformed, foreign, own, read-only."""
     try:
         event = json.loads(body)
@@ -128,7 +133,7 @@ def read_event(body: str, index: EventIndex) -> tuple[str, list[Touch]]:
     identity = detail.get("userIdentity") if isinstance(detail.get("userIdentity"), dict) else {}
     who = str(identity.get("arn") or identity.get("principalId") or identity.get("type") or "someone")
     when = _time(detail.get("eventTime") or event.get("time"))
-    return "ok", [Touch(ref, who, f"{source.split('.')[0]}:{name}", when) for ref in sorted(refs)]
+    return "ok", [ChangeEvent(ref, who, f"{source.split('.')[0]}:{name}", when) for ref in sorted(refs)]
 
 
 def source_of(body: str) -> str:
@@ -236,7 +241,7 @@ class Poller:
     """Long-polls one queue in its own thread; hands each burst's touched resources to `handle`."""
 
     def __init__(self, aws: Aws, queue: Queue, index: Callable[[], EventIndex],
-                 handle: Callable[[list[Touch]], None], may_consume: Callable[[], bool], metrics: Metrics,
+                 handle: Callable[[list[ChangeEvent]], None], may_consume: Callable[[], bool], metrics: Metrics,
                  stop: threading.Event, wait_s: int = WAIT_S):
         self.aws, self.queue, self.index, self.handle = aws, queue, index, handle
         self.may_consume, self.metrics, self.stop, self.wait_s = may_consume, metrics, stop, wait_s
@@ -295,7 +300,7 @@ class Poller:
         return len(messages)
 
     def _receive(self, wait_s: int) -> list[dict[str, Any]]:
-        with apart():  # the queue's calls are the watcher's, not a reconcile's
+        with background_calls():  # the queue's calls are the watcher's, not a reconcile's
             return list(self.sqs.receive_message(QueueUrl=self.queue.url, MaxNumberOfMessages=10,
                                                  WaitTimeSeconds=wait_s, VisibilityTimeout=VISIBILITY_S)
                         .get("Messages") or [])
@@ -305,11 +310,11 @@ class Poller:
         self.thread.join(timeout)
 
     def _release(self, messages: list[dict[str, Any]]) -> None:
-        with apart():
+        with background_calls():
             self._batches("change_message_visibility_batch", messages, VisibilityTimeout=0)
 
     def _delete(self, messages: list[dict[str, Any]]) -> None:
-        with apart():
+        with background_calls():
             self._batches("delete_message_batch", messages)
 
     def _batches(self, call: str, messages: list[dict[str, Any]], **extra: Any) -> None:

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import os
 import threading
 import time
-import traceback
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future
-from pathlib import Path
 from typing import Any, TypeVar
 
 import boto3
@@ -20,10 +17,11 @@ import botocore.config
 import botocore.exceptions
 import structlog
 
+from reconciler.aws.failures import describe_error
+from reconciler.aws.inflight import inflight
 from reconciler.aws.ratelimit import DEFAULT_LIMITS, RateLimiter
 from reconciler.core.errors import ReconcilerError
 
-_local = threading.local()
 T = TypeVar("T")
 log = structlog.get_logger()
 
@@ -212,9 +210,9 @@ class Aws:
 
     def _before_call(self, model: Any, **_: Any) -> None:
         service = model.service_model.service_name
-        _local.operation = f"{model.service_model.service_id}.{model.name}"
+        inflight.operation = f"{model.service_model.service_id}.{model.name}"
         with self._lock:
-            if getattr(_local, "background", False):  # the lease's heartbeat: not the cycle's calls
+            if inflight.background:  # the lease's heartbeat: not the cycle's calls
                 self.background_calls[(service, model.name)] += 1
             else:
                 self.calls[(service, model.name)] += 1
@@ -312,62 +310,6 @@ def _loggable(value: Any, key: str = "") -> Any:
     return value
 
 
-def counted_apart() -> None:
-    """Count this thread's calls apart from the cycle's (the lease's heartbeat thread calls it)."""
-    _local.background = True
-
-
-@contextlib.contextmanager
-def apart() -> Iterator[None]:
-    """Count the calls made inside apart from the cycle's (the event queue's polls), on this thread."""
-    before = getattr(_local, "background", False)
-    _local.background = True
-    try:
-        yield
-    finally:
-        _local.background = before
-
-
-def current_operation() -> str | None:
-    """The last AWS operation started on this thread (names the call in errors)."""
-    return getattr(_local, "operation", None)
-
-
-def error_code(exc: BaseException) -> str:
-    """The AWS error code of a failed call ('' when it is not one)."""
-    if isinstance(exc, botocore.exceptions.ClientError):
-        return str(exc.response.get("Error", {}).get("Code", ""))
-    return ""
-
-
-def describe_error(exc: BaseException) -> str:
-    """A one-line account of an AWS failure that names the call; never a traceback."""
-    if isinstance(exc, botocore.exceptions.ClientError):
-        err = exc.response.get("Error", {})
-        return f"{exc.operation_name} failed: {err.get('Code', 'Error')}: {err.get('Message', '')}"
-    op = current_operation() or "AWS call"
-    if isinstance(exc, botocore.exceptions.NoCredentialsError):
-        return f"{op} failed: no AWS credentials found (configure them, or use --sandbox)"
-    if isinstance(exc, botocore.exceptions.EndpointConnectionError | botocore.exceptions.ConnectionError):
-        return f"{op} failed: cannot reach the AWS endpoint: {exc}"
-    if isinstance(exc, botocore.exceptions.BotoCoreError):
-        return f"{op} failed: {exc}"
-    if isinstance(exc, ReconcilerError):
-        return str(exc)
-    return f"{op} failed: {type(exc).__name__}: {exc}"
-
-
-def is_aws_failure(exc: BaseException) -> bool:
-    """True for failures of AWS, the network or the user's input; False for a bug in reconciler."""
-    return isinstance(exc, botocore.exceptions.BotoCoreError | botocore.exceptions.ClientError
-                      | ReconcilerError | TimeoutError | OSError)
-
-
-def wants_traceback(exc: BaseException) -> bool:
-    """Log the traceback of a failure: only a bug in reconciler, and only with RECONCILER_DEBUG=1."""
-    return bool(os.environ.get("RECONCILER_DEBUG")) and not is_aws_failure(exc)
-
-
 def _version() -> str:
     try:
         from importlib.metadata import version
@@ -381,103 +323,5 @@ USER_AGENT = f"reconciler/{_version()}"
 RECENT_WRITE_S = 600.0  # how long after its own write the agent reads a resource's tags directly
 
 
-def describe_failure(exc: BaseException, ref: str, doing: str) -> str:
-    """One line for a failure while `doing` something to `ref`: the AWS call that failed, or, for a
-    bug in reconciler, an internal error that says so (never blamed on the last AWS call)."""
-    if is_aws_failure(exc):
-        return describe_error(exc)
-    frames = traceback.extract_tb(exc.__traceback__) if exc.__traceback__ else []
-    at = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
-    return (f"internal error in reconciler while {doing} {ref} (not an AWS failure): {type(exc).__name__}: {exc}"
-            f"{at}; please report it (RECONCILER_DEBUG=1 logs the traceback)")
 
 
-SANDBOX_MARK = "reconciler-sandbox"  # what the sandbox's GET /_sandbox/time says it is (sandbox/server.py)
-
-
-def is_loopback(host: str | None) -> bool:
-    """`host` (an address or a name) is reachable from this machine only."""
-    import ipaddress
-
-    if not host:
-        return False
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-@functools.cache
-def is_sandbox_endpoint(url: str) -> bool:
-    """True when `url` is a reconciler sandbox: a loopback address whose GET /_sandbox/time answers as the
-    sandbox does (its own answer, never a variable). Asked once per endpoint and process."""
-    import urllib.error
-    import urllib.parse
-    import urllib.request
-
-    if not is_loopback(urllib.parse.urlparse(url).hostname):
-        return False
-    try:
-        with urllib.request.urlopen(url.rstrip("/") + "/_sandbox/time", timeout=2) as answer:
-            said = json.load(answer)
-    except (OSError, ValueError, urllib.error.URLError):
-        return False
-    return isinstance(said, dict) and said.get("sandbox") == SANDBOX_MARK and "factor" in said
-
-
-def configured_endpoints() -> list[str]:
-    """The endpoints boto3 is pointed at by the environment (AWS_ENDPOINT_URL and every AWS_ENDPOINT_URL_<SERVICE>);
-    empty when some service would reach AWS's own endpoint (no global override, or the configured endpoints
-    ignored: AWS_IGNORE_CONFIGURED_ENDPOINT_URLS)."""
-    if os.environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").strip().lower() == "true":
-        return []
-    url = os.environ.get("AWS_ENDPOINT_URL") or ""
-    if not url:
-        return []
-    return [url, *(v for k, v in sorted(os.environ.items()) if k.startswith("AWS_ENDPOINT_URL_") and v)]
-
-
-def talks_to_sandbox(aws: Aws | None = None, service: str | None = None) -> bool:
-    """True when AWS here is a reconciler sandbox, recognised by where it is: with `aws` and `service`, the
-    endpoint that service's client really calls; else every endpoint the environment points boto3 at. Each must
-    be on loopback and answer as the sandbox itself (is_sandbox_endpoint). A variable alone (RECONCILER_SANDBOX,
-    say) changes nothing, so nothing meant for the sandbox (a throw-away secret) ever reaches an account."""
-    if aws is not None and service is not None:
-        urls = [str(aws.client(service).meta.endpoint_url or "")]
-    else:
-        urls = configured_endpoints()
-    return bool(urls) and all(u and is_sandbox_endpoint(u) for u in urls)
-
-
-_factor_cache: dict[str, tuple[float, float]] = {}  # endpoint -> (read at, factor)
-
-
-def aws_time_factor() -> float:
-    """How AWS's time runs here relative to a real account's: 1.0 on AWS; against the sandbox, its factor
-    (`--aws-time`: 0.01 makes an hour 36 s). Rules the agent keeps by the clock (one TTL change per table per
-    hour) are measured in it, so the agent waits exactly as long as the AWS it talks to makes it wait."""
-    import json
-    import urllib.error
-    import urllib.request
-
-    url = os.environ.get("AWS_ENDPOINT_URL") or ""
-    if not url or not talks_to_sandbox():
-        return 1.0
-    now = time.monotonic()
-    cached = _factor_cache.get(url)
-    if cached and now - cached[0] < 2:
-        return cached[1]
-    try:
-        with urllib.request.urlopen(url.rstrip("/") + "/_sandbox/time", timeout=2) as answer:
-            factor = float(json.load(answer)["factor"])
-    except (OSError, ValueError, KeyError, urllib.error.URLError):
-        factor = cached[1] if cached else 1.0
-    _factor_cache[url] = (now, factor)
-    return factor
-
-
-def aws_seconds(seconds: float) -> float:
-    """`seconds` of a real account's time, as they pass against the AWS this process talks to."""
-    return seconds * aws_time_factor()

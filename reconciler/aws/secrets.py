@@ -62,7 +62,7 @@ def resolve(ref: dict[str, Any], aws: Aws | None) -> Secret:
     if kind == "fromEnv":
         value = os.environ.get(where)
         if value is None:
-            from reconciler.aws.client import talks_to_sandbox
+            from reconciler.aws.endpoints import talks_to_sandbox
 
             # the token goes to ElastiCache: a throw-away value only when that client's endpoint is the sandbox
             if not talks_to_sandbox(aws, "elasticache" if aws is not None else None):

@@ -192,14 +192,14 @@ def check_cluster(spec: Any, aws: Any | None, endpoint: str | None = None, *, tl
     Endpoint: `endpoint` (the --endpoint flag), else spec.healthCheck.endpoint, else the live
     primary endpoint. The agent calls this every cycle; it never raises for a failed check.
     """
-    from reconciler.aws.client import describe_error
+    from reconciler.aws.failures import describe_error
     from reconciler.aws.secrets import resolve
     from reconciler.core.errors import ReconcilerError
 
     s = spec.spec
     check = s.get("healthCheck") or {}
     target = endpoint or check.get("endpoint")
-    from reconciler.aws.client import talks_to_sandbox
+    from reconciler.aws.endpoints import talks_to_sandbox
 
     if not target and talks_to_sandbox():
         return RedisResult(spec.name, None, skipped=(

@@ -8,8 +8,10 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.aws.client import Aws, aws_time_factor, describe_failure
-from reconciler.aws.expected import Durations
+from reconciler.aws.client import Aws
+from reconciler.aws.endpoints import aws_time_factor
+from reconciler.aws.expected_durations import ExpectedDurations
+from reconciler.aws.failures import describe_failure
 from reconciler.checks.redis import RedisResult, check_cluster
 from reconciler.checks.site import SiteFacts, SiteResult, check_site
 from reconciler.checks.viewer import Edge, sandbox_edge
@@ -51,7 +53,7 @@ def sites_now(spec_set: SpecSet, sites: list[Spec], aws: Aws) -> list[Site]:
     return out
 
 
-def check_sites(sites: list[Site], aws: Aws, *, durations: Durations, records: Records | None = None,
+def check_sites(sites: list[Site], aws: Aws, *, durations: ExpectedDurations, records: Records | None = None,
                 ca_file: str | None = None) -> list[SiteResult]:
     """The site check of each; `ca_file` (--ca-file) verifies the edge's certificate, as it does Redis's;
     `records` keeps the last publishes' records between cycles (one GetObject per new ETag)."""

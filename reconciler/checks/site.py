@@ -32,7 +32,7 @@ from typing import Any
 from urllib.parse import quote
 
 from reconciler.aws.caching import covers, edge_ttl, public_statement, ttls_of
-from reconciler.aws.expected import Durations, spoken
+from reconciler.aws.expected_durations import ExpectedDurations, in_words
 from reconciler.checks.steps import CheckResult, StepFailed, timed
 from reconciler.checks.viewer import Edge, Visitor, request
 
@@ -100,7 +100,7 @@ class SiteFacts:
 
 
 def check_site(spec: Any, facts: SiteFacts | None, aws: Any, *, edge: Edge | None = None,
-               durations: Durations | None = None, factor: float = 1.0) -> SiteResult:
+               durations: ExpectedDurations | None = None, factor: float = 1.0) -> SiteResult:
     """The site check of one Distribution spec. Never raises for a failed check."""
     check = spec.spec.get("healthCheck") or {}
     if check.get("enabled") is False:
@@ -121,7 +121,7 @@ def check_site(spec: Any, facts: SiteFacts | None, aws: Any, *, edge: Edge | Non
         if viewer != "allow-all":
             _step(result, "redirect", lambda: _redirect(addresses[facts.domain], facts.domain, viewer, edge, timeout))
         _step(result, "content", lambda: _content(result, facts, check, addresses[facts.domain], edge, timeout,
-                                                  aws, durations or Durations(None), factor))
+                                                  aws, durations or ExpectedDurations(None), factor))
         _step(result, "origin", lambda: _origin_refuses(result, facts, aws, edge, timeout))
     except StepFailed as exc:
         result.failed(exc)
@@ -206,7 +206,7 @@ def _paths(facts: SiteFacts, check: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _content(result: SiteResult, facts: SiteFacts, check: dict[str, Any], address: str, edge: Edge,
-             timeout: float, aws: Any, durations: Durations, factor: float) -> str:
+             timeout: float, aws: Any, durations: ExpectedDurations, factor: float) -> str:
     visitor = Visitor(address, facts.domain, edge, timeout)
     try:
         _fetch_paths(result, facts, check, visitor, aws, durations, factor)
@@ -218,7 +218,7 @@ def _content(result: SiteResult, facts: SiteFacts, check: dict[str, Any], addres
 
 
 def _fetch_paths(result: SiteResult, facts: SiteFacts, check: dict[str, Any], visitor: Visitor, aws: Any,
-                 durations: Durations, factor: float) -> None:
+                 durations: ExpectedDurations, factor: float) -> None:
     for path, key in _paths(facts, check):
         status, headers, _ = visitor.get(path)
         etag = (headers.get("etag") or "").strip('"') or None
@@ -249,7 +249,7 @@ def _why_status(status: int, key: str, facts: SiteFacts) -> str:
 
 
 def _judge_stale(result: SiteResult, found: PathCheck, facts: SiteFacts, headers: dict[str, str], aws: Any,
-                 check: dict[str, Any], durations: Durations, factor: float) -> None:
+                 check: dict[str, Any], durations: ExpectedDurations, factor: float) -> None:
     """Stale: on its way out (an invalidation runs, or the cache lets it go soon) or a failure."""
     served = f"the edge serves ETag {found.served}, the bucket holds {found.published}"
     since = f" (published {found.published_at})" if found.published_at else ""
@@ -260,7 +260,7 @@ def _judge_stale(result: SiteResult, found: PathCheck, facts: SiteFacts, headers
         created = made["CreateTime"]
         late = created + timedelta(seconds=expected.slow_after())
         found.detail = (f"{served}{since}; invalidation {made['Id']} covers it, in progress since "
-                        f"{created.isoformat(timespec='seconds')} (AWS usually takes ~{spoken(expected.seconds)})")
+                        f"{created.isoformat(timespec='seconds')} (AWS usually takes ~{in_words(expected.seconds)})")
         if datetime.now(UTC) > late:
             raise StepFailed(f"{found.path} is stale: {found.detail}; past its expected end",
                               "the invalidation is slow: AWS's Service Health Dashboard, or CloudFront's quotas on "
@@ -276,7 +276,7 @@ def _judge_stale(result: SiteResult, found: PathCheck, facts: SiteFacts, headers
     remaining = max(0.0, ttl - (found.age or 0))
     until = datetime.now(UTC) + timedelta(seconds=remaining * factor)
     found.detail = (f"{served}{since}; no invalidation covers it: the edge may keep it until "
-                    f"{until.isoformat(timespec='seconds')} (a TTL of {spoken(ttl)} from the cache policy and "
+                    f"{until.isoformat(timespec='seconds')} (a TTL of {in_words(ttl)} from the cache policy and "
                     "Cache-Control)")
     if remaining > float(check.get("maxStaleSeconds", DEFAULT_MAX_STALE_S)):
         raise StepFailed(f"{found.path} is stale: {found.detail}",

@@ -12,7 +12,7 @@ T = TypeVar("T")
 
 
 @dataclass
-class Step:
+class CheckStep:
     """One step of a check, as `reconciler health` prints it: its name, ok or not, its latency, what it found."""
 
     name: str
@@ -37,7 +37,7 @@ class StepFailed(Exception):
 class CheckResult:
     """The outcome of one check: healthy, unhealthy (with its cause), or skipped (with why)."""
 
-    steps: list[Step] = field(default_factory=list, kw_only=True)
+    steps: list[CheckStep] = field(default_factory=list, kw_only=True)
     error: str | None = field(default=None, kw_only=True)
     cause: str | None = field(default=None, kw_only=True)
     skipped: str | None = field(default=None, kw_only=True)
@@ -73,8 +73,8 @@ def timed(result: CheckResult, name: str, action: Callable[[], T], *, detail: bo
     try:
         value = action()
     except StepFailed as exc:
-        result.steps.append(Step(name, False, (time.perf_counter() - started) * 1000, str(exc)))
+        result.steps.append(CheckStep(name, False, (time.perf_counter() - started) * 1000, str(exc)))
         raise StepFailed(f"{name} failed: {exc}", exc.cause) from None
     said = value if detail and isinstance(value, str) else ""
-    result.steps.append(Step(name, True, (time.perf_counter() - started) * 1000, said))
+    result.steps.append(CheckStep(name, True, (time.perf_counter() - started) * 1000, said))
     return value

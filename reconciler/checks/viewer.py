@@ -27,7 +27,7 @@ class Edge:
 
 def sandbox_edge() -> Edge | None:
     """The sandbox's edge, when AWS here is the sandbox (it serves every distribution's domain)."""
-    from reconciler.aws.client import talks_to_sandbox
+    from reconciler.aws.endpoints import talks_to_sandbox
 
     url = os.environ.get("AWS_ENDPOINT_URL") or ""
     if not url or not talks_to_sandbox():

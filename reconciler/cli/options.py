@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from reconciler.aws.client import Aws
-from reconciler.core.durations import parse_duration
+from reconciler.core.duration_text import parse_duration
 from reconciler.core.errors import ReconcilerError, SpecError
 from reconciler.core.log import configure_logging
 from reconciler.engine.connect import Connection, connect

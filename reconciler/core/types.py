@@ -102,7 +102,7 @@ class Step:
              until AWS has finished, which apply checks at once and later cycles check again.
     wait:    why it cannot run now (what AWS is doing); None = it can. A step is never issued while
              it waits: AWS would refuse it.
-    takes:   the work AWS does after it, as typical.DURATIONS names it (how long it usually takes);
+    takes:   the work AWS does after it, as TYPICAL_DURATIONS names it (how long it usually takes);
              None: a call AWS answers at once.
     """
 

@@ -8,6 +8,7 @@ Each is a StrEnum: its members are the strings plans, /status and events have al
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class Action(StrEnum):
@@ -22,38 +23,9 @@ class Action(StrEnum):
     ERROR = "error"
 
     @property
-    def symbol(self) -> str:
-        """The plan's mark for it (Terraform's)."""
-        return _ACTION_WORDS[self][0]
-
-    @property
-    def colour(self) -> str | None:
-        return _ACTION_WORDS[self][1]
-
-    @property
-    def will(self) -> str:
-        """The plan's words: `will be created`."""
-        return _ACTION_WORDS[self][2]
-
-    @property
-    def observed(self) -> str:
-        """The plan's words when it is not applied (observe-only, paused): `is missing`."""
-        return _ACTION_WORDS[self][3]
-
-    @property
-    def done(self) -> str:
-        """The report's words once applied: `created`."""
-        return _ACTION_WORDS[self][4]
-
-    @property
-    def doing(self) -> str:
-        """The report's words while AWS carries it out: `created` (for a create in progress), `deleting`."""
-        return _ACTION_WORDS[self][5]
-
-    @property
-    def icon(self) -> str:
-        """The pull request comment's mark."""
-        return _ACTION_WORDS[self][6]
+    def words(self) -> ActionWords:
+        """How a plan, a report and a pull request comment say it."""
+        return _ACTION_WORDS[self]
 
     @property
     def is_change(self) -> bool:
@@ -64,18 +36,26 @@ class Action(StrEnum):
         return self in (Action.DELETE, Action.REPLACE)
 
 
-#           symbol  colour     will                                              observed
-#           done                        doing        icon
-_ACTION_WORDS: dict[Action, tuple[str, str | None, str, str, str, str, str]] = {
-    Action.CREATE: ("+", "green", "will be created", "is missing", "created", "created", "🟢"),
-    Action.ADOPT: (">", "cyan", "will be adopted (taken over, not recreated)", "could be adopted",
-                   "adopted (now managed)", "adopted", "🔵"),
-    Action.UPDATE: ("~", "yellow", "will be updated in place", "has drifted", "updated", "updated", "🟡"),
-    Action.REPLACE: ("-/+", "magenta", "must be replaced", "has drifted in a way that needs replacement", "replaced",
-                     "replaced", "🟣"),
-    Action.DELETE: ("-", "red", "will be destroyed", "would be destroyed", "deleted", "deleting", "🔴"),
-    Action.NOOP: (" ", None, "is up to date", "is up to date", "unchanged", "unchanged", "⚪"),
-    Action.ERROR: ("!", "red", "cannot be planned", "cannot be planned", "failed", "failed", "❗"),
+class ActionWords(NamedTuple):
+    symbol: str            # the plan's mark (Terraform's)
+    colour: str | None
+    will: str              # the plan's words: `will be created`
+    observed: str          # the plan's words when it is not applied (observe-only, paused): `is missing`
+    done: str              # the report's words once applied: `created`
+    doing: str             # the report's words while AWS carries it out: `deleting`
+    icon: str              # the pull request comment's mark
+
+
+_ACTION_WORDS: dict[Action, ActionWords] = {
+    Action.CREATE: ActionWords("+", "green", "will be created", "is missing", "created", "created", "🟢"),
+    Action.ADOPT: ActionWords(">", "cyan", "will be adopted (taken over, not recreated)", "could be adopted",
+                              "adopted (now managed)", "adopted", "🔵"),
+    Action.UPDATE: ActionWords("~", "yellow", "will be updated in place", "has drifted", "updated", "updated", "🟡"),
+    Action.REPLACE: ActionWords("-/+", "magenta", "must be replaced", "has drifted in a way that needs replacement",
+                                "replaced", "replaced", "🟣"),
+    Action.DELETE: ActionWords("-", "red", "will be destroyed", "would be destroyed", "deleted", "deleting", "🔴"),
+    Action.NOOP: ActionWords(" ", None, "is up to date", "is up to date", "unchanged", "unchanged", "⚪"),
+    Action.ERROR: ActionWords("!", "red", "cannot be planned", "cannot be planned", "failed", "failed", "❗"),
 }
 
 
@@ -134,17 +114,9 @@ class Result(StrEnum):
     UNCHANGED = "unchanged"
 
     @property
-    def symbol(self) -> str:
-        return _RESULT_WORDS[self][0]
-
-    @property
-    def said(self) -> str:
-        """The counts line's words."""
-        return _RESULT_WORDS[self][1]
-
-    @property
-    def colour(self) -> str | None:
-        return _RESULT_WORDS[self][2]
+    def words(self) -> ResultWords:
+        """How the report's lines and its counts line say it."""
+        return _RESULT_WORDS[self]
 
     @classmethod
     def counted(cls) -> tuple[Result, ...]:
@@ -152,12 +124,18 @@ class Result(StrEnum):
         return (cls.CREATED, cls.UPDATED, cls.PENDING, cls.FAILED, cls.UNCHANGED)
 
 
-_RESULT_WORDS: dict[Result, tuple[str, str, str | None]] = {
-    Result.CREATED: ("+", "created", "green"),
-    Result.UPDATED: ("~", "updated", "yellow"),
-    Result.DELETED: ("-", "deleted", "red"),
-    Result.PENDING: ("*", "in progress with AWS", "cyan"),
-    Result.FAILED: ("!", "failed", "red"),
-    Result.NOT_APPLIED: ("?", "not applied (observe, paused or held)", "magenta"),
-    Result.UNCHANGED: (" ", "unchanged", None),
+class ResultWords(NamedTuple):
+    symbol: str
+    said: str              # the counts line's words
+    colour: str | None
+
+
+_RESULT_WORDS: dict[Result, ResultWords] = {
+    Result.CREATED: ResultWords("+", "created", "green"),
+    Result.UPDATED: ResultWords("~", "updated", "yellow"),
+    Result.DELETED: ResultWords("-", "deleted", "red"),
+    Result.PENDING: ResultWords("*", "in progress with AWS", "cyan"),
+    Result.FAILED: ResultWords("!", "failed", "red"),
+    Result.NOT_APPLIED: ResultWords("?", "not applied (observe, paused or held)", "magenta"),
+    Result.UNCHANGED: ResultWords(" ", "unchanged", None),
 }

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from reconciler.aws.client import describe_failure, wants_traceback
+from reconciler.aws.failures import describe_failure, wants_traceback
 from reconciler.core.types import NotYet
 from reconciler.core.vocabulary import Action, OutcomeStatus
 from reconciler.engine.changes import Change, Plan
@@ -28,7 +28,7 @@ class Outcome:
     status: OutcomeStatus
     message: str = ""
     duration_s: float = 0.0
-    work: str | None = None     # the work AWS goes on doing for it after the call (typical.DURATIONS): a pending
+    work: str | None = None     # the work AWS goes on doing for it after the call (TYPICAL_DURATIONS): a pending
                                 # change's, or an applied one's that AWS still carries out (a deploy)
     started: float | None = None  # when the step that started that work was sent (epoch seconds)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.aws.expected import Durations, step_seconds
+from reconciler.aws.expected_durations import ExpectedDurations, step_seconds
 from reconciler.core.types import FieldChange, Live, Step
 from reconciler.core.vocabulary import Action
 from reconciler.engine.inventory import Owned
@@ -70,7 +70,7 @@ class Change:
         return (self.is_change and not self.refused and self.policy == "enforce" and not self.paused
                 and not self.window)
 
-    def to_json(self, durations: Durations | None = None) -> dict[str, Any]:
+    def to_json(self, durations: ExpectedDurations | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {
             "kind": self.kind, "name": self.name, "action": self.action,
             "fields": [f.to_json() for f in self.fields],
@@ -91,7 +91,7 @@ class Change:
             if self.live.pending_since:
                 out["pendingSince"] = self.live.pending_since
         if self.steps:
-            durations = durations or Durations(None)
+            durations = durations or ExpectedDurations(None)
             out["steps"] = [{"description": s.description, **({"waitsFor": s.wait} if s.wait else {}),
                              "expectedSeconds": round(step_seconds(s.takes, durations), 1),
                              **({"work": s.takes} if s.takes else {})} for s in self.steps]
@@ -123,7 +123,7 @@ class Plan:
     def has_errors(self) -> bool:
         return any(c.action == Action.ERROR for c in self.changes)
 
-    def expected_seconds(self, durations: Durations) -> float:
+    def expected_seconds(self, durations: ExpectedDurations) -> float:
         """How long AWS should take for the whole plan: the longest chain of a resource's steps after the
         ones it depends on (resources that depend on nothing here proceed side by side on AWS's side)."""
         own = {c.ref: sum(step_seconds(s.takes, durations) for s in c.steps) for c in self.changes}
@@ -138,8 +138,8 @@ class Plan:
 
         return max((finish(ref) for ref in own), default=0.0)
 
-    def to_json(self, durations: Durations | None = None) -> dict[str, Any]:
-        durations = durations or Durations(None)
+    def to_json(self, durations: ExpectedDurations | None = None) -> dict[str, Any]:
+        durations = durations or ExpectedDurations(None)
         out: dict[str, Any] = {"format": PLAN_FORMAT, "changes": [c.to_json(durations) for c in self.changes],
                                "summary": self.summary(), "expectedSeconds": round(self.expected_seconds(durations), 1)}
         if self.unmanaged is not None:

@@ -13,7 +13,7 @@ import structlog
 from reconciler.aws.client import Aws
 from reconciler.aws.ratelimit import RateLimiter, parse_limits
 from reconciler.core.errors import ReconcilerError
-from reconciler.spec.environments import Environment, reach
+from reconciler.spec.environments import Environment, assume_environment
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,6 @@ def _reach(aws: Aws, environment: Environment, role_arn: str | None) -> None:
     if role_arn is not None:
         target = dataclasses.replace(environment.aws, role_arn=None if role_arn.lower() == "none" else role_arn)
         environment = dataclasses.replace(environment, aws=target)
-    identity = reach(aws, environment)
+    identity = assume_environment(aws, environment)
     structlog.get_logger().info("environment.reached", environment=environment.name, region=aws.region,
                                 account=identity and identity["Account"], arn=identity and identity["Arn"])

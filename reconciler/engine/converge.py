@@ -10,8 +10,9 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from reconciler.aws.client import Aws, aws_time_factor
-from reconciler.aws.expected import Durations, agent_durations, spoken
+from reconciler.aws.client import Aws
+from reconciler.aws.endpoints import aws_time_factor
+from reconciler.aws.expected_durations import ExpectedDurations, expected_durations, in_words
 from reconciler.core.errors import ReconcilerError
 from reconciler.core.vocabulary import Action, OutcomeStatus
 from reconciler.engine.apply import ApplyReport, Outcome, apply_plan
@@ -30,7 +31,7 @@ class Converging:
     on_progress: Callable[[str], None] = lambda _: None
     on_report: Callable[[ApplyReport], None] = lambda _: None
     on_settled: Callable[[], None] = lambda: None
-    durations: Durations = field(default_factory=agent_durations)
+    durations: ExpectedDurations = field(default_factory=expected_durations)
 
 
 def carry_through(report: ApplyReport, aws: Aws, wait_s: float, how: Converging) -> list[str]:
@@ -105,11 +106,11 @@ def holding_lease(lease: Lease | None, on_wait: Callable[[str, float], None]) ->
 
 def wait_until_settled(report: ApplyReport, aws: Aws, timeout_s: float,
                        on_progress: Callable[[str], None] = lambda _: None, poll_s: float = 5,
-                       durations: Durations | None = None) -> list[str]:
+                       durations: ExpectedDurations | None = None) -> list[str]:
     """Poll the applied resources until AWS reports none of them pending (e.g. a distribution
     deploying), saying how far along each is against how long AWS usually takes. Returns the refs still
     pending at the timeout."""
-    durations = durations or Durations(None)
+    durations = durations or ExpectedDurations(None)
     resources = list({o.change.ref: o.change.resource for o in report.outcomes
                       if o.status in (OutcomeStatus.APPLIED, OutcomeStatus.PENDING)}.values())
     deadline = time.monotonic() + timeout_s
@@ -130,7 +131,7 @@ def wait_until_settled(report: ApplyReport, aws: Aws, timeout_s: float,
         time.sleep(poll_s)
 
 
-def progress_text(report: ApplyReport, busy: list[str], durations: Durations, waited_s: float,
+def progress_text(report: ApplyReport, busy: list[str], durations: ExpectedDurations, waited_s: float,
                   width: int = 24) -> str | None:
     """`[#######.........] 45%  Table/Products: dynamodb.throughput 27s of ~60s, ~33s left`: the resource
     whose work should finish last, as a bar; None when no pending work is known."""
@@ -150,8 +151,8 @@ def progress_text(report: ApplyReport, busy: list[str], durations: Durations, wa
     left, ref, work, elapsed, expected = max(rows)
     share = min(1.0, elapsed / expected.seconds) if expected.seconds else 1.0
     bar = "#" * round(share * width) + "." * (width - round(share * width))
-    remaining = f"~{spoken(left)} left" if left > 0 else (
+    remaining = f"~{in_words(left)} left" if left > 0 else (
         "slow: past 1.5 x p90" if elapsed > expected.slow_after() else "longer than usual")
     others = f" (+{len(busy) - 1} more)" if len(busy) > 1 else ""
-    return (f"[{bar}] {share:4.0%}  {ref}: {work} {spoken(elapsed)} of ~{spoken(expected.seconds)}, "
+    return (f"[{bar}] {share:4.0%}  {ref}: {work} {in_words(elapsed)} of ~{in_words(expected.seconds)}, "
             f"{remaining}{others}")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from reconciler.aws.client import describe_error, describe_failure
+from reconciler.aws.failures import describe_error, describe_failure
 from reconciler.core.diff import mark_ignored
 from reconciler.core.types import ENV_TAG, NAME_TAG, OWNER_TAG, OWNER_VALUE, FieldChange, Live, Step
 from reconciler.core.vocabulary import Action, OutcomeStatus

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from reconciler.kinds.exported import Exported
+from reconciler.kinds.interfaces import Exportable
 
 if TYPE_CHECKING:
     from reconciler.aws.client import Aws
@@ -40,7 +41,7 @@ def _decimal(dumper: yaml.SafeDumper, value: Decimal) -> yaml.Node:
 
 def _text(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
     """Text that the spec loader would read as a number (`1e3`) is quoted, so it stays text."""
-    from reconciler.spec.documents import EXPONENT_NUMBER
+    from reconciler.spec.reading import EXPONENT_NUMBER
 
     if EXPONENT_NUMBER.fullmatch(value):
         return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="'")
@@ -74,6 +75,8 @@ def export_stack(aws: Aws, kinds: list[str], names: list[str], options: dict[str
     wanted_kinds = kinds or registry.kinds()
     found: list[Exported] = []
     for cls in registry.classes():
+        if not issubclass(cls, Exportable):
+            continue
         if cls.kind in wanted_kinds or (cls.kind == "Bucket" and "Distribution" in wanted_kinds):
             found += cls.export(aws, options)
     for item in found:

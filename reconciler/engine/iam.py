@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler.aws.trimmed import iam_action, iam_actions
 from reconciler.kinds import registry
+from reconciler.kinds.interfaces import IamScoped
 
 if TYPE_CHECKING:
     from reconciler.spec.documents import Spec
@@ -91,7 +92,7 @@ def policy(lease_table: str = "reconciler-lease", specs: Sequence[Spec] | None =
     declares get nothing. `watch_events` adds the event queue, rule and trail check of `run --watch-events`."""
     statements: list[dict[str, Any]] = []
     for cls in registry.classes():
-        if not cls.iam_actions:
+        if not issubclass(cls, IamScoped) or not cls.iam_actions:
             continue
         mine: list[Spec | None] = [None] if specs is None else [s for s in specs if s.kind == cls.kind]
         if not mine:
@@ -112,7 +113,7 @@ def policy(lease_table: str = "reconciler-lease", specs: Sequence[Spec] | None =
     return {"Version": "2012-10-17", "Statement": statements}
 
 
-def _kind_statements(cls: Any, specs: list[Spec | None]) -> list[dict[str, Any]]:
+def _kind_statements(cls: type[IamScoped], specs: list[Spec | None]) -> list[dict[str, Any]]:
     kind, actions = cls.kind, sorted(set(cls.iam_actions))
     special = set(cls.iam_tagged) | set(cls.iam_request_tagged) | set(cls.iam_unscoped)
     resources: dict[str, list[str]] = {}

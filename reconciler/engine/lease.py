@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import botocore.exceptions
 import structlog
 
-from reconciler.aws.client import describe_error, error_code
+from reconciler.aws.failures import describe_error, error_code
 from reconciler.core.errors import ReconcilerError
 from reconciler.core.types import LEASE_ROLE, OWNER_TAG, OWNER_VALUE, ROLE_TAG
 
@@ -53,7 +53,7 @@ def _now() -> str:
 
 
 @dataclass
-class Seen:
+class LeaseRecord:
     """Another owner's version, and when (by our clock) we first saw it."""
 
     owner: str
@@ -73,7 +73,7 @@ class Lease:
         self._clock = clock
         self._version: str | None = None
         self._valid_until = 0.0
-        self._seen: Seen | None = None
+        self._seen: LeaseRecord | None = None
         self._lock = threading.Lock()
         self._table_ready = False
         self.holder: str | None = None  # who holds it, as last read
@@ -150,7 +150,7 @@ class Lease:
         self.holder = owner
         now = self._clock()
         if self._seen is None or self._seen.version != version:
-            self._seen = Seen(owner, version, duration_s, now)
+            self._seen = LeaseRecord(owner, version, duration_s, now)
             return False
         if now - self._seen.at < duration_s:
             return False
@@ -268,7 +268,7 @@ class Lease:
         return ReconcilerError(f"lease {self.name!r} in DynamoDB table {self.table!r}: {describe_error(exc)}")
 
 
-def keep(lease: Lease, *, wait: bool, on_acquired: Callable[[], None] | None = None) -> Heartbeat:
+def hold_lease(lease: Lease, *, wait: bool, on_acquired: Callable[[], None] | None = None) -> Heartbeat:
     """Try to take the lease now (with `wait`, watch a holder for one of its durations; without,
     a failed attempt is only logged), then keep it renewed, or keep trying, in the background.
     `Heartbeat.stop()` ends this and releases the lease."""
@@ -302,9 +302,9 @@ class Heartbeat:
         self.lease.release()
 
     def _run(self) -> None:
-        from reconciler.aws.client import counted_apart
+        from reconciler.aws.inflight import count_as_background
 
-        counted_apart()
+        count_as_background()
         while not self._stop.wait(self.lease.duration_s / 3):
             was_held = self.lease.held
             try:

@@ -9,13 +9,15 @@ from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from reconciler.core.durations import parse_duration
+from reconciler.core.duration_text import parse_duration
 from reconciler.core.errors import ReconcilerError, SpecError, SpecProblem
 from reconciler.engine.requestcheck import request_problems
 from reconciler.kinds import registry
+from reconciler.kinds.interfaces import Validated
 from reconciler.spec import windows
-from reconciler.spec.documents import Spec, SpecSet, duplicate_problems, format_path, read_specs, stated_elsewhere
+from reconciler.spec.documents import Spec, SpecSet, duplicate_problems, read_spec_files, stated_elsewhere
 from reconciler.spec.environments import Environment, Substitution, environment_file, read_environment
+from reconciler.spec.problems import format_path
 
 # Kinds that are policy, not AWS resources: their own rules, applied before anything else.
 POLICY_KINDS = {windows.KIND: windows.check_spec}
@@ -33,7 +35,7 @@ def load_specs(root: str | Path, relative_to: Path | None = None, overrides: Map
     env_file = environment_file(root)
     if env_file is not None:
         return _load_environment(env_file, relative_to, overrides or {})
-    specs, files, problems = read_specs(root, relative_to, overrides, transform=Substitution(),
+    specs, files, problems = read_spec_files(root, relative_to, overrides, transform=Substitution(),
                                         repository=repository_of([root], relative_to))
     if not files and problems:
         raise SpecError(problems)
@@ -52,7 +54,7 @@ def _load_environment(env_file: Path, relative_to: Path | None, overrides: Mappi
     repository = repository_of([environment.directory, *environment.bases], relative_to)
     problems += _outside(environment, repository)
     for directory in (*environment.bases, environment.directory):
-        found, names, more = read_specs(directory, relative_to, overrides, transform=substitution,
+        found, names, more = read_spec_files(directory, relative_to, overrides, transform=substitution,
                                         exclude=[env_file], repository=repository)
         if directory == environment.directory and not names:
             continue  # an environment's own directory may hold nothing but its document
@@ -103,6 +105,8 @@ def kind_problems(specs: list[Spec]) -> list[SpecProblem]:
         if spec.kind in POLICY_KINDS:
             return POLICY_KINDS[spec.kind](spec)
         kind = registry.get(spec.kind)
+        if not issubclass(kind, Validated):
+            return _metadata_rules(spec)
         own = [*_metadata_rules(spec), *kind.check_spec(spec, specs)]
         if spec.metadata.state == "absent":  # a tombstone creates nothing
             return own

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from reconciler.aws.client import describe_failure, wants_traceback
+from reconciler.aws.failures import describe_failure, wants_traceback
 from reconciler.core.types import Live
 from reconciler.core.vocabulary import Action
 from reconciler.engine.changes import Change, Plan

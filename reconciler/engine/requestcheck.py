@@ -11,8 +11,8 @@ from reconciler.aws import constraints
 from reconciler.core.types import Request
 
 if TYPE_CHECKING:
-    from reconciler.kinds import Resource
-    from reconciler.spec.documents import Path_
+    from reconciler.kinds.interfaces import Validated
+    from reconciler.spec.problems import Path_
 
 # Calls with a rule of AWS's beyond the model and the tags: (service, operation) -> the refusal, if any.
 _RULES: dict[tuple[str, str], Callable[[dict[str, Any]], constraints.Refusal | None]] = {
@@ -20,7 +20,7 @@ _RULES: dict[tuple[str, str], Callable[[dict[str, Any]], constraints.Refusal | N
 }
 
 
-def request_problems(resource: Resource) -> list[tuple[Path_, str]]:
+def request_problems(resource: Validated) -> list[tuple[Path_, str]]:
     """(field path, message) for each rule of AWS's that the resource's creation requests break."""
     problems: list[tuple[Path_, str]] = []
     try:

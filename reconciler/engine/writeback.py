@@ -25,7 +25,8 @@ from reconciler.core.diff import MISSING, Field, mark_ignored, normalise
 from reconciler.core.errors import SpecError
 from reconciler.core.types import OWNERSHIP_TAGS, FieldChange
 from reconciler.kinds import registry
-from reconciler.spec.documents import ENVIRONMENT_KIND, Spec
+from reconciler.spec.documents import Spec
+from reconciler.spec.schemas import ENVIRONMENT_KIND
 from reconciler.spec.yamledit import YamlEditError, append, delete, find_document, set_value
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ WRITABLE_ACTIONS = ("update", "replace", "adopt")
 
 
 @dataclass
-class Entry:
+class WrittenField:
     """One drifted field and what write-back did with it."""
 
     ref: str
@@ -62,15 +63,15 @@ class Entry:
 class WriteBack:
     """The edited files (old and new text) and an entry per drifted field."""
 
-    entries: list[Entry] = field(default_factory=list)
+    entries: list[WrittenField] = field(default_factory=list)
     files: dict[Path, tuple[str, str, str]] = field(default_factory=dict)  # path -> (display, old, new)
 
     @property
-    def written(self) -> list[Entry]:
+    def written(self) -> list[WrittenField]:
         return [e for e in self.entries if e.written]
 
     @property
-    def skipped(self) -> list[Entry]:
+    def skipped(self) -> list[WrittenField]:
         return [e for e in self.entries if not e.written]
 
     def changed_files(self) -> dict[Path, str]:
@@ -137,7 +138,7 @@ def _write_change(change: Change, specs: SpecSet, root: Path, aws: Aws, relative
         where = None
         if reason is None:
             reason, where = state.write(fc)
-        result.entries.append(Entry(change.ref, fc.path, fc.after, fc.before, reason is None, reason, where))
+        result.entries.append(WrittenField(change.ref, fc.path, fc.after, fc.before, reason is None, reason, where))
 
 
 def _why_not(change: Change, fc: FieldChange, allow_replacement: bool) -> str | None:

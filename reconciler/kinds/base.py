@@ -1,42 +1,27 @@
-"""The interface every kind implements, and the defaults most kinds share."""
+"""The interface every kind implements: its verbs (observe, diff, steps, create/update/delete, refusal) and the
+defaults most kinds share. What only some kinds do (validation beyond the schema, IAM scoping, matching AWS's
+change events, export) is in interfaces.py, beside it."""
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from reconciler.core.diff import MISSING, Field, diff_fields
-from reconciler.core.types import FieldChange, Live, Request, Step, ownership_tags
+from reconciler.core.types import FieldChange, Live, Step, ownership_tags
+from reconciler.kinds.tags import field_names
 
 if TYPE_CHECKING:
     from reconciler.aws.client import Aws
-    from reconciler.kinds.exported import Exported
-    from reconciler.spec.documents import Path_, Spec
-
-
-def field_names(changes: Sequence[FieldChange]) -> list[str]:
-    """The top-level spec fields that `changes` touch, in order: `spec.tags.team` -> `tags`."""
-    names: list[str] = []
-    for c in changes:
-        name = c.path.split(".", 2)[1].split("[", 1)[0] if c.path.startswith("spec.") else c.path
-        if name not in names:
-            names.append(name)
-    return names
-
-
-def tag_changes(changes: Sequence[FieldChange]) -> tuple[dict[str, str], list[str]]:
-    """The `spec.tags.*` changes as tags to put and tag keys to remove."""
-    tags = [c for c in changes if c.path.startswith("spec.tags.")]
-    put = {c.path.split(".", 2)[2]: c.after for c in tags if c.after is not None}
-    drop = [c.path.split(".", 2)[2] for c in tags if c.after is None]
-    return put, drop
+    from reconciler.spec.documents import Spec
 
 
 class Resource:
     """One spec's resource. Subclasses implement observe/create/update/delete for one kind.
 
-    Everything else (ownership, policies, ordering, rendering, applying) is the engine's.
+    Everything else (ownership, policies, ordering, rendering, applying) is the engine's. `dependencies` and
+    `peer` tie a resource to the others of its spec set (a distribution and its bucket).
     """
 
     kind: ClassVar[str]
@@ -45,14 +30,7 @@ class Resource:
     fields: ClassVar[tuple[Field, ...]]
     order: ClassVar[int] = 50              # apply order: lower first; deletes run in reverse
     data_bearing: ClassVar[bool] = False   # deleting/replacing it loses data
-    takes: ClassVar[dict[str, str]] = {}  # action -> the work AWS does after it (typical.DURATIONS), for base steps
-    iam_actions: ClassVar[tuple[str, ...]] = ()
-    # Of those, the writes allowed only on resources tagged managed-by=reconciler (their names are not
-    # known ahead), the creates allowed only with that tag in the request, and the few that cannot be
-    # scoped at all (untaggable, random ids). Every other write is scoped by iam_resources().
-    iam_tagged: ClassVar[tuple[str, ...]] = ()
-    iam_request_tagged: ClassVar[tuple[str, ...]] = ()
-    iam_unscoped: ClassVar[tuple[str, ...]] = ()
+    takes: ClassVar[dict[str, str]] = {}  # action -> the work AWS does after it (TYPICAL_DURATIONS), for base steps
 
     def __init__(self, spec: Spec, specs: Sequence[Spec] = ()):
         self.spec = spec
@@ -73,23 +51,6 @@ class Resource:
     def ref(self) -> str:
         return self.spec.ref
 
-    # ------------------------------------------------------------------ validation
-
-    @classmethod
-    def iam_resources(cls, spec: Spec | None) -> dict[str, list[str]]:
-        """The ARNs (by IAM service prefix) this spec's writes act on; None = any name of this kind."""
-        return {}
-
-    @classmethod
-    def check_spec(cls, spec: Spec, specs: Sequence[Spec]) -> list[tuple[Path_, str]]:
-        """Rules a JSON Schema cannot express, as (field path, message) pairs."""
-        return []
-
-    def requests(self) -> list[Request]:
-        """The calls creating this spec's resource sends, built from the spec alone (`validate` checks each against
-        AWS's rules before any call); none by default."""
-        return []
-
     def dependencies(self) -> list[str]:
         """Refs (`Kind/name`) of specs this one needs to exist first."""
         return []
@@ -108,32 +69,6 @@ class Resource:
     def field_table(self) -> tuple[Field, ...]:
         """The kind's field facts, bound to this spec where a fact depends on it."""
         return self.fields
-
-    # CloudTrail `eventSource` -> the `requestParameters` keys whose value names a resource of this kind
-    # (AWS's change events, `run --watch-events`)
-    event_keys: ClassVar[dict[str, tuple[str, ...]]] = {}
-
-    def event_ids(self, live: Live | None) -> set[str]:
-        """What AWS's change events call this resource (name, id, ARN): matched against event_keys."""
-        ids = {self.name}
-        if live is not None:
-            ids |= {live.id, *(str(live.extra[k]) for k in ("arn",) if live.extra.get(k))}
-        return ids
-
-    def observed_tags(self, aws: Aws, arn: str, read: Callable[[], dict[str, str]],
-                      agrees: Callable[[dict[str, str]], bool] = lambda tags: True) -> dict[str, str]:
-        """The resource's tags: from the cycle's bulk listing when it has them, else `read()` directly.
-
-        `agrees` is the kind's check of its own bookkeeping tags (a token rotation's stage, invalidations
-        issued): the steps of a multi-step change go by them, so a listing that does not show them as the
-        spec would is confirmed by a direct read before it counts. A listing that lags a person's change
-        by a moment only reports that drift a cycle later; the agent's own writes are read directly for a
-        while (Aws.listed_tags).
-        """
-        listed = aws.listed_tags(self.ref, arn)
-        if listed is not None and agrees(listed):
-            return listed
-        return read()
 
     def diff(self, live: Live | None) -> list[FieldChange]:
         """Field changes from live to desired (before = live, after = spec); None = absent."""
@@ -198,9 +133,4 @@ class Resource:
 
     def plan_notes(self, action: str, live: Live | None) -> list[str]:
         """Extra lines the plan should show for this resource (e.g. pending work)."""
-        return []
-
-    @classmethod
-    def export(cls, aws: Aws, options: dict[str, Any]) -> list[Exported]:
-        """Every live resource of this kind as a spec a person would write (read-only)."""
         return []

@@ -3,8 +3,9 @@
 Nothing here is used against a real account.
 """
 
-from reconciler.sandbox.clock import DURATIONS, AwsTime, parse_aws_time
-from reconciler.sandbox.server import DEFAULT_AWS_TIME, ISOLATE, SANDBOX_REGION, Sandbox, enter_sandbox, is_read
+from reconciler.sandbox.clock import TYPICAL_DURATIONS, AwsTime, parse_aws_time
+from reconciler.sandbox.requests import is_read
+from reconciler.sandbox.server import DEFAULT_AWS_TIME, ISOLATE, SANDBOX_REGION, Sandbox, enter_sandbox
 
-__all__ = ["DEFAULT_AWS_TIME", "DURATIONS", "ISOLATE", "SANDBOX_REGION", "AwsTime", "Sandbox", "enter_sandbox",
+__all__ = ["DEFAULT_AWS_TIME", "ISOLATE", "SANDBOX_REGION", "TYPICAL_DURATIONS", "AwsTime", "Sandbox", "enter_sandbox",
            "is_read", "parse_aws_time"]

@@ -1,5 +1,5 @@
-"""AWS's time in the sandbox: how long AWS typically takes (typical.py), scaled, and transitions that finish
-when that time has passed.
+"""AWS's time in the sandbox: how long AWS typically takes (aws/typical_durations.py), scaled, and transitions
+that finish when that time has passed.
 
 A resource that AWS keeps busy (a table CREATING, a cache `modifying`, a distribution
 InProgress) is given a transition: its busy state now, and an effect that runs once the scaled
@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from reconciler.aws.typical import DURATIONS
+from reconciler.aws.typical_durations import TYPICAL_DURATIONS
 
 
 def parse_aws_time(text: str | float | None) -> float:
@@ -54,8 +54,8 @@ class AwsTime:
         self._lock = threading.RLock()
 
     def seconds(self, name: str) -> float:
-        """The scaled duration of one kind of work (see DURATIONS), times how much slower AWS is asked to be."""
-        return DURATIONS[name].seconds * self.factor * self.slower.get(name, 1.0)
+        """The scaled duration of one kind of work (see TYPICAL_DURATIONS), times how much slower AWS is asked to be."""
+        return TYPICAL_DURATIONS[name].seconds * self.factor * self.slower.get(name, 1.0)
 
     def after(self, name: str, effect: Callable[[], None]) -> None:
         """Run `effect` once the scaled duration of `name` has passed (at once when instant)."""

@@ -8,7 +8,7 @@ Fidelity fixes of moto 5.2.5 (each tested):
   repeated (CallerReference, paths) and refuses the reference with other paths
   (InvalidationBatchAlreadyExists).
 
-AWS's time (tests/integration/test_sandbox_time.py, docs/sandbox.md):
+AWS's time (tests/integration/sandbox/test_aws_time.py, docs/sandbox.md):
 - a created or updated distribution is InProgress, then Deployed (LastModifiedTime is the change);
   AWS accepts further updates meanwhile;
 - DeleteDistribution of a distribution that is enabled, or disabled but not yet Deployed:
@@ -61,16 +61,38 @@ def _complete(invalidation: Any) -> None:
     invalidation._rs_completed = time.time()
 
 
+def check_etag(dist: Any, if_match: str | None) -> None:
+    """AWS's IfMatch rule: the ETag of the version a change was based on, else PreconditionFailed."""
+    from moto.cloudfront.exceptions import CloudFrontException, InvalidIfMatchVersion
+
+    if not if_match:
+        raise InvalidIfMatchVersion()
+    if if_match != dist.etag:
+        raise CloudFrontException(
+            "PreconditionFailed",
+            "The precondition given in one or more of the request-header fields evaluated to false.")
+
+
 def patch_moto_cloudfront() -> None:
     """Install the fixes and rules above into moto's CloudFront model (idempotent)."""
     from moto.cloudfront import models
-    from moto.cloudfront.exceptions import CloudFrontException, InvalidIfMatchVersion
 
     backend = models.CloudFrontBackend
     if getattr(backend, "_reconciler_patched", False):
         return
     backend._reconciler_patched = True  # type: ignore[attr-defined]
+    models.Distribution.status = property(  # type: ignore[assignment]
+        lambda self: getattr(self, "_rs_status", "Deployed"),
+        lambda self, value: setattr(self, "_rs_status", value))
+    models.Distribution.advance = lambda self: None  # type: ignore[method-assign]
 
+    _patch_origins(models)
+    _patch_distributions(backend)
+    _patch_invalidations_and_oacs(backend)
+
+
+def _patch_origins(models: Any) -> None:
+    """An origin keeps its Origin Access Control and S3 origin config, as AWS returns them."""
     origin_init = models.Origin.__init__
 
     def origin_keeps_access_control(self: Any, origin: dict[str, Any]) -> None:
@@ -79,14 +101,14 @@ def patch_moto_cloudfront() -> None:
         if "S3OriginConfig" in origin:
             self.s3_origin_config = {
                 "OriginAccessIdentity": origin["S3OriginConfig"].get("OriginAccessIdentity") or ""}
+    models.Origin.__init__ = origin_keeps_access_control  # type: ignore[method-assign]
 
-    def check_etag(dist: Any, if_match: str | None) -> None:
-        if not if_match:
-            raise InvalidIfMatchVersion()
-        if if_match != dist.etag:
-            raise CloudFrontException(
-                "PreconditionFailed",
-                "The precondition given in one or more of the request-header fields evaluated to false.")
+
+def _patch_distributions(backend: Any) -> None:
+    """Creates and updates deploy for AWS's time (IfMatch checked); a delete needs the distribution disabled and
+    deployed."""
+    from moto.cloudfront import models
+    from moto.cloudfront.exceptions import CloudFrontException
 
     create = backend.create_distribution_with_tags
 
@@ -119,6 +141,14 @@ def patch_moto_cloudfront() -> None:
                     if enabled else "The distribution you are trying to delete is still being deployed "
                                     "(Status InProgress); wait until it is Deployed.")
         delete(self, distribution_id, if_match)
+    backend.create_distribution_with_tags = create_deploys  # type: ignore[method-assign]
+    backend.update_distribution = update_with_etag  # type: ignore[method-assign]
+    backend.delete_distribution = delete_disabled_and_deployed  # type: ignore[method-assign]
+
+
+def _patch_invalidations_and_oacs(backend: Any) -> None:
+    """Invalidations deduplicated by CallerReference within AWS's limits in progress; an OAC in use is not deleted."""
+    from moto.cloudfront.exceptions import CloudFrontException
 
     create_invalidation = backend.create_invalidation
 
@@ -155,12 +185,4 @@ def patch_moto_cloudfront() -> None:
         delete_oac(self, control_id)
 
     backend.delete_origin_access_control = delete_oac_unless_used  # type: ignore[method-assign]
-    models.Distribution.status = property(  # type: ignore[assignment]
-        lambda self: getattr(self, "_rs_status", "Deployed"),
-        lambda self, value: setattr(self, "_rs_status", value))
-    models.Distribution.advance = lambda self: None  # type: ignore[method-assign]
-    models.Origin.__init__ = origin_keeps_access_control  # type: ignore[method-assign]
-    backend.create_distribution_with_tags = create_deploys  # type: ignore[method-assign]
-    backend.update_distribution = update_with_etag  # type: ignore[method-assign]
-    backend.delete_distribution = delete_disabled_and_deployed  # type: ignore[method-assign]
     backend.create_invalidation = deduplicated_invalidation  # type: ignore[method-assign]

@@ -1,6 +1,6 @@
 """DynamoDB in the sandbox: moto's model with AWS's states, durations and refusals.
 
-Rules (each tested with boto3 in tests/integration/test_sandbox_time.py, listed in docs/sandbox.md):
+Rules (each tested with boto3 in tests/integration/sandbox/test_aws_time.py, listed in docs/sandbox.md):
 - CreateTable: the table and its indexes are CREATING, then ACTIVE.
 - UpdateTable, DeleteTable, UpdateTimeToLive on a table that is not ACTIVE: ResourceInUseException;
   UpdateContinuousBackups: ContinuousBackupsUnavailableException; items cannot be written yet.
@@ -74,12 +74,22 @@ def _table_status(table: Any, status: str) -> None:
 def patch_moto_dynamodb() -> None:
     """Install the rules above into moto's DynamoDB model (idempotent)."""
     from moto.dynamodb import models
-    from moto.dynamodb.models.table import GlobalSecondaryIndex, Table
 
     backend = models.DynamoDBBackend
     if getattr(backend, "_reconciler_patched", False):
         return
     backend._reconciler_patched = True  # type: ignore[attr-defined]
+
+    _patch_describe()
+    _patch_create_delete(backend)
+    _patch_update(backend)
+    _patch_settings(backend)
+    _patch_items_and_tags(backend)
+
+
+def _patch_describe() -> None:
+    """DescribeTable says the table's and each index's status as AWS does (CREATING, backfilling)."""
+    from moto.dynamodb.models.table import GlobalSecondaryIndex, Table
 
     table_describe = Table.describe
 
@@ -96,6 +106,12 @@ def patch_moto_dynamodb() -> None:
             out["Backfilling"] = True
         return out
 
+    Table.describe = describe_with_status  # type: ignore[method-assign]
+    GlobalSecondaryIndex.describe = index_with_backfill  # type: ignore[method-assign]
+
+
+def _patch_create_delete(backend: Any) -> None:
+    """CreateTable and DeleteTable take AWS's time; a name is free only once its table is gone."""
     create = backend.create_table
 
     def create_takes_time(self: Any, name: str, **kwargs: Any) -> Any:
@@ -143,7 +159,12 @@ def patch_moto_dynamodb() -> None:
 
         current().after("dynamodb.delete", gone)
         return table
+    backend.create_table = create_takes_time  # type: ignore[method-assign]
+    backend.delete_table = delete_takes_time  # type: ignore[method-assign]
 
+
+def _patch_update(backend: Any) -> None:
+    """UpdateTable in AWS's steps: one index change a call, the billing switch first, each taking AWS's time."""
     update = backend.update_table
 
     def update_in_steps(self: Any, name: str, attr_definitions: Any, global_index: Any, throughput: Any,
@@ -184,7 +205,11 @@ def patch_moto_dynamodb() -> None:
                 gsi.status = "UPDATING"
                 clock.after("dynamodb.throughput", lambda g=gsi: _settle(g, "UPDATING"))
         return result
+    backend.update_table = update_in_steps  # type: ignore[method-assign]
 
+
+def _patch_settings(backend: Any) -> None:
+    """TTL (one change an hour) and continuous backups (once AWS has turned them on)."""
     ttl_update = backend.update_time_to_live
 
     def ttl_one_change_an_hour(self: Any, table_name: str, ttl_spec: dict[str, Any]) -> None:
@@ -228,7 +253,12 @@ def patch_moto_dynamodb() -> None:
             raise _error("ContinuousBackupsUnavailableException",
                          f"Backups are being enabled for the table: {table_name}. Please retry later")
         return backups_update(self, table_name, point_in_time_spec)
+    backend.update_time_to_live = ttl_one_change_an_hour  # type: ignore[method-assign]
+    backend.update_continuous_backups = backups_when_available  # type: ignore[method-assign]
 
+
+def _patch_items_and_tags(backend: Any) -> None:
+    """Items only into an ACTIVE table; TagResource overwrites a key, as AWS does."""
     put_item = backend.put_item
 
     def put_when_ready(self: Any, table_name: str, *args: Any, **kwargs: Any) -> Any:
@@ -244,14 +274,6 @@ def patch_moto_dynamodb() -> None:
                     _require_active(table)
                 kept = [t for t in table.tags if t["Key"] not in tags]
                 table.tags = kept + [{"Key": k, "Value": v} for k, v in tags.items()]
-
-    Table.describe = describe_with_status  # type: ignore[method-assign]
-    GlobalSecondaryIndex.describe = index_with_backfill  # type: ignore[method-assign]
-    backend.create_table = create_takes_time  # type: ignore[method-assign]
-    backend.delete_table = delete_takes_time  # type: ignore[method-assign]
-    backend.update_table = update_in_steps  # type: ignore[method-assign]
-    backend.update_time_to_live = ttl_one_change_an_hour  # type: ignore[method-assign]
-    backend.update_continuous_backups = backups_when_available  # type: ignore[method-assign]
     backend.put_item = put_when_ready  # type: ignore[method-assign]
     backend.tag_resource = tag_resource_overwrites  # type: ignore[method-assign]
 

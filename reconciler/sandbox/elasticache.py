@@ -8,7 +8,7 @@ snapshot (moto dropped it); a deleted
 group goes away (moto kept it `deleting` for ever); the Tagging API lists replication groups under
 AWS's type `elasticache:replicationgroup` (moto: `elasticache:replication-group`).
 
-AWS's time and rules (tests/integration/test_sandbox_time.py, docs/sandbox.md):
+AWS's time and rules (tests/integration/sandbox/test_aws_time.py, docs/sandbox.md):
 - A new group and its members are `creating`, then `available`; a deleted one `deleting`, then gone
   (the id cannot be reused meanwhile: ReplicationGroupAlreadyExists).
 - Modify, Increase/DecreaseReplicaCount, Delete, CreateSnapshot and AddTags/RemoveTags on a group
@@ -32,6 +32,8 @@ from __future__ import annotations
 import string
 from datetime import UTC, datetime
 from typing import Any
+
+from moto.core.responses import ActionResult
 
 from reconciler.sandbox.clock import current
 
@@ -141,7 +143,6 @@ def _set_members(group: Any, count: int) -> list[str]:
 
 def patch_moto_elasticache() -> None:
     """Install the fixes and rules above into moto's ElastiCache model (idempotent)."""
-    from moto.core.responses import ActionResult
     from moto.elasticache import models, responses
 
     backend, answers = models.ElastiCacheBackend, responses.ElastiCacheResponse
@@ -149,6 +150,16 @@ def patch_moto_elasticache() -> None:
         return
     backend._reconciler_patched = True  # type: ignore[attr-defined]
 
+    _patch_create(backend)
+    _patch_lifecycle(backend)
+    _patch_modifications(answers)
+    _patch_replicas(answers)
+    _patch_tags(backend)
+    _patch_subnet_groups(answers)
+
+
+def _patch_create(backend: Any) -> None:
+    """CreateReplicationGroup takes AWS's time and keeps AWS's rules (token, failover, Multi-AZ)."""
     create = backend.create_replication_group
 
     def create_takes_time(self: Any, **kwargs: Any) -> Any:
@@ -172,7 +183,11 @@ def patch_moto_elasticache() -> None:
         group.pending_modified_values = None
         _Work.start(group, "creating", "elasticache.create", lambda: None)
         return group
+    backend.create_replication_group = create_takes_time  # type: ignore[method-assign]
 
+
+def _patch_lifecycle(backend: Any) -> None:
+    """Member clusters described, deletes and snapshots that take AWS's time (a final snapshot first)."""
     describe = backend.describe_cache_clusters
     snapshot = backend.create_snapshot
 
@@ -202,15 +217,21 @@ def patch_moto_elasticache() -> None:
         current().after("elasticache.delete", gone)
         return group
 
-    def group_of(self: Any) -> Any:
-        from moto.elasticache.exceptions import ReplicationGroupNotFound
+    def snapshot_takes_time(self: Any, snapshot_name: str, replication_group_id: str | None, **kwargs: Any) -> Any:
+        group = self.replication_groups.get(replication_group_id or "")
+        if group is not None:
+            _require_available(group)
+        made = snapshot(self, snapshot_name, replication_group_id, **kwargs)
+        if group is not None:
+            _Work.start(group, "snapshotting", "elasticache.snapshot", lambda: None)
+        return made
+    backend.describe_cache_clusters = describe_with_members  # type: ignore[method-assign]
+    backend.delete_replication_group = delete_takes_time  # type: ignore[method-assign]
+    backend.create_snapshot = snapshot_takes_time  # type: ignore[method-assign]
 
-        group_id = self._get_param("ReplicationGroupId")
-        group = self.elasticache_backend.replication_groups.get(group_id)
-        if group is None:
-            raise ReplicationGroupNotFound(group_id)
-        return group
 
+def _patch_modifications(answers: Any) -> None:
+    """ModifyReplicationGroup and the replica counts, one modification at a time, each taking AWS's time."""
     def modify_takes_time(self: Any) -> Any:
         group = group_of(self)
         _require_available(group)
@@ -247,7 +268,11 @@ def patch_moto_elasticache() -> None:
         if token is not None:
             _start_token_change(group, token, strategy)
         return ActionResult({"ReplicationGroup": group})
+    answers.modify_replication_group = modify_takes_time  # type: ignore[method-assign]
 
+
+def _patch_replicas(answers: Any) -> None:
+    """Increase/DecreaseReplicaCount, each taking AWS's time; DeleteReplicationGroup with its final snapshot."""
     def set_replicas(self: Any) -> Any:
         group = group_of(self)
         _require_available(group)
@@ -272,16 +297,13 @@ def patch_moto_elasticache() -> None:
             self._get_param("ReplicationGroupId"), self._get_bool_param("RetainPrimaryCluster"),
             self._get_param("FinalSnapshotIdentifier"))
         return ActionResult({"ReplicationGroup": group})
+    answers.delete_replication_group = delete_with_final_snapshot  # type: ignore[method-assign]
+    answers.increase_replica_count = set_replicas  # type: ignore[attr-defined]
+    answers.decrease_replica_count = set_replicas  # type: ignore[attr-defined]
 
-    def snapshot_takes_time(self: Any, snapshot_name: str, replication_group_id: str | None, **kwargs: Any) -> Any:
-        group = self.replication_groups.get(replication_group_id or "")
-        if group is not None:
-            _require_available(group)
-        made = snapshot(self, snapshot_name, replication_group_id, **kwargs)
-        if group is not None:
-            _Work.start(group, "snapshotting", "elasticache.snapshot", lambda: None)
-        return made
 
+def _patch_tags(backend: Any) -> None:
+    """Tags changed only while the group is available; tagged resources typed as AWS types them."""
     add_tags, remove_tags = backend.add_tags_to_resource, backend.remove_tags_from_resource
 
     def group_by_arn(self: Any, arn: str) -> Any:
@@ -310,6 +332,13 @@ def patch_moto_elasticache() -> None:
                                           resource_type="elasticache:replicationgroup")
             yield resource
 
+    backend.iter_tagged_resources = tagged_as_on_aws  # type: ignore[method-assign]
+    backend.add_tags_to_resource = add_tags_when_available  # type: ignore[method-assign]
+    backend.remove_tags_from_resource = remove_tags_when_available  # type: ignore[method-assign]
+
+
+def _patch_subnet_groups(answers: Any) -> None:
+    """DeleteCacheSubnetGroup (moto lacks it), refused while a cluster uses the group."""
     def delete_subnet_group(self: Any) -> Any:
         """DeleteCacheSubnetGroup (moto 5.2.5 lacks it); refused while a cluster uses the group."""
         from moto.elasticache.exceptions import CacheSubnetGroupNotFound
@@ -323,19 +352,18 @@ def patch_moto_elasticache() -> None:
                                                   "cluster.")
         del backend.cache_subnet_groups[name]
         return ActionResult({})
-
-    backend.iter_tagged_resources = tagged_as_on_aws  # type: ignore[method-assign]
     answers.delete_cache_subnet_group = delete_subnet_group  # type: ignore[attr-defined]
-    answers.delete_replication_group = delete_with_final_snapshot  # type: ignore[method-assign]
-    backend.create_replication_group = create_takes_time  # type: ignore[method-assign]
-    backend.describe_cache_clusters = describe_with_members  # type: ignore[method-assign]
-    backend.delete_replication_group = delete_takes_time  # type: ignore[method-assign]
-    backend.create_snapshot = snapshot_takes_time  # type: ignore[method-assign]
-    backend.add_tags_to_resource = add_tags_when_available  # type: ignore[method-assign]
-    backend.remove_tags_from_resource = remove_tags_when_available  # type: ignore[method-assign]
-    answers.modify_replication_group = modify_takes_time  # type: ignore[method-assign]
-    answers.increase_replica_count = set_replicas  # type: ignore[attr-defined]
-    answers.decrease_replica_count = set_replicas  # type: ignore[attr-defined]
+
+
+def group_of(answer: Any) -> Any:
+    """The replication group a request names (ReplicationGroupNotFound as AWS answers it)."""
+    from moto.elasticache.exceptions import ReplicationGroupNotFound
+
+    group_id = answer._get_param("ReplicationGroupId")
+    group = answer.elasticache_backend.replication_groups.get(group_id)
+    if group is None:
+        raise ReplicationGroupNotFound(group_id)
+    return group
 
 
 def _check_token_change(group: Any, token: str, strategy: str) -> None:

@@ -24,115 +24,41 @@ import io
 import json
 import logging
 import os
-import re
 import signal
 import threading
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import parse_qs, unquote
+from urllib.parse import unquote
 
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import make_server
 
-from reconciler.aws.client import SANDBOX_MARK
+from reconciler.aws.endpoints import SANDBOX_MARK
 from reconciler.sandbox import rules
 from reconciler.sandbox.clock import AwsTime, parse_aws_time, using
 from reconciler.sandbox.cloudfront import patch_moto_cloudfront
 from reconciler.sandbox.cloudtrail import Trail
 from reconciler.sandbox.dynamodb import patch_moto_dynamodb
 from reconciler.sandbox.elasticache import patch_moto_elasticache
+from reconciler.sandbox.requests import (
+    KEY_AND_REGION,
+    Environ,
+    StartResponse,
+    anonymous_read,
+    anonymous_refusal,
+    error_code,
+    is_read,
+    operation_of,
+    service_of,
+)
 from reconciler.sandbox.s3 import patch_moto_s3, tag_created_bucket
 
 SANDBOX_REGION = "us-east-1"
 DEFAULT_ACCOUNT_ID = "123456789012"  # moto's, for the sandbox's own credentials
-_READ_PREFIXES = ("Describe", "List", "Get", "BatchGet", "Query", "Scan", "Head", "Lookup")
-_SCOPE = re.compile(r"Credential=[^/]+/\d+/[^/]+/([^/]+)/aws4_request")
-_KEY_AND_REGION = re.compile(r"Credential=([^/]+)/\d+/([^/]+)/")
 
-Environ = dict[str, Any]
-StartResponse = Callable[..., Any]
-
-
-def is_read(operation: str) -> bool:
-    """True for operations that only read (Describe*, List*, Get*, GET/HEAD on REST APIs)."""
-    return operation.startswith(_READ_PREFIXES) or operation.split(" ", 1)[0] in ("GET", "HEAD")
-
-
-def _service_of(environ: Environ) -> str:
-    match = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
-    return match.group(1) if match else "unknown"
-
-
-def _operation_of(environ: Environ, body: bytes) -> str:
-    target = environ.get("HTTP_X_AMZ_TARGET")
-    if target:
-        return target.rsplit(".", 1)[-1]
-    query = parse_qs(environ.get("QUERY_STRING", ""))
-    if "Action" in query:
-        return query["Action"][0]
-    content_type = environ.get("CONTENT_TYPE", "")
-    if body and "x-www-form-urlencoded" in content_type:
-        action = parse_qs(body.decode("utf-8", "replace")).get("Action")
-        if action:
-            return action[0]
-    return _rest_operation(_service_of(environ), environ.get("REQUEST_METHOD", "GET"),
-                           environ.get("PATH_INFO", "/"), parse_qs(environ.get("QUERY_STRING", ""),
-                                                                   keep_blank_values=True))
-
-
-_S3_SUBRESOURCES = {"tagging": "BucketTagging", "policy": "BucketPolicy", "publicAccessBlock": "PublicAccessBlock",
-                    "versioning": "BucketVersioning", "acl": "BucketAcl", "location": "BucketLocation",
-                    "ownershipControls": "BucketOwnershipControls", "encryption": "BucketEncryption"}
-_VERB = {"GET": "Get", "PUT": "Put", "DELETE": "Delete", "HEAD": "Head", "POST": "Post"}
-_CLOUDFRONT = {
-    ("GET", "distribution"): "ListDistributions", ("POST", "distribution"): "CreateDistribution",
-    ("GET", "distribution/*"): "GetDistribution", ("DELETE", "distribution/*"): "DeleteDistribution",
-    ("GET", "distribution/*/config"): "GetDistributionConfig", ("PUT", "distribution/*/config"): "UpdateDistribution",
-    ("POST", "distribution/*/invalidation"): "CreateInvalidation",
-    ("GET", "distribution/*/invalidation"): "ListInvalidations",
-    ("GET", "distribution/*/invalidation/*"): "GetInvalidation",
-    ("GET", "tagging"): "ListTagsForResource",
-    ("GET", "origin-access-control"): "ListOriginAccessControls",
-    ("POST", "origin-access-control"): "CreateOriginAccessControl",
-    ("GET", "origin-access-control/*"): "GetOriginAccessControl",
-    ("DELETE", "origin-access-control/*"): "DeleteOriginAccessControl",
-    ("GET", "origin-access-control/*/config"): "GetOriginAccessControlConfig",
-    ("PUT", "origin-access-control/*/config"): "UpdateOriginAccessControl",
-}
-
-
-def _rest_operation(service: str, method: str, path: str, query: dict[str, list[str]]) -> str:
-    """The API operation of a REST request (S3, CloudFront), as AWS names it."""
-    if service == "s3":
-        _bucket, _, key = path.strip("/").partition("/")
-        sub = next((_S3_SUBRESOURCES[q] for q in query if q in _S3_SUBRESOURCES), None)
-        if key:
-            if "uploads" in query:
-                return "CreateMultipartUpload"
-            if "uploadId" in query:
-                return {"PUT": "UploadPart", "POST": "CompleteMultipartUpload",
-                        "DELETE": "AbortMultipartUpload"}.get(method, "ListParts")
-            return {"GET": "GetObject", "PUT": "PutObject", "HEAD": "HeadObject",
-                    "DELETE": "DeleteObject"}.get(method, f"{method} object")
-        if sub:
-            return f"{_VERB.get(method, method)}{sub}"
-        if method == "GET":
-            return "ListObjectsV2" if query.get("list-type") == ["2"] else "ListObjects"
-        if method == "POST" and "delete" in query:
-            return "DeleteObjects"
-        return {"HEAD": "HeadBucket", "PUT": "CreateBucket", "DELETE": "DeleteBucket"}.get(method, f"{method} bucket")
-    if service == "cloudfront":
-        parts = path.strip("/").split("/")[1:]  # drop the API version
-        shape = "/".join(p if i % 2 == 0 else "*" for i, p in enumerate(parts))
-        if shape == "tagging" and method == "POST":
-            return {"Tag": "TagResource", "Untag": "UntagResource"}.get(query.get("Operation", [""])[0], "POST tagging")
-        if shape == "distribution" and method == "POST" and "WithTags" in query:
-            return "CreateDistributionWithTags"
-        return _CLOUDFRONT.get((method, shape), f"{method} {shape}")
-    return f"{method} {path}"
 
 
 class _Middleware:
@@ -169,14 +95,14 @@ class _Middleware:
                 self.trail.clear()
                 self.forget_accounts()
             return self.app(environ, start_response)
-        anonymous = _anonymous_read(environ)
+        anonymous = anonymous_read(environ)
         if anonymous is not None:  # counted apart: no signature says which service or account
             with self._lock:
                 self.counts[("s3", "GetObject (anonymous)")] += 1
-            refused = _anonymous_refusal(environ, *anonymous)
+            refused = anonymous_refusal(environ, *anonymous)
             if refused is not None:
                 return refused(start_response)
-        service, operation = _service_of(environ), _operation_of(environ, body)
+        service, operation = service_of(environ), operation_of(environ, body)
         with self._lock:
             self.counts[(service, operation)] += 1
         self._furnish(environ)
@@ -199,7 +125,7 @@ class _Middleware:
             answer = b"".join(self.app(environ, capture))
         if status and int(status[0].split()[0]) >= 400:
             with self._lock:
-                self.errors.setdefault((service, operation), Counter())[_error_code(answer)] += 1
+                self.errors.setdefault((service, operation), Counter())[error_code(answer)] += 1
         if not is_read(operation):
             if status and int(status[0].split()[0]) < 400:
                 self.trail.record(service, operation, environ, body)
@@ -211,7 +137,7 @@ class _Middleware:
 
     def _account_and_region(self, environ: Environ) -> tuple[str, str]:
         """The account (moto's mapping of the signing key) and Region a request is for."""
-        match = _KEY_AND_REGION.search(environ.get("HTTP_AUTHORIZATION", ""))
+        match = KEY_AND_REGION.search(environ.get("HTTP_AUTHORIZATION", ""))
         if not match:
             return DEFAULT_ACCOUNT_ID, SANDBOX_REGION
         key, region = match.groups()
@@ -224,7 +150,7 @@ class _Middleware:
 
     def _furnish(self, environ: Environ) -> None:
         """Furnish the account and Region a request reaches, on its first request (furnish())."""
-        match = _KEY_AND_REGION.search(environ.get("HTTP_AUTHORIZATION", ""))
+        match = KEY_AND_REGION.search(environ.get("HTTP_AUTHORIZATION", ""))
         if not match:
             return
         key, region = match.groups()
@@ -331,48 +257,13 @@ class _Middleware:
                     for (s, o), n in sorted(self.counts.items())]
 
 
-def _anonymous_read(environ: Environ) -> tuple[str, str] | None:
-    """(bucket, key) of an unsigned GET or HEAD of an object (path style: /bucket/key); None for anything else."""
-    from urllib.parse import unquote
-
-    if environ.get("HTTP_AUTHORIZATION") or "X-Amz-Signature" in environ.get("QUERY_STRING", ""):
-        return None
-    if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
-        return None
-    bucket, _, key = unquote(environ.get("PATH_INFO", "")).lstrip("/").partition("/")
-    if not bucket or not key or bucket.startswith("_") or bucket == "moto-api":
-        return None
-    return bucket, key
-
-
-def _anonymous_refusal(environ: Environ, bucket: str, key: str) -> Callable[[StartResponse], list[bytes]] | None:
-    """The 403 S3 answers an anonymous read the bucket does not allow to everyone (s3.py, "anonymous reads");
-    None when it allows it."""
-    from reconciler.sandbox.s3 import anonymous_read_refusal
-
-    reason = anonymous_read_refusal(bucket, key)
-    if reason is None:
-        return None
-    body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code><Message>{reason}</Message>'
-            f"<Resource>/{bucket}/{key}</Resource></Error>").encode()
-
-    def answer(start_response: StartResponse) -> list[bytes]:
-        start_response("403 Forbidden", [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))])
-        return [body] if environ.get("REQUEST_METHOD") == "GET" else []
-    return answer
-
-
-_XML_CODE = re.compile(rb"<Code>([^<]+)</Code>")
-_JSON_TYPE = re.compile(rb'"__type"\s*:\s*"(?:[^"#]*#)?([^"]+)"')
-
-
 def _slower(given: Any) -> dict[str, float]:
     """{"dynamodb.throughput": 6}: AWS takes that work six times its typical time from now on (a test's way to
     have AWS be slow, as it sometimes is)."""
-    from reconciler.sandbox.clock import DURATIONS
+    from reconciler.sandbox.clock import TYPICAL_DURATIONS
 
-    if not isinstance(given, dict) or any(k not in DURATIONS or float(v) <= 0 for k, v in given.items()):
-        raise ValueError(f"slower: {{work: times}} with work one of {sorted(DURATIONS)}, times > 0")
+    if not isinstance(given, dict) or any(k not in TYPICAL_DURATIONS or float(v) <= 0 for k, v in given.items()):
+        raise ValueError(f"slower: {{work: times}} with work one of {sorted(TYPICAL_DURATIONS)}, times > 0")
     return {str(k): float(v) for k, v in given.items()}
 
 
@@ -390,12 +281,6 @@ def _auth_token_digests() -> dict[str, list[str]]:
             for group_id, group in list(backend.replication_groups.items()):
                 out[group_id] = [hashlib.sha256(t.encode()).hexdigest() for t in valid_tokens(group)]
     return out
-
-
-def _error_code(body: bytes) -> str:
-    """The AWS error code of an error answer (JSON `__type` or XML `<Code>`)."""
-    match = _JSON_TYPE.search(body) or _XML_CODE.search(body)
-    return match.group(1).decode() if match else "Unknown"
 
 
 def _json(start_response: StartResponse, status: int, payload: Any,

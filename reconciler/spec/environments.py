@@ -27,18 +27,15 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from reconciler.core.errors import ReconcilerError, SpecProblem
-from reconciler.spec.documents import (
-    ENVIRONMENT_KIND,
-    Origin,
-    Path_,
-    _display,
-    _Problems,
-    _read_documents,
-    _scalar,
-    _schema_problems,
-    environment_validator,
-    spec_files,
-)
+from reconciler.spec.documents import Origin
+from reconciler.spec.files import display_name as _display
+from reconciler.spec.files import spec_files
+from reconciler.spec.problems import Path_
+from reconciler.spec.problems import Problems as _Problems
+from reconciler.spec.reading import read_documents as _read_documents
+from reconciler.spec.reading import scalar as _scalar
+from reconciler.spec.schemas import ENVIRONMENT_KIND, environment_validator
+from reconciler.spec.schemas import schema_problems as _schema_problems
 
 if TYPE_CHECKING:
     from reconciler.aws.client import Aws
@@ -191,7 +188,7 @@ def _line(lines: Mapping[Path_, int], path: Path_, default: int) -> int:
 # ---------------------------------------------------------------------------- the account
 
 
-def reach(aws: Aws, environment: Environment) -> dict[str, str] | None:
+def assume_environment(aws: Aws, environment: Environment) -> dict[str, str] | None:
     """Act as the environment's role (when it names one) and make sure the account reached is its accountId,
     before any other call: staging's agent can never touch production. Returns the identity (None when the
     environment names no account)."""
@@ -223,7 +220,7 @@ def written_out(value: Any) -> str | None:
     return None
 
 
-def typed(text: str) -> Any:
+def yaml_value(text: str) -> Any:
     """A placeholder's default, read as YAML reads a value (`5` is a number)."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -246,7 +243,7 @@ def substitute_text(text: str, values: Mapping[str, Any], used: set[str] | None 
                 used.add(name)
             return copy.deepcopy(values[name]), None
         if default is not None:
-            return typed(default), None
+            return yaml_value(default), None
         return None, _unknown(name, values)
     problem: list[str] = []
 

@@ -12,13 +12,14 @@ import fnmatch
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
 if TYPE_CHECKING:
-    from reconciler.spec.documents import Path_, Spec
+    from reconciler.spec.documents import Spec
+    from reconciler.spec.problems import Path_
 
 KIND = "ChangeWindow"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -99,3 +100,14 @@ def check_spec(spec: Spec) -> list[tuple[Path_, str]]:
 
 def _duration(text: str) -> timedelta:
     return timedelta(seconds=float(text[:-1]) * _UNITS[text[-1]])
+
+
+def windows_status(specs: list[Spec], now: datetime) -> list[dict[str, Any]]:
+    """The change windows, open (until when) or closed (next opening), for /status and the page."""
+    shown = []
+    for window in windows_of(specs):
+        until = window.open_until(now)
+        shown.append({"name": window.name, "type": window.type, "open": until is not None,
+                      **({"until": until.isoformat(timespec="minutes")} if until
+                         else {"next": window.next_open(now).isoformat(timespec="minutes")})})
+    return shown

@@ -10,10 +10,10 @@ import urllib.error
 import urllib.request
 
 from tests.conftest import free_port, reconciler_command, wait_for
+from tests.specs import table
 
 TOKEN = "an-action-token-for-the-tests"
-TABLE = ("apiVersion: reconciler/v1\nkind: Table\nmetadata: {name: Orders}\n"
-         "spec: {partitionKey: {name: Id, type: S}, tags: {team: TEAM}}\n")
+TABLE = table("Orders", tags={"team": "TEAM"})
 
 
 def post(port: int, path: str, token: str | None = None, origin: str | None = None) -> int:

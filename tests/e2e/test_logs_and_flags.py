@@ -12,6 +12,7 @@ import subprocess
 import time
 
 from tests.conftest import free_port, reconciler_command, wait_for
+from tests.specs import table
 
 CACHE = """\
 apiVersion: reconciler/v1
@@ -50,21 +51,19 @@ def test_reconciles_longer_than_the_interval_never_overlap_and_the_stream_stays_
 
 
 def test_health_is_unknown_when_no_check_ran(aws, specs, cli):
-    table = ("apiVersion: reconciler/v1\nkind: Table\nmetadata: {name: Orders}\n"
-             "spec: {partitionKey: {name: Id, type: S}}\n")
-    root = specs("t.yaml", table)
+    orders = table("Orders")
+    root = specs("t.yaml", orders)
     ran = cli("run", "--once", "--no-lease", str(root))
     [done] = [json.loads(line) for line in ran.err.splitlines() if '"cycle.done"' in line]
     assert ran.code == 0 and done["ok"] is True and done["healthy"] is None  # no cache: nothing checked
-    specs("t.yaml", table.replace("type: S", "type: Q"))
+    specs("t.yaml", orders.replace("type: S", "type: Q"))
     broken = cli("run", "--once", "--no-lease", str(root))
     [done] = [json.loads(line) for line in broken.err.splitlines() if '"cycle.done"' in line]
     assert broken.code == 1 and done["ok"] is False and done["healthy"] is None  # stopped early: unknown
 
 
 def test_log_level_warning_is_honoured(aws, specs, cli):
-    root = specs("t.yaml", "apiVersion: reconciler/v1\nkind: Table\nmetadata: {name: Orders}\n"
-                           "spec: {partitionKey: {name: Id, type: S}}\n")
+    root = specs("t.yaml", table("Orders"))
     quiet = cli("run", "--once", "--no-lease", "--log-level", "warning", str(root))
     assert quiet.code == 0
     assert not [line for line in quiet.err.splitlines() if '"level": "info"' in line], quiet.err
@@ -92,8 +91,7 @@ def run_on_a_terminal(args: list[str], env: dict[str, str], cwd) -> str:
 
 
 def test_no_color_and_NO_COLOR_are_honoured_on_a_terminal(aws, specs, tmp_path):
-    root = specs("t.yaml", "apiVersion: reconciler/v1\nkind: Table\nmetadata: {name: Orders}\n"
-                           "spec: {partitionKey: {name: Id, type: S}}\n")
+    root = specs("t.yaml", table("Orders"))
     plan = [*reconciler_command(), "plan", str(root)]
     assert "\x1b[" in run_on_a_terminal(plan, aws.env, tmp_path)  # colour on a terminal by default
     assert "\x1b[" not in run_on_a_terminal([*plan, "--no-color"], aws.env, tmp_path)
@@ -135,11 +133,10 @@ def test_observe_mode_drift_lists_its_fields_in_status_and_once_in_the_log(aws, 
 
 
 def test_apply_events_say_what_changed_with_secrets_masked(aws, specs, cli):
-    table = ("apiVersion: reconciler/v1\nkind: Table\nmetadata: {name: Orders}\n"
-             "spec: {partitionKey: {name: Id, type: S}, tags: {team: web}}\n")
-    root = specs("t.yaml", table)
+    orders = table("Orders", tags={"team": "web"})
+    root = specs("t.yaml", orders)
     assert cli("run", "--once", "--no-lease", str(root)).code == 0
-    specs("t.yaml", table.replace("team: web", "team: platform"))
+    specs("t.yaml", orders.replace("team: web", "team: platform"))
     ran = cli("run", "--once", "--no-lease", str(root))
     [update] = [json.loads(line) for line in ran.err.splitlines() if '"apply.update"' in line]
     assert update["fields"] == [{"path": "spec.tags.team", "before": "web", "after": "platform"}]

@@ -3,7 +3,7 @@
 `reconciler run --once --sandbox specs/` is what `./scripts/run` runs on a machine with no AWS account; README's
 "The two commands" shows its output, and this test holds README to it. The same command without a terminal (its
 JSON log, ending on the `cycle.summary` event with the same counts) is asserted in
-tests/integration/test_cache.py, which runs it anyway.
+tests/integration/kinds/test_cache.py, which runs it anyway.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from typing import Any
 
 import jinja2
 
-from reconciler.core.durations import format_duration
+from reconciler.core.duration_text import format_duration
 from reconciler.core.plainjson import dumps
 from reconciler.core.vocabulary import ResourceState
 

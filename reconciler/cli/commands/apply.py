@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from reconciler.aws.expected import agent_durations
+from reconciler.aws.expected_durations import expected_durations
 from reconciler.cli.options import (
     EXIT_ERROR,
     EXIT_OK,
@@ -48,7 +48,7 @@ def apply(specs: Path, auto_approve: bool, wait_s: int | None, opts: AwsOptions,
     result, spec_set, aws = done.plan, done.spec_set, done.aws
     click.echo(render_plan(result))
     if not any(c.applicable or c.refused or c.action == Action.ERROR for c in result.changes):
-        close(opts.report, summarize(result, ApplyReport(), agent_durations(), again="run `reconciler apply`"))
+        close(opts.report, summarize(result, ApplyReport(), expected_durations(), again="run `reconciler apply`"))
         return EXIT_OK
     if any(c.applicable for c in result.changes) and not auto_approve and not _approved():
         click.echo("Apply cancelled.")
@@ -69,7 +69,7 @@ def apply(specs: Path, auto_approve: bool, wait_s: int | None, opts: AwsOptions,
         lease_lost = not still_held()
     busy = {w.split(" ")[0] for w in waiting}  # --wait: what AWS still works on at the timeout; the rest is done
     finished = frozenset(c.ref for c in result.changes if c.ref not in busy) if wait_s else frozenset()
-    close(opts.report, summarize(result, report, agent_durations(), finished=finished,
+    close(opts.report, summarize(result, report, expected_durations(), finished=finished,
                                  again=f"run `reconciler apply{' --wait' if wait_s else ''}`"))
     if lease_lost:
         fail("the lease could not be renewed during apply: the changes not listed above were not applied")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from reconciler.aws.expected import agent_durations
+from reconciler.aws.expected_durations import expected_durations
 from reconciler.checks.redis import parse_endpoint
 from reconciler.checks.run import check_clusters, check_sites, sites_now
 from reconciler.cli.options import EXIT_ERROR, EXIT_OK, AwsOptions, aws_options, guarded, specs_arg
@@ -52,7 +52,7 @@ def health(specs: Path, endpoint: str | None, names: tuple[str, ...], as_json: b
     needs_aws = opts.sandbox or bool(sites) or any(_needs_aws(s, endpoint) for s in clusters)
     aws = opts.connect(environment=spec_set.environment) if needs_aws else None
     redis = check_clusters(clusters, aws, endpoint, tls=tls, ca_file=ca_file)
-    checked = check_sites(sites_now(spec_set, sites, aws), aws, durations=agent_durations(),
+    checked = check_sites(sites_now(spec_set, sites, aws), aws, durations=expected_durations(),
                           ca_file=ca_file) if sites and aws is not None else []
     click.echo(view(redis, checked))
     return EXIT_OK if all(r.healthy for r in [*redis, *checked]) else EXIT_ERROR

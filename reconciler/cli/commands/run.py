@@ -12,9 +12,10 @@ import click
 from reconciler.agent.config import AgentConfig
 from reconciler.agent.daemon import CycleResult
 from reconciler.agent.memory import cap_arenas
-from reconciler.agent.serve.http import parse_networks, tls_context
+from reconciler.agent.serve.access import parse_networks
+from reconciler.agent.serve.http import tls_context
 from reconciler.agent.start import Origin, Telling, make_agent, prepare
-from reconciler.aws.expected import agent_durations
+from reconciler.aws.expected_durations import expected_durations
 from reconciler.cli.options import (
     EXIT_ERROR,
     EXIT_OK,
@@ -26,7 +27,7 @@ from reconciler.cli.options import (
     specs_arg,
 )
 from reconciler.cli.views.report import Summary, close, summarize
-from reconciler.core.durations import parse_duration
+from reconciler.core.duration_text import parse_duration
 from reconciler.core.errors import ReconcilerError
 from reconciler.engine.apply import ApplyReport
 
@@ -119,7 +120,7 @@ def _cycle_summary(result: CycleResult) -> Summary:
     """What one cycle of `run --once` did, as the closing report says it."""
     if result.plan is None:
         return Summary(next_step=f"Failed: {result.error}. Nothing was applied; fix it and run again.")
-    summary = summarize(result.plan, result.report or ApplyReport(), agent_durations(),
+    summary = summarize(result.plan, result.report or ApplyReport(), expected_durations(),
                         again="run `reconciler run --once`")
     if result.healthy is False:
         summary.next_step += " The Redis health check failed: `reconciler health` shows each step."

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from reconciler.aws.expected import Durations, agent_durations, spoken
+from reconciler.aws.expected_durations import ExpectedDurations, expected_durations, in_words
 from reconciler.core.plainjson import dumps, json_default
 from reconciler.core.types import FieldChange
 from reconciler.core.vocabulary import Action
@@ -17,8 +17,8 @@ from reconciler.engine.changes import Change, Plan
 from reconciler.spec.environments import Environment
 
 
-def plan_json(plan: Plan, durations: Durations | None = None) -> str:
-    return json.dumps(plan.to_json(durations or agent_durations()), indent=2, default=json_default)
+def plan_json(plan: Plan, durations: ExpectedDurations | None = None) -> str:
+    return json.dumps(plan.to_json(durations or expected_durations()), indent=2, default=json_default)
 
 
 def format_value(value: Any, sensitive: bool = False) -> str:
@@ -29,7 +29,7 @@ def format_value(value: Any, sensitive: bool = False) -> str:
 
 def styled(text: str, action: Action) -> str:
     """Text in the colour of an action (none for a no-op)."""
-    colour = action.colour
+    colour = action.words.colour
     return click.style(text, fg=colour) if colour else text
 
 
@@ -40,7 +40,7 @@ def _verb(change: Change) -> str:
     """`will be created`, or `is missing` when the change is not applied (observe-only, paused)."""
     action = change.action
     observing = (change.policy == "observe" or change.paused) and action.is_change
-    return action.observed if observing else action.will
+    return action.words.observed if observing else action.words.will
 
 
 def _field_line(action: Action, f: FieldChange) -> str:
@@ -59,7 +59,7 @@ def _field_line(action: Action, f: FieldChange) -> str:
     return f"      {styled(sym, _FIELD_MARKS[sym])} {line}{mark}"
 
 
-def render_change(change: Change, durations: Durations | None = None) -> list[str]:
+def render_change(change: Change, durations: ExpectedDurations | None = None) -> list[str]:
     action = change.action
     observing = (change.policy == "observe" or change.paused) and action.is_change
     verb = _verb(change)
@@ -72,10 +72,10 @@ def render_change(change: Change, durations: Durations | None = None) -> list[st
     if change.error:
         lines.append(styled(f"  ! {change.error}", Action.ERROR))
         return lines
-    lines.append(styled(f"{action.symbol:>3} {change.kind} {change.name!r} {{", action))
+    lines.append(styled(f"{action.words.symbol:>3} {change.kind} {change.name!r} {{", action))
     lines += [_field_line(action, f) for f in change.fields]
     lines.append("    }")
-    lines += _pending_lines(change, durations or Durations(None))
+    lines += _pending_lines(change, durations or ExpectedDurations(None))
     lines += [f"    note: {n}" for n in change.notes]
     if change.refused:
         lines.append(styled(f"    refused: {change.refused}", Action.ERROR))
@@ -86,7 +86,7 @@ def render_change(change: Change, durations: Durations | None = None) -> list[st
     return lines
 
 
-def _pending_lines(change: Change, durations: Durations) -> list[str]:
+def _pending_lines(change: Change, durations: ExpectedDurations) -> list[str]:
     """What AWS is doing, and the steps of a change AWS takes one at a time (which wait, for what; how long
     AWS usually takes for each)."""
     lines = []
@@ -104,15 +104,15 @@ def _pending_lines(change: Change, durations: Durations) -> list[str]:
     return lines
 
 
-def _takes(work: str | None, durations: Durations) -> str:
+def _takes(work: str | None, durations: ExpectedDurations) -> str:
     if not work:
         return ""
     e = durations.expected(work)
-    return click.style(f"  (AWS takes ~{spoken(e.seconds)}, {e.source})", dim=True)
+    return click.style(f"  (AWS takes ~{in_words(e.seconds)}, {e.source})", dim=True)
 
 
-def render_plan(plan: Plan, durations: Durations | None = None) -> str:
-    durations = durations or agent_durations()
+def render_plan(plan: Plan, durations: ExpectedDurations | None = None) -> str:
+    durations = durations or expected_durations()
     shown = [c for c in plan.changes if c.is_change or c.action == Action.ERROR
              or any(f.ignored for f in c.fields) or (c.live and c.live.pending)]
     out: list[str] = []
@@ -130,8 +130,8 @@ def render_plan(plan: Plan, durations: Durations | None = None) -> str:
     out.append(summary_line(plan))
     expected = plan.expected_seconds(durations) if plan.has_changes else 0
     if expected:
-        out.append(f"AWS should finish this in about {spoken(expected)} (the longest chain of steps, by AWS's typical "
-                   "durations or what this agent has observed).")
+        out.append(f"AWS should finish this in about {in_words(expected)} (the longest chain of steps, by AWS's "
+                   "typical durations or what this agent has observed).")
     return "\n".join(out)
 
 
@@ -155,16 +155,16 @@ def summary_line(plan: Plan) -> str:
 
 # ---------------------------------------------------------------------------- markdown (a pull request comment)
 
-def render_markdown(plan: Plan, title: str, durations: Durations | None = None) -> str:
+def render_markdown(plan: Plan, title: str, durations: ExpectedDurations | None = None) -> str:
     """The plan as a pull request comment: a summary line, then one collapsible section per resource that
     changes (or cannot be planned), with its fields as a diff, its steps and AWS's expected time. Secrets are
     masked as in every rendering; nothing here is coloured."""
-    durations = durations or agent_durations()
+    durations = durations or expected_durations()
     shown = [c for c in plan.changes if c.is_change or c.action == Action.ERROR]
     out = [f"### {title}", "", f"**{summary_line(plan)}**"]
     expected = plan.expected_seconds(durations) if plan.has_changes else 0
     if expected:
-        out.append(f"AWS should finish this in about {spoken(expected)}.")
+        out.append(f"AWS should finish this in about {in_words(expected)}.")
     out.append("")
     for change in shown:
         out += _markdown_change(change, durations)
@@ -174,9 +174,9 @@ def render_markdown(plan: Plan, title: str, durations: Durations | None = None) 
     return "\n".join(out).rstrip() + "\n"
 
 
-def _markdown_change(change: Change, durations: Durations) -> list[str]:
+def _markdown_change(change: Change, durations: ExpectedDurations) -> list[str]:
     action = change.action
-    summary = f"{action.icon} <code>{_html(change.ref)}</code> {_verb(change)}"
+    summary = f"{action.words.icon} <code>{_html(change.ref)}</code> {_verb(change)}"
     if change.refused:
         summary += " — <b>refused</b>"
     lines = [f"<details><summary>{summary}</summary>", ""]
@@ -194,7 +194,7 @@ def _markdown_change(change: Change, durations: Durations) -> list[str]:
             takes = ""
             if step.takes:
                 e = durations.expected(step.takes)
-                takes = f"~{spoken(e.seconds)}, {_html(e.source)}"
+                takes = f"~{in_words(e.seconds)}, {_html(e.source)}"
             lines.append(f"| {i} | {_cell(step.description)} | {_cell(takes)} | {_cell(step.wait or '')} |")
         lines.append("")
     for text in [*(f"note: {n}" for n in change.notes),
@@ -255,7 +255,7 @@ class JsonPlan(TextPlan):
     """`plan --format json`: reconciler.plan/v1, with the environment; a list of them for several targets."""
 
     def plan(self, plan: Plan, target: Path, environment: Environment | None, several: bool) -> str:
-        document = plan.to_json(agent_durations())
+        document = plan.to_json(expected_durations())
         if environment is not None:
             document["environment"] = environment.to_json()
         return dumps(document, indent=2)

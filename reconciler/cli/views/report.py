@@ -13,14 +13,14 @@ from typing import Any
 import click
 import structlog
 
-from reconciler.aws.expected import Durations, spoken
-from reconciler.aws.typical import DURATIONS
+from reconciler.aws.expected_durations import ExpectedDurations, in_words
+from reconciler.aws.typical_durations import TYPICAL_DURATIONS
 from reconciler.cli.views.plan import styled
 from reconciler.core.vocabulary import Action, OutcomeStatus, Result
 from reconciler.engine.apply import ApplyReport, Outcome
 from reconciler.engine.changes import Change, Plan
-from reconciler.engine.writeback import Entry as WrittenField
 from reconciler.engine.writeback import WriteBack
+from reconciler.engine.writeback import WrittenField as WrittenField
 
 WIDTH = 200  # no line of the report is longer (a long error is cut here; the log has it whole)
 
@@ -34,7 +34,7 @@ class ReportLine:
     text: str
 
     def line(self) -> str:
-        return _cut(f"{self.result.symbol} {self.ref}: {self.text}")
+        return _cut(f"{self.result.words.symbol} {self.ref}: {self.text}")
 
     def to_json(self) -> dict[str, str]:
         return {"ref": self.ref, "result": self.result.value, "message": self.text}
@@ -53,7 +53,7 @@ class Summary:
 
     def counts_line(self) -> str:
         shown = [*Result.counted(), *(r for r in (Result.DELETED, Result.NOT_APPLIED) if self.counts.get(r))]
-        return ", ".join(f"{self.counts.get(r, 0)} {r.said}" for r in shown) + "."
+        return ", ".join(f"{self.counts.get(r, 0)} {r.words.said}" for r in shown) + "."
 
     def lines(self) -> list[str]:
         """The report as a terminal shows it (no colour: the caller styles it)."""
@@ -66,7 +66,7 @@ class Summary:
                 "resources": [e.to_json() for e in self.entries], "next": self.next_step}
 
 
-def summarize(plan: Plan, report: ApplyReport, durations: Durations, *, again: str,
+def summarize(plan: Plan, report: ApplyReport, durations: ExpectedDurations, *, again: str,
               finished: frozenset[str] = frozenset()) -> Summary:
     """The summary of one plan and what applying it did. `again`: the command that goes on with the work (said
     in the next-step line); `finished`: refs AWS has since finished with (apply --wait)."""
@@ -81,7 +81,7 @@ def summarize(plan: Plan, report: ApplyReport, durations: Durations, *, again: s
     return summary
 
 
-def _line(change: Change, outcomes: list[Outcome], durations: Durations, finished: bool) -> ReportLine | None:
+def _line(change: Change, outcomes: list[Outcome], durations: ExpectedDurations, finished: bool) -> ReportLine | None:
     """The line of one resource, or None when it is unchanged and AWS has nothing going on."""
     ref = change.ref
     if change.action == Action.ERROR:
@@ -91,22 +91,22 @@ def _line(change: Change, outcomes: list[Outcome], durations: Durations, finishe
     first, last = outcomes[0], outcomes[-1]
     action = Action(first.change.action)
     if last.status in (OutcomeStatus.FAILED, OutcomeStatus.REFUSED):
-        done = f"{action.done}, then " if last is not first and first.status == OutcomeStatus.APPLIED else ""
+        done = f"{action.words.done}, then " if last is not first and first.status == OutcomeStatus.APPLIED else ""
         word = "refused by a safety rule" if last.status == OutcomeStatus.REFUSED else "failed"
         return ReportLine(Result.FAILED, ref, f"{done}{action} {word}: {last.message}")
     if last.status == OutcomeStatus.WAITING:
-        return ReportLine(Result.PENDING, ref, f"not {action.done.split()[0]} yet: {last.message}")
+        return ReportLine(Result.PENDING, ref, f"not {action.words.done.split()[0]} yet: {last.message}")
     work = next((o.work for o in reversed(outcomes) if o.work), None)
     still = last.status == OutcomeStatus.PENDING or (last.work is not None and last.status == OutcomeStatus.APPLIED)
     if still and not finished:
         doing = f"AWS is {_work_words(work, durations)}" if work else last.message or "AWS is still working on it"
-        return ReportLine(Result.PENDING, ref, f"{action.doing}; {doing}")
+        return ReportLine(Result.PENDING, ref, f"{action.words.doing}; {doing}")
     result = {Action.CREATE: Result.CREATED, Action.REPLACE: Result.CREATED, Action.DELETE: Result.DELETED}.get(
         action, Result.UPDATED)
     fields = [f.path for f in first.change.effective_fields]
     detail = f" ({', '.join(fields[:4])}{', ...' if len(fields) > 4 else ''})" if action == Action.UPDATE and fields \
         else ""
-    return ReportLine(result, ref, f"{action.done}{detail}")
+    return ReportLine(result, ref, f"{action.words.done}{detail}")
 
 
 def _untouched(change: Change, finished: bool) -> ReportLine | None:
@@ -124,16 +124,16 @@ def _untouched(change: Change, finished: bool) -> ReportLine | None:
     return None
 
 
-def _work_words(work: str, durations: Durations) -> str:
+def _work_words(work: str, durations: ExpectedDurations) -> str:
     """`carrying out CreateTable: CREATING -> ACTIVE (usually ~20s)`."""
     expected = durations.expected(work)
-    what = DURATIONS[work].what if work in DURATIONS else work
+    what = TYPICAL_DURATIONS[work].what if work in TYPICAL_DURATIONS else work
     runs = expected.source.removeprefix("observed (").rstrip(")")
     said = "AWS's typical time" if expected.source.startswith("typical") else f"the median of {runs} seen here"
     return f"carrying out {what} (usually {_about(expected.seconds)}, {said})"
 
 
-def _next_step(summary: Summary, again: str, durations: Durations, report: ApplyReport) -> str:
+def _next_step(summary: Summary, again: str, durations: ExpectedDurations, report: ApplyReport) -> str:
     failed = [e for e in summary.entries if e.result == Result.FAILED]
     if failed:
         first = failed[0]
@@ -154,7 +154,7 @@ def _next_step(summary: Summary, again: str, durations: Durations, report: Apply
 
 
 def _about(seconds: float) -> str:
-    said = spoken(seconds)
+    said = in_words(seconds)
     return said if said.startswith("<") else f"~{said}"
 
 
@@ -235,6 +235,6 @@ def close(report: bool, summary: Summary) -> None:
         return
     click.echo()
     for entry in summary.entries:
-        click.echo(click.style(entry.line(), fg=entry.result.colour))
+        click.echo(click.style(entry.line(), fg=entry.result.words.colour))
     click.echo(click.style(summary.counts_line(), bold=True))
     click.echo(summary.lines()[-1])

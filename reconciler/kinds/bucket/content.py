@@ -29,7 +29,7 @@ from urllib.parse import quote
 
 from reconciler.core.errors import ReconcilerError
 from reconciler.core.types import NotYet
-from reconciler.kinds.distribution.invalidations import Room
+from reconciler.kinds.distribution.invalidations import InvalidationRoom
 
 MANIFEST_KEY = ".reconciler/manifest.json"
 LAST_PUBLISH_KEY = ".reconciler/last-publish.json"  # what the last publish changed (the site check reads it)
@@ -337,7 +337,7 @@ def publish(s3: Any, cf: Any, bucket: str, local: dict[str, LocalFile], remote: 
     kept = {k: v for k, v in files.items() if k in local}
     if pending:
         held = ("the distribution to invalidate does not exist yet" if distribution_id is None
-                else Room(cf, distribution_id).refusal(pending))
+                else InvalidationRoom(cf, distribution_id).refusal(pending))
         if held:  # uploaded and recorded; the paths stay pending in the manifest for a later cycle
             _write_manifest(s3, bucket, kept, pending, since)
             raise NotYet(f"{held}; the changed paths stay pending")

@@ -17,25 +17,28 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from reconciler.aws import constraints
-from reconciler.aws.client import error_code
+from reconciler.aws.failures import error_code
 from reconciler.core.diff import Field
 from reconciler.core.types import OWNER_TAG, FieldChange, Live, Request
 from reconciler.kinds import register
-from reconciler.kinds.base import Resource, tag_changes
+from reconciler.kinds.base import Resource
 from reconciler.kinds.bucket import content as site
 from reconciler.kinds.bucket import intents
+from reconciler.kinds.interfaces import EventMatched, Exportable, IamScoped, Validated
+from reconciler.kinds.tags import tag_changes
 
 if TYPE_CHECKING:
     from reconciler.aws.client import Aws
     from reconciler.kinds.exported import Exported
-    from reconciler.spec.documents import Path_, Spec
+    from reconciler.spec.documents import Spec
+    from reconciler.spec.problems import Path_
 
 BLOCK_ALL = {"BlockPublicAcls": True, "IgnorePublicAcls": True,
              "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
 
 
 @register
-class Bucket(Resource):
+class Bucket(Resource, Validated, IamScoped, EventMatched, Exportable):
     """An S3 bucket with public access blocked (reachable only through CloudFront)."""
 
     kind = "Bucket"

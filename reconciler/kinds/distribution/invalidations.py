@@ -47,7 +47,7 @@ def in_progress_paths(cf: Any, distribution_id: str) -> list[str]:
     return paths
 
 
-class Room:
+class InvalidationRoom:
     """What a distribution can still take in progress, as invalidations are issued one after another."""
 
     def __init__(self, cf: Any, distribution_id: str):

@@ -1,0 +1,60 @@
+"""AWS's errors in words: the code of a ClientError, a failure said with the resource and the call it came from,
+whether it is AWS's (a traceback is only for our own bugs)."""
+
+from __future__ import annotations
+
+import os
+import traceback
+from pathlib import Path
+
+import botocore.config
+import botocore.exceptions
+
+from reconciler.aws.inflight import current_operation
+from reconciler.core.errors import ReconcilerError
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of a failed call ('' when it is not one)."""
+    if isinstance(exc, botocore.exceptions.ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-line account of an AWS failure that names the call; never a traceback."""
+    if isinstance(exc, botocore.exceptions.ClientError):
+        err = exc.response.get("Error", {})
+        return f"{exc.operation_name} failed: {err.get('Code', 'Error')}: {err.get('Message', '')}"
+    op = current_operation() or "AWS call"
+    if isinstance(exc, botocore.exceptions.NoCredentialsError):
+        return f"{op} failed: no AWS credentials found (configure them, or use --sandbox)"
+    if isinstance(exc, botocore.exceptions.EndpointConnectionError | botocore.exceptions.ConnectionError):
+        return f"{op} failed: cannot reach the AWS endpoint: {exc}"
+    if isinstance(exc, botocore.exceptions.BotoCoreError):
+        return f"{op} failed: {exc}"
+    if isinstance(exc, ReconcilerError):
+        return str(exc)
+    return f"{op} failed: {type(exc).__name__}: {exc}"
+
+
+def is_aws_failure(exc: BaseException) -> bool:
+    """True for failures of AWS, the network or the user's input; False for a bug in reconciler."""
+    return isinstance(exc, botocore.exceptions.BotoCoreError | botocore.exceptions.ClientError
+                      | ReconcilerError | TimeoutError | OSError)
+
+
+def wants_traceback(exc: BaseException) -> bool:
+    """Log the traceback of a failure: only a bug in reconciler, and only with RECONCILER_DEBUG=1."""
+    return bool(os.environ.get("RECONCILER_DEBUG")) and not is_aws_failure(exc)
+
+
+def describe_failure(exc: BaseException, ref: str, doing: str) -> str:
+    """One line for a failure while `doing` something to `ref`: the AWS call that failed, or, for a
+    bug in reconciler, an internal error that says so (never blamed on the last AWS call)."""
+    if is_aws_failure(exc):
+        return describe_error(exc)
+    frames = traceback.extract_tb(exc.__traceback__) if exc.__traceback__ else []
+    at = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    return (f"internal error in reconciler while {doing} {ref} (not an AWS failure): {type(exc).__name__}: {exc}"
+            f"{at}; please report it (RECONCILER_DEBUG=1 logs the traceback)")
