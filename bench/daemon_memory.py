@@ -5,7 +5,9 @@ The process is `reconciler run` as a user starts it — the page served on its H
 notifier configured (apprise's json:// to a receiver here) — against a sandbox in a process of its own
 (instant AWS time). `--interval` is short so that cycles run back to back; each cycle reads the whole stack,
 renders nothing (no one asks for the page), and finds nothing to do. Target (issue 21): at most 100 MiB after
-1,000 cycles.
+1,000 cycles (issue 36: 64 MiB). Time per cycle is said twice: the wall clock between marks, which includes the
+rate limiter's pacing of cycles run back to back (AWS's request rates, not the agent's work), and the cycles' own
+duration as the agent records it (/status lastCycle.durationSeconds, the median of the samples).
 
     python bench/daemon_memory.py [--cycles 1000]
 """
@@ -15,9 +17,9 @@ from __future__ import annotations
 import argparse
 import http.server
 import json
-import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,10 +28,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+from cycle import start_sandbox
 from record import Record
 
 ROOT = Path(__file__).resolve().parent.parent
-TARGET_MIB = 100.0
+TARGET_MIB = 64.0  # issue 36 (Flux's kustomize-controller requests 64 MiB)
 
 
 def rss_mib(pid: int) -> float:
@@ -83,15 +86,9 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=1000)
     args = parser.parse_args()
     script = Path(sys.executable).parent / "reconciler"
-    sandbox = subprocess.Popen([str(script), "sandbox", "--port", "0", "--aws-time", "instant"],
-                               stdout=subprocess.PIPE, text=True)
-    endpoint = sandbox.stdout.readline().split(" on ", 1)[1].split(" ", 1)[0]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="sandbox", AWS_SECRET_ACCESS_KEY="sandbox",
-               AWS_REGION="us-east-1", AWS_DEFAULT_REGION="us-east-1",
-               AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null",
-               REDIS_AUTH_TOKEN="bench-token-0123456789")
+    sandbox, env = start_sandbox()
     marks: dict[int, float] = {}
+    own: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         shutil.copytree(ROOT / "specs", Path(tmp) / "specs")
         shutil.copytree(ROOT / "site", Path(tmp) / "site")
@@ -116,6 +113,7 @@ def main() -> None:
                     time.sleep(0.2)
                 marks[mark] = rss_mib(agent.pid)
                 converged(port)
+                own += [float(status(port)["lastCycle"]["durationSeconds"]) for _ in range(5)]
                 print(f"  after {mark} cycles: {marks[mark]:.1f} MiB", flush=True)
         finally:
             agent.terminate()
@@ -127,11 +125,14 @@ def main() -> None:
     report = Record("daemon_memory")
     report.say(f"daemon RSS (from /proc): after 10 cycles {marks[10]:.1f} MiB, after 100 "
                f"{marks.get(100, float('nan')):.1f} MiB, after {args.cycles} {last:.1f} MiB; "
-               f"{elapsed / args.cycles * 1000:.0f} ms per cycle")
+               f"{elapsed / args.cycles * 1000:.0f} ms per cycle by the wall clock (the limiter's pacing of "
+               f"back-to-back cycles included), {statistics.median(own) * 1000:.0f} ms the cycle's own duration "
+               "(median)")
     report.say(f"target (at most {TARGET_MIB:.0f} MiB after {args.cycles} cycles): "
                f"{'met' if last <= TARGET_MIB else 'NOT met'}")
     report.figures = {"rss_mib_after_cycles": {str(k): round(v, 1) for k, v in marks.items()},
-                      "ms_per_cycle": round(elapsed / args.cycles * 1000), "target_mib": TARGET_MIB}
+                      "ms_per_cycle": round(elapsed / args.cycles * 1000),
+                      "own_ms_per_cycle": round(statistics.median(own) * 1000), "target_mib": TARGET_MIB}
     report.save()
 
 

@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = json.loads((ROOT / "tests" / "fixtures" / "cloudtrail_tag_table.json").read_text())
 TABLES = [f"bench-events-{i}" for i in range(10)]
 
+TARGET_S = 0.3  # issue 36: event -> correction, the agent's own time
 
 def reconciler_command() -> list[str]:
     script = Path(sys.executable).parent / "reconciler"
@@ -117,6 +118,8 @@ def main() -> None:
                f"Python {sys.version.split()[0]}; sandbox delivery is immediate)")
     report.say()
     report.say(f"  median {statistics.median(latencies):.2f} s   p95 {p95:.2f} s   max {latencies[-1]:.2f} s")
+    report.say(f"  target (a median of at most {TARGET_S} s): "
+               f"{'met' if statistics.median(latencies) <= TARGET_S else 'NOT met'}")
     by_service = collections.Counter()
     for key, n in agent_calls.items():
         by_service[key.split(":", 1)[0]] += n
@@ -125,7 +128,7 @@ def main() -> None:
                f"({', '.join(f'{s} {n / args.drifts:.2f}' for s, n in sorted(by_service.items()))})")
     for key, n in sorted(agent_calls.items()):
         report.say(f"    {key:<40}{n / args.drifts:>6.2f}")
-    report.figures = {"drifts": args.drifts, "median_s": round(statistics.median(latencies), 3),
+    report.figures = {"target_s": TARGET_S, "drifts": args.drifts, "median_s": round(statistics.median(latencies), 3),
                       "p95_s": round(p95, 3), "max_s": round(latencies[-1], 3),
                       "requests_per_correction": {k: round(n / args.drifts, 2) for k, n in agent_calls.items()}}
     report.save()

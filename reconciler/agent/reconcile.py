@@ -36,7 +36,7 @@ from reconciler.agent.writeback_branch import BranchWriter, Published
 from reconciler.aws.expected_durations import ExpectedDurations
 from reconciler.aws.failures import describe_failure, wants_traceback
 from reconciler.checks.redis import RedisResult
-from reconciler.checks.run import Site, check_clusters, check_sites
+from reconciler.checks.run import Site, SiteChecks, check_clusters, check_sites
 from reconciler.checks.site import SiteResult
 from reconciler.core.errors import ReconcilerError, SpecError, SpecProblem
 from reconciler.core.vocabulary import Action, ResourceState, Result
@@ -110,6 +110,7 @@ class Reconciler:
         self.lease_on_demand = False  # --once: take the lease only when there is something to apply
         self.heartbeat: Heartbeat | None = None
         self._publish_records: dict[str, Any] = {}  # bucket -> (ETag, record) of its last publish (site checks)
+        self._site_checks = SiteChecks()
         self._revision: str | None = None
 
     # ------------------------------------------------------------------ what the daemon asks of it
@@ -236,8 +237,10 @@ class Reconciler:
         self.recorder.health(redis, [c.name for c in clusters])
         distributions = spec_set.by_kind("Distribution")
         due = [self._site(spec) for spec in distributions if spec.ref in done.refs and spec.ref in self.latest]
+        due = [site for site in due if not self._site_checks.fresh(site)]
         sites = check_sites(due, self.aws, durations=self.recorder.durations, records=self._publish_records) \
             if due else []
+        self._site_checks.checked(due, sites)
         if due:
             self.recorder.site(sites, [d.name for d in distributions])
         return _verdict([*redis, *sites])

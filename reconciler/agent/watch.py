@@ -10,8 +10,9 @@ resource alone, between the scheduled cycles (which stay as the safety net).
 
 - Events of the agent's own writes are known by their user agent (botocore sends `reconciler/<version>`,
   CloudTrail records it) and dropped: no feedback loop.
-- A burst is coalesced: after the first event, the queue is read until it has been quiet for a moment
-  (or for at most MAX_COALESCE_S), and each resource named is reconciled once.
+- A burst is coalesced: after the first event the queue is asked again at once; empty, the window closes
+  (a lone event is reconciled without delay); else it is read until it has been quiet for QUIET_S (or for
+  at most MAX_COALESCE_S), and each resource named is reconciled once.
 - Malformed and foreign events are counted and dropped; nothing in an event can stop the thread.
 - Messages are deleted only after they were handled: a crash redelivers them (visibility timeout); a
   stopping agent finishes its poll (at most WAIT_S) and hands back what it received.
@@ -50,7 +51,8 @@ EVENT_TYPE = "AWS API Call via CloudTrail"
 GLOBAL_SOURCES = {"cloudfront.amazonaws.com": "us-east-1"}  # where AWS delivers a global service's events
 EVENTS_ROLE = "events"
 WAIT_S = 5           # SQS long poll: short enough that a stopping agent finishes its poll within its grace time
-QUIET_S = 1          # a burst has ended when the queue stayed empty this long
+QUIET_S = 0.2        # a burst under way has ended when the queue stayed empty this long
+QUIET_POLL_S = 0.05  # ...asked this often meanwhile (immediate receives)
 MAX_COALESCE_S = 10  # ...or after this long
 VISIBILITY_S = 300   # a message being handled stays hidden this long; a crash redelivers it after
 
@@ -277,12 +279,7 @@ class Poller:
         if self.stop.is_set():  # stopping: hand them back at once, for the next start (or another agent)
             self._release(messages)
             return 0
-        started = time.monotonic()
-        while len(messages) < 1000 and time.monotonic() - started < MAX_COALESCE_S and not self.stop.is_set():
-            more = self._receive(QUIET_S)
-            if not more:
-                break
-            messages += more
+        messages += self._rest_of_burst(len(messages))
         index, touches = self.index(), []
         for message in messages:
             body = message.get("Body", "")
@@ -298,6 +295,24 @@ class Poller:
             self.handle(touches)
         self._delete(messages)  # only now: a crash before this redelivers them
         return len(messages)
+
+    def _rest_of_burst(self, have: int) -> list[dict[str, Any]]:
+        """The window closes as soon as the queue is empty (one immediate receive); while a burst goes on, until it
+        has been quiet for QUIET_S, or MAX_COALESCE_S has passed."""
+        more = self._receive(0)
+        if not more:
+            return []
+        started = quiet_since = time.monotonic()
+        while have + len(more) < 1000 and time.monotonic() - started < MAX_COALESCE_S and not self.stop.is_set():
+            found = self._receive(0)
+            if found:
+                more += found
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since >= QUIET_S:
+                break
+            else:
+                self.stop.wait(QUIET_POLL_S)
+        return more
 
     def _receive(self, wait_s: int) -> list[dict[str, Any]]:
         with background_calls():  # the queue's calls are the watcher's, not a reconcile's

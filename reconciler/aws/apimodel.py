@@ -10,31 +10,60 @@ satisfy regular expression pattern: [a-zA-Z0-9_.-]+".
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any
+
+from reconciler.aws.trimmed import kept_models, session_loader
+from reconciler.core.statedir import state_dir
 
 
 @functools.cache
-def service_model(service: str) -> Any:
-    """botocore's model of a service (loaded once per process; no client, no credentials)."""
+def service_model(service: str, trimmed: bool = False) -> Any:
+    """botocore's model of a service (loaded once per process; no client, no credentials). `trimmed`: the one cut
+    to the agent's operations (aws/trimmed.py), when it has been written: the same shapes, a tenth of the load."""
     import botocore.loaders
     import botocore.model
 
-    loader = botocore.loaders.Loader()
+    kept = kept_models(state_dir() / "models") if trimmed else None
+    if trimmed and kept is None:
+        return None
+    loader = (session_loader(kept) if kept else None) or botocore.loaders.Loader(
+        extra_search_paths=[str(kept)] if kept else [], include_default_search_paths=not kept)
     return botocore.model.ServiceModel(loader.load_service_model(service, "service-2"), service_name=service)
+
+
+def operation_model(service: str, operation: str) -> Any:
+    """The operation's model: from the trimmed models when they hold it, else from botocore's own."""
+    for trimmed in (True, False):
+        try:
+            model = service_model(service, trimmed)
+        except Exception:  # no trimmed model of this service: botocore's own then
+            continue
+        if model is not None and operation in model.operation_names:
+            return model.operation_model(operation)
+    return service_model(service).operation_model(operation)
 
 
 @functools.cache
 def _pattern(expression: str) -> Any:
-    import regex  # AWS's patterns are Java's: \p{L} and friends, which `re` cannot read
+    """AWS's patterns are Java's: \\p{L} and friends need `regex`; the others read the same in `re`, which a
+    process has imported already (`regex` is 1.5 MiB more of the daemon's memory)."""
+    if "\\p" not in expression and "\\P" not in expression:
+        try:
+            return re.compile(expression)
+        except re.error:
+            pass
+    import regex
 
     return regex.compile(expression)
 
 
-def violations(service: str, operation: str, params: Mapping[str, Any]) -> list[str]:
-    """Every constraint of botocore's model that `params` breaks, in AWS's words (an empty list: none)."""
-    shape = service_model(service).operation_model(operation).input_shape
-    return list(_check(shape, params, "")) if shape is not None else []
+def violations(service: str, operation: str, params: Mapping[str, Any], unchecked: Collection[str] = ()) -> list[str]:
+    """Every constraint of botocore's model that `params` breaks, in AWS's words (an empty list: none). Members
+    named in `unchecked` (AWS's lowerCamelCase names, at any depth) are left to the caller's own rules."""
+    shape = operation_model(service, operation).input_shape
+    return list(_check(shape, params, "", frozenset(unchecked))) if shape is not None else []
 
 
 def _name(path: str, member: str) -> str:
@@ -43,7 +72,7 @@ def _name(path: str, member: str) -> str:
     return f"{path}.{name}" if path else name
 
 
-def _check(shape: Any, value: Any, path: str) -> Iterator[str]:
+def _check(shape: Any, value: Any, path: str, unchecked: frozenset[str]) -> Iterator[str]:
     kind = shape.type_name
     meta = shape.metadata
     if kind == "structure":
@@ -53,21 +82,21 @@ def _check(shape: Any, value: Any, path: str) -> Iterator[str]:
             if value.get(required) is None:
                 yield f"Value null at '{_name(path, required)}' failed to satisfy constraint: Member must not be null"
         for member, member_shape in shape.members.items():
-            if value.get(member) is not None:
-                yield from _check(member_shape, value[member], _name(path, member))
+            if value.get(member) is not None and _name("", member) not in unchecked:
+                yield from _check(member_shape, value[member], _name(path, member), unchecked)
     elif kind == "list":
         if not isinstance(value, list | tuple):
             return
         yield from _length(value, len(value), meta, path)
         for i, item in enumerate(value, start=1):
-            yield from _check(shape.member, item, f"{path}.{i}.member")
+            yield from _check(shape.member, item, f"{path}.{i}.member", unchecked)
     elif kind == "map":
         if not isinstance(value, Mapping):
             return
         yield from _length(value, len(value), meta, path)
         for key, item in value.items():
-            yield from _check(shape.key, key, f"{path}.key")
-            yield from _check(shape.value, item, f"{path}.{key}.member")
+            yield from _check(shape.key, key, f"{path}.key", unchecked)
+            yield from _check(shape.value, item, f"{path}.{key}.member", unchecked)
     elif kind == "string" and isinstance(value, str):
         yield from _length(value, len(value), meta, path)
         if shape.enum and value not in shape.enum:

@@ -4,44 +4,53 @@ whether it is AWS's (a traceback is only for our own bugs)."""
 from __future__ import annotations
 
 import os
+import sys
 import traceback
 from pathlib import Path
-
-import botocore.config
-import botocore.exceptions
+from types import ModuleType
 
 from reconciler.aws.inflight import current_operation
 from reconciler.core.errors import ReconcilerError
 
 
+def _botocore() -> ModuleType | None:
+    """botocore's exceptions, when botocore is loaded (else no exception can be one of them): a command that
+    makes no AWS call never imports it."""
+    return sys.modules.get("botocore.exceptions")
+
+
 def error_code(exc: BaseException) -> str:
     """The AWS error code of a failed call ('' when it is not one)."""
-    if isinstance(exc, botocore.exceptions.ClientError):
+    botocore = _botocore()
+    if botocore is not None and isinstance(exc, botocore.ClientError):
         return str(exc.response.get("Error", {}).get("Code", ""))
     return ""
 
 
 def describe_error(exc: BaseException) -> str:
     """A one-line account of an AWS failure that names the call; never a traceback."""
-    if isinstance(exc, botocore.exceptions.ClientError):
+    if isinstance(exc, ReconcilerError):
+        return str(exc)
+    botocore = _botocore()
+    if botocore is not None and isinstance(exc, botocore.ClientError):
         err = exc.response.get("Error", {})
         return f"{exc.operation_name} failed: {err.get('Code', 'Error')}: {err.get('Message', '')}"
     op = current_operation() or "AWS call"
-    if isinstance(exc, botocore.exceptions.NoCredentialsError):
+    if botocore is not None and isinstance(exc, botocore.NoCredentialsError):
         return f"{op} failed: no AWS credentials found (configure them, or use --sandbox)"
-    if isinstance(exc, botocore.exceptions.EndpointConnectionError | botocore.exceptions.ConnectionError):
+    if botocore is not None and isinstance(exc, botocore.EndpointConnectionError | botocore.ConnectionError):
         return f"{op} failed: cannot reach the AWS endpoint: {exc}"
-    if isinstance(exc, botocore.exceptions.BotoCoreError):
+    if botocore is not None and isinstance(exc, botocore.BotoCoreError):
         return f"{op} failed: {exc}"
-    if isinstance(exc, ReconcilerError):
-        return str(exc)
     return f"{op} failed: {type(exc).__name__}: {exc}"
 
 
 def is_aws_failure(exc: BaseException) -> bool:
     """True for failures of AWS, the network or the user's input; False for a bug in reconciler."""
-    return isinstance(exc, botocore.exceptions.BotoCoreError | botocore.exceptions.ClientError
-                      | ReconcilerError | TimeoutError | OSError)
+    botocore = _botocore()
+    if isinstance(exc, ReconcilerError | TimeoutError | OSError):
+        return True
+    return botocore is not None and isinstance(exc, botocore.BotoCoreError | botocore.ClientError)
 
 
 def wants_traceback(exc: BaseException) -> bool:

@@ -5,7 +5,10 @@ which the agent uses eight operations. The daemon (`reconciler run`) gives its s
 the operations its IAM policy allows (`iam-policy`: every call the agent makes is one of them, which the suite
 checks), with the shapes they reach, without documentation. They are written once per botocore version into
 the state directory, by a helper process (loading the full models would hold their memory here), and put
-first on botocore's search path. RECONCILER_FULL_MODELS=1 turns it off. bench/daemon_memory.py measures it.
+first on botocore's search path. botocore's table of endpoints (endpoints.json: 1.3 MB, some 7 MiB per session in
+memory) is cut the same way, to the services kept and those botocore's credential providers call, and given to
+the session as its endpoint resolver: the same entries, so AWS is reached as with the whole table.
+RECONCILER_FULL_MODELS=1 turns it off. bench/daemon_memory.py measures it.
 
 The table of API operations whose IAM action has another name lives here too: the IAM policy (iam.py) and
 this trimming read the same facts.
@@ -49,7 +52,10 @@ ALSO_NEEDS = {("cloudfront", "CreateDistributionWithTags"): ("cloudfront:TagReso
 # botocore's service name -> IAM's prefix, where they differ.
 IAM_PREFIXES = {"resourcegroupstaggingapi": "tag", "tagging": "tag"}
 SERVICE_OF_PREFIX = {"tag": "resourcegroupstaggingapi"}
-FORMAT = 2  # of the trimmed models: a cache written by another way of trimming is not used
+FORMAT = 3  # of the trimmed models: a cache written by another way of trimming is not used
+# Services botocore's credential providers create clients of (AssumeRole, web identity, SSO): their endpoints stay.
+CREDENTIAL_SERVICES = ("sts", "sso", "portal.sso", "oidc", "sso-oidc")
+ENDPOINTS = "endpoints-kept.json"  # not botocore's name: its loader must not take it for its own table
 _EMPTIED = ("documentation", "documentationUrl", "deprecatedMessage")  # botocore reads some: kept, emptied
 
 
@@ -90,6 +96,14 @@ def trimmed(model: dict[str, Any], operations: Iterable[str]) -> dict[str, Any]:
                           "shapes": {name: shapes[name] for name in sorted(needed)}})
 
 
+def kept_endpoints(table: dict[str, Any], services: Iterable[str]) -> dict[str, Any]:
+    """botocore's endpoints table with every partition whole but only `services` (endpoint prefixes) in each."""
+    keep = set(services)
+    return {**table, "partitions": [{**partition, "services": {name: entry for name, entry in
+                                                               partition["services"].items() if name in keep}}
+                                    for partition in table["partitions"]]}
+
+
 def _undocumented(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: "" if k in _EMPTIED else _undocumented(v) for k, v in value.items()}
@@ -110,16 +124,19 @@ def write_trimmed(root: Path, actions: Iterable[str]) -> Path:
     for action in actions:
         prefix, _, _name = action.partition(":")
         wanted.setdefault(SERVICE_OF_PREFIX.get(prefix, prefix), set()).add(action)
+    prefixes = set(CREDENTIAL_SERVICES)
     for service, allowed in sorted(wanted.items()):
         try:
             version = loader.determine_latest_version(service, "service-2")
         except Exception:
             continue
         model = loader.load_service_model(service, "service-2", version)
+        prefixes |= {service, model["metadata"].get("endpointPrefix", service)}
         operations = [op for op in model["operations"] if iam_action(service, op) in allowed]
         folder = target / service / version
         folder.mkdir(parents=True, exist_ok=True)
         _replace(folder / "service-2.json", json.dumps(trimmed(model, operations)))
+    _replace(target / ENDPOINTS, json.dumps(kept_endpoints(loader.load_data("endpoints"), prefixes)))
     _replace(target / "actions.json", json.dumps(sorted({a for s in wanted.values() for a in s})))
     return target
 
@@ -130,6 +147,14 @@ def _replace(path: Path, text: str) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     temporary.write_text(text, encoding="utf-8")
     temporary.replace(path)
+
+
+def kept_models(root: Path) -> Path | None:
+    """The trimmed models already written under `root` (or RECONCILER_MODELS_DIR) for this botocore, if any."""
+    import botocore
+
+    target = Path(os.environ.get("RECONCILER_MODELS_DIR") or root) / f"{botocore.__version__}-{FORMAT}"
+    return target if (target / "actions.json").is_file() else None
 
 
 def use_trimmed(session: Any, actions: Iterable[str], root: Path) -> Path | None:
@@ -152,8 +177,50 @@ def use_trimmed(session: Any, actions: Iterable[str], root: Path) -> Path | None
                               text=True, capture_output=True, timeout=120)
         if done.returncode != 0:
             return None
-    session._session.get_component("data_loader").search_paths.insert(0, str(target))
+    loader = session._session.get_component("data_loader")
+    loader.search_paths.insert(0, str(target))
+    loader.file_loader = _plain_json_loader()
+    _LOADERS.setdefault(str(target), loader)
+    _use_kept_endpoints(session, target / ENDPOINTS)
     return target
+
+
+_LOADERS: dict[str, Any] = {}  # kept models' directory -> the first session's loader that reads them
+
+
+def session_loader(target: Path) -> Any | None:
+    """The loader a session reads the kept models in `target` with (use_trimmed), if one does: the request checks
+    (apimodel.py) read the same models through it, so each is held in memory once."""
+    return _LOADERS.get(str(target))
+
+
+def _plain_json_loader() -> Any:
+    """botocore's JSON file loader, reading into plain dicts instead of OrderedDicts: the same order (a dict keeps
+    it), two fifths less memory for the models and endpoint rules a client holds."""
+    import botocore.loaders
+
+    class PlainJSONFileLoader(botocore.loaders.JSONFileLoader):
+        def load_file(self, file_path: str) -> Any:
+            for ext, open_method in botocore.loaders._JSON_OPEN_METHODS.items():
+                if os.path.isfile(file_path + ext):
+                    with open_method(file_path + ext, "rb") as fp:
+                        return json.loads(fp.read().decode("utf-8"))
+            return None
+
+    return PlainJSONFileLoader()
+
+
+def _use_kept_endpoints(session: Any, path: Path) -> None:
+    """The session resolves endpoints from the kept table. It is botocore's own data, cut: botocore is told so
+    (uses_builtin_data), or it would treat it as a user's table and change how it picks endpoints."""
+    from botocore.regions import EndpointResolver
+
+    try:
+        table = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return  # the whole table then
+    session._session._internal_components.register_component(
+        "endpoint_resolver", EndpointResolver(table, uses_builtin_data=True))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ from what the cycle planned)."""
 from __future__ import annotations
 
 import dataclasses
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +17,7 @@ from reconciler.aws.failures import describe_failure
 from reconciler.checks.redis import RedisResult, check_cluster
 from reconciler.checks.site import SiteFacts, SiteResult, check_site
 from reconciler.checks.viewer import Edge, sandbox_edge
+from reconciler.core.plainjson import dumps
 from reconciler.core.types import Live
 from reconciler.kinds import Resource, registry
 from reconciler.kinds.bucket.content import read_last_publish, read_remote
@@ -34,6 +37,43 @@ class Site:
     bucket_live: Live | None = None
     published_now: bool = False      # the bucket was published after it was read: its listing is read again
     skipped: str | None = None
+
+
+DEFAULT_SITE_INTERVAL_S = 300.0  # a healthy site whose distribution and bucket are unchanged is checked this often
+
+
+class SiteChecks:
+    """When a site need not be fetched from the edge again: its last check was healthy, less than its interval ago
+    (`healthCheck.intervalSeconds`, default 300; 0: every cycle), and nothing it was checked against has changed
+    since (the distribution as read, the bucket's listing, nothing published or changed this cycle). A publish, an
+    invalidation or any drift checks it at once."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self.clock = clock
+        self._last: dict[str, tuple[float, str]] = {}  # ref -> (when its healthy check ran, what it saw)
+
+    def fresh(self, site: Site) -> bool:
+        last = self._last.get(site.spec.ref)
+        interval = float((site.spec.spec.get("healthCheck") or {}).get("intervalSeconds", DEFAULT_SITE_INTERVAL_S))
+        return (last is not None and self.clock() - last[0] < interval and not site.published_now
+                and last[1] == _seen(site))
+
+    def checked(self, sites: list[Site], results: list[SiteResult]) -> None:
+        by_name = {r.distribution: r for r in results}
+        for site in sites:
+            result = by_name.get(site.spec.name)
+            if result is not None and result.status == "healthy":
+                self._last[site.spec.ref] = (self.clock(), _seen(site))
+            else:
+                self._last.pop(site.spec.ref, None)
+
+
+def _seen(site: Site) -> str:
+    """What a check of `site` was made against: the distribution and the bucket as read (their listing)."""
+    remote = site.bucket_live.extra.get("remote") if site.bucket_live is not None else None
+    return dumps([site.live.state if site.live else None, site.live.pending if site.live else None,
+                  site.bucket_live.state if site.bucket_live else None,
+                  sorted(remote.etags.items()) if remote is not None else None], sort_keys=True)
 
 
 def check_clusters(clusters: list[Spec], aws: Aws | None, endpoint: str | None = None, *, tls: bool | None = None,

@@ -9,16 +9,17 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from reconciler.aws.client import Aws
 from reconciler.core.duration_text import parse_duration
 from reconciler.core.errors import ReconcilerError, SpecError
 from reconciler.core.log import configure_logging
-from reconciler.engine.connect import Connection, connect
-from reconciler.engine.lease import Lease
+
+if TYPE_CHECKING:
+    from reconciler.aws.client import Aws
+    from reconciler.engine.lease import Lease
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
@@ -105,7 +106,10 @@ class AwsOptions:
         configure_logging(level, json_output=json_output, color=None if color else False)
 
     def connect(self, **how: Any) -> Aws:
-        """The Aws handle (engine/connect.py), the sandbox's banner said on stderr when it starts one."""
+        """The Aws handle (engine/connect.py), the sandbox's banner said on stderr when it starts one. Imported here:
+        a command that calls no AWS (validate, iam-policy) never loads boto3."""
+        from reconciler.engine.connect import Connection, connect
+
         connection = Connection(sandbox=self.sandbox, profile=self.profile, region=self.region,
                                 retry_mode=self.retry_mode, workers=self.workers, rate_limits=self.rate_limits)
         return connect(connection, on_sandbox=lambda said: click.echo(click.style(said, fg="yellow", bold=True),
@@ -123,6 +127,8 @@ class LeaseOptions:
 
     def make(self, aws: Aws, environment: str | None = None) -> Lease | None:
         """The Lease, or None when turned off. An environment's lease carries its name (`reconciler-prod`)."""
+        from reconciler.engine.lease import Lease
+
         if self.no_lease:
             return None
         return Lease(aws, table=self.lease_table, name=environment_lease_name(self.lease_name, environment),

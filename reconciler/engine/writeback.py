@@ -1,19 +1,16 @@
 """Write drift back into the spec files: when the console was right, the spec says so.
 
-For each drifted field of a resource, the spec file is edited (reconciler.yamledit) so that it states
-the live value, and nothing else in the file changes. Each edit is checked before it is kept: the
-edited spec set must load (schemas and the kinds' rules) and the resource's diff against what is live
-must no longer list that field, nor any field it did not list before. An edit that fails the check is
-undone and reported: a live value the spec cannot state is never guessed at.
-
-Never written: secrets (sensitive fields), fields the spec does not state (they are not managed),
-fields in `metadata.ignore` unless the spec says `metadata.writeBack: true`, drift of a resource AWS
-is still changing (the values are not settled), and fields that force replacement unless asked.
-"""
+For each drifted field of a resource, the spec file is edited (spec/yamledit.py, imported only once something is
+written back) so that it states the live value, and nothing else in the file changes. Each edit is checked before
+it is kept: the edited spec set must load and the resource's diff against what is live must no longer list that
+field, nor any field it did not list before; an edit that fails is undone and reported, never guessed at.
+Never written: secrets, fields the spec does not state, fields in `metadata.ignore` unless the spec says
+`metadata.writeBack: true`, drift of a resource AWS is still changing, replacing fields unless asked."""
 
 from __future__ import annotations
 
 import difflib
+import importlib
 import os
 import tempfile
 from collections.abc import Callable, Iterable
@@ -27,7 +24,6 @@ from reconciler.core.types import OWNERSHIP_TAGS, FieldChange
 from reconciler.kinds import registry
 from reconciler.spec.documents import Spec
 from reconciler.spec.schemas import ENVIRONMENT_KIND
-from reconciler.spec.yamledit import YamlEditError, append, delete, find_document, set_value
 
 if TYPE_CHECKING:
     from reconciler.aws.client import Aws
@@ -36,6 +32,10 @@ if TYPE_CHECKING:
     from reconciler.kinds import Resource
 
 WRITABLE_ACTIONS = ("update", "replace", "adopt")
+
+
+def _yaml(name: str) -> Any:
+    return getattr(importlib.import_module("reconciler.spec.yamledit"), name)
 
 
 @dataclass
@@ -183,8 +183,8 @@ class _Editing:
                 for other in disturbed:  # the fields it disturbed keep their live values
                     self._edit(texts, other, self._load(texts).get(resource.kind, resource.name))
                 problem, disturbed = self._check(texts, fc.path, before_paths)
-        except (YamlEditError, _Unwritable) as exc:
-            return (f"not written: {exc}" if isinstance(exc, YamlEditError) else str(exc)), None
+        except (_yaml("YamlEditError"), _Unwritable) as exc:
+            return (f"not written: {exc}" if isinstance(exc, _yaml("YamlEditError")) else str(exc)), None
         if disturbed and not problem:
             problem = f"writing it would make other fields differ ({', '.join(c.path for c in disturbed)})"
         if problem is None:
@@ -282,13 +282,13 @@ class _Target:
     spec: Spec
 
     def set_value(self, at: tuple[str | int, ...], value: Any) -> None:
-        self._apply(at, lambda text, doc, path: set_value(text, doc, path, value))
+        self._apply(at, lambda text, doc, path: _yaml("set_value")(text, doc, path, value))
 
     def delete(self, at: tuple[str | int, ...]) -> None:
-        self._apply(at, lambda text, doc, path: delete(text, doc, path))
+        self._apply(at, lambda text, doc, path: _yaml("delete")(text, doc, path))
 
     def append(self, at: tuple[str | int, ...], value: Any) -> None:
-        self._apply(at, lambda text, doc, path: append(text, doc, path, value))
+        self._apply(at, lambda text, doc, path: _yaml("append")(text, doc, path, value))
 
     def _apply(self, at: tuple[str | int, ...], edit: Callable[[str, int, tuple[str | int, ...]], str]) -> None:
         file, display, doc_of, path, where = self._locate(at)
@@ -308,7 +308,7 @@ class _Target:
         if found is None:
             name = spec.source_name or spec.name
             shared = " (the environments' shared base)" if spec.environment else ""
-            return (spec.path(relative_to), spec.file, lambda text: find_document(text, spec.kind, name), at,
+            return (spec.path(relative_to), spec.file, lambda text: _yaml("find_document")(text, spec.kind, name), at,
                     f"{spec.file}{shared}")
         origin, rest = found
         if origin.what == "template":
@@ -317,7 +317,7 @@ class _Target:
         env = spec.environment
         said = (f"value {origin.path[-1]}" if origin.what == "value"
                 else f"patch {int(origin.path[2]) + 1}")
-        return (file, origin.file, lambda text: find_document(text, ENVIRONMENT_KIND, env or ""),
+        return (file, origin.file, lambda text: _yaml("find_document")(text, ENVIRONMENT_KIND, env or ""),
                 (*origin.path, *rest), f"{origin.file}, {said}")
 
 

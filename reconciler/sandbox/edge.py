@@ -183,12 +183,16 @@ class Edge:
 class _Handler(BaseHTTPRequestHandler):
     served_by: Edge
     protocol_version = "HTTP/1.1"
+    # A response leaves in one write (headers and body buffered, flushed once per request), without Nagle's
+    # delay: a body written apart from its headers waits on the client's delayed ACK (~40 ms a response).
+    wbufsize = 64 * 1024
 
     def setup(self) -> None:
         """TLS when the client opens with a handshake (its first byte is 0x16), else plain HTTP."""
         self.https = False
         try:
             self.request.settimeout(10)
+            self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             first = self.request.recv(1, socket.MSG_PEEK)
             if first == b"\x16":
                 self.request = self.served_by.tls.wrap_socket(self.request, server_side=True)

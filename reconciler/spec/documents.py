@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.core.errors import SpecProblem
+from reconciler.spec.fastschemas import refuses, schema_files
 from reconciler.spec.files import display_name, walk_specs
 from reconciler.spec.problems import Path_, Problems
 from reconciler.spec.reading import read_documents
@@ -240,16 +241,15 @@ def _validate_document(
                      f"{doc.get('apiVersion')!r} is not supported; expected {API_VERSION!r}")
         return None
     kind = doc.get("kind")
-    validators = schema_validators()
     if kind == ENVIRONMENT_KIND:
         problems.add(file, line(("kind",)), "kind", "an Environment is not a resource: give its directory to the "
                                                      f"command ({Path(file).parent}/), not a directory above it")
         return None
-    if not isinstance(kind, str) or kind not in validators:
+    if not isinstance(kind, str) or kind not in schema_files():
         problems.add(file, line(("kind",)), "kind",
                      f"unknown kind {kind!r}; known kinds: {', '.join(known_kinds())}")
         return None
-    errors = list(validators[kind].iter_errors(doc))
+    errors = list(schema_validators()[kind].iter_errors(doc)) if refuses(kind, doc) else []
     spec = Spec(kind=kind, metadata=Metadata.from_dict(doc["metadata"]) if not errors else Metadata(name="?"),
                 spec=doc.get("spec") or {}, file=file, line=first, lines=lines, origins=dict(origins or {}))
     for error in errors:

@@ -28,6 +28,7 @@ import yaml
 
 from reconciler.core.errors import ReconcilerError, SpecProblem
 from reconciler.spec.documents import Origin
+from reconciler.spec.fastschemas import refuses
 from reconciler.spec.files import display_name as _display
 from reconciler.spec.files import spec_files
 from reconciler.spec.problems import Path_
@@ -139,7 +140,7 @@ def read_environment(path: Path, relative_to: Path | None = None, text: str | No
         problems.add(display, 1, "kind", f"one Environment document per file (found {len(docs)})")
         return None, list(problems)
     doc, lines, first = docs[0]
-    for error in environment_validator().iter_errors(doc):
+    for error in (environment_validator().iter_errors(doc) if refuses(ENVIRONMENT_KIND, doc) else []):
         for where, message in _schema_problems(error):
             problems.add(display, _line(lines, where, first), where, message)
     if problems:

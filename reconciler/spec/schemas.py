@@ -1,72 +1,35 @@
 """The kinds' JSON Schemas (reconciler/schemas), compiled once with their references inlined, and a schema's
-complaint said in a person's words at the field it is about."""
+complaint said in a person's words at the field it is about. jsonschema is imported only when a document must be
+checked by it: the fast check (fastschemas.py) passes the valid ones."""
 
 from __future__ import annotations
 
 import functools
-import json
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError, best_match
-from referencing import Registry, Resource
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
+from reconciler.spec.fastschemas import inlined_schema, schema_files, schema_registry
 from reconciler.spec.problems import Path_
-
-
-def schema_dir() -> Path:
-    """Where the JSON Schemas live: packaged in a wheel, or schemas/ in a checkout."""
-    packaged = Path(__file__).parent.parent / "_schemas"
-    return packaged if packaged.is_dir() else Path(__file__).parent.parent.parent / "schemas"
 
 
 @functools.cache
 def schema_validators() -> dict[str, Draft202012Validator]:
     """One Draft 2020-12 validator per kind, its `$ref`s to the common schemas and its own `$defs` inlined:
     resolving them at each document costs more than validating it (a thousand specs load in half the time)."""
-    schemas = [json.loads(p.read_text()) for p in sorted(schema_dir().glob("*.schema.json"))]
-    registry: Registry = Registry().with_resources(
-        (s["$id"], Resource.from_contents(s)) for s in schemas
-    )
-    return {
-        s["properties"]["kind"]["const"]: Draft202012Validator(inline_refs(s, s, registry), registry=registry)
-        for s in schemas
-        if "kind" in s.get("properties", {})
-    }
+    from jsonschema import Draft202012Validator
 
-
-def inline_refs(node: Any, root: dict[str, Any], registry: Registry, depth: int = 0) -> Any:
-    """`node` with every `$ref` replaced by what it points at (its siblings kept beside it in an allOf)."""
-    if depth > 20:  # a recursive schema: left to the validator's own resolution
-        return node
-    if isinstance(node, list):
-        return [inline_refs(v, root, registry, depth) for v in node]
-    if not isinstance(node, dict):
-        return node
-    if isinstance(node.get("$ref"), str):
-        target, target_root = resolve(node["$ref"], root, registry)
-        inlined = inline_refs(target, target_root, registry, depth + 1)
-        rest = {k: inline_refs(v, root, registry, depth) for k, v in node.items() if k != "$ref"}
-        return {**rest, "allOf": [*rest.get("allOf", []), inlined]} if rest else inlined
-    return {k: (v if k == "$defs" else inline_refs(v, root, registry, depth)) for k, v in node.items()}
-
-
-def resolve(ref: str, root: dict[str, Any], registry: Registry) -> tuple[Any, dict[str, Any]]:
-    """The subschema `ref` names (`urn:...#/$defs/x` or `#/$defs/x`), and the schema it lives in."""
-    base, _, pointer = ref.partition("#")
-    document = registry.contents(base) if base else root
-    target: Any = document
-    for part in [p for p in pointer.split("/") if p]:
-        target = target[part.replace("~1", "/").replace("~0", "~")]
-    return target, document
+    return {kind: Draft202012Validator(inlined_schema(kind), registry=schema_registry())
+            for kind in schema_files()}
 
 
 ENVIRONMENT_KIND = "Environment"  # not a resource: the document that builds a spec set (environments.py)
 
 
 def known_kinds() -> list[str]:
-    return sorted(k for k in schema_validators() if k != ENVIRONMENT_KIND)
+    return sorted(k for k in schema_files() if k != ENVIRONMENT_KIND)
 
 
 def environment_validator() -> Draft202012Validator:
@@ -89,6 +52,8 @@ def schema_problems(error: ValidationError) -> list[tuple[Path_, str]]:
         return [(path, custom)]
     v, inst = error.validator, error.instance
     if v in ("oneOf", "anyOf") and error.context:
+        from jsonschema.exceptions import best_match
+
         return schema_problems(best_match(error.context))
     if v == "additionalProperties" and isinstance(inst, dict):
         props = error.schema.get("properties", {})
