@@ -77,8 +77,12 @@ class _Middleware:
         self._furnished: set[tuple[str, str]] = set()  # (account, Region) that have their bastion
         self._furnishing = threading.Lock()
         self.edge: Any = None  # set by Sandbox.start
+        # set once the account is seeded: a request (a reset, say) served meanwhile would reset moto's backends
+        # under the seed (moto re-initialises a backend in place: 'EC2Backend' object has no attribute 'vpcs')
+        self.ready = threading.Event()
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        self.ready.wait(timeout=60)
         path = environ.get("PATH_INFO", "")
         if path.startswith("/_sandbox/"):
             return self._control(path, environ, start_response)
@@ -321,6 +325,7 @@ class Sandbox(ThreadedMotoServer):
         assert self.middleware is not None
         self.middleware.edge = self.edge
         self.seed()
+        self.middleware.ready.set()
 
     def stop(self) -> None:
         super().stop()
