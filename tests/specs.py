@@ -29,6 +29,12 @@ def table(name: str = "Orders", **spec: Any) -> str:
     return document("Table", name, {"partitionKey": dict(KEY), **spec})
 
 
+def cache(name: str = "app-cache", **spec: Any) -> str:
+    """A CacheCluster reachable from the bastion's security group, its AUTH token from REDIS_AUTH_TOKEN."""
+    return document("CacheCluster", name, {"allowFrom": [{"securityGroupName": "bastion"}],
+                                           "authToken": {"fromEnv": "REDIS_AUTH_TOKEN"}, **spec})
+
+
 def documents(*texts: str) -> str:
     """Several documents in one file."""
     return "---\n".join(texts)

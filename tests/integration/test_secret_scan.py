@@ -9,19 +9,11 @@ import subprocess
 import urllib.request
 
 from tests.conftest import free_port, reconciler_command, start_redis, wait_for
+from tests.specs import cache
 
 SECRET, ROTATED = "Zq8-first-secret-token-4711", "Zq8-rotated-secret-token-0815"
 
-CACHE = """\
-apiVersion: reconciler/v1
-kind: CacheCluster
-metadata: {name: app-cache}
-spec:
-  allowFrom: [{securityGroupName: bastion}]
-  authToken: {fromEnv: REDIS_AUTH_TOKEN}
-  healthCheck: {timeoutSeconds: 2, tls: false, endpoint: "ENDPOINT"}
-  tags: {team: web}
-"""
+CACHE = cache(healthCheck={"timeoutSeconds": 2, "tls": False, "endpoint": "ENDPOINT"}, tags={"team": "web"})
 
 
 def test_no_secret_value_appears_in_logs_plans_status_or_metrics(cli, specs, aws, tmp_path):

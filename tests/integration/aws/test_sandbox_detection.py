@@ -10,16 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from tests.conftest import ROOT
+from tests.specs import cache
 
-CACHE = """\
-apiVersion: reconciler/v1
-kind: CacheCluster
-metadata: {name: app-cache}
-spec:
-  allowFrom: [{securityGroupName: bastion}]
-  authToken: {fromEnv: REDIS_AUTH_TOKEN}
-  healthCheck: {tls: false, timeoutSeconds: 2}
-"""
+CACHE = cache(healthCheck={"tls": False, "timeoutSeconds": 2})
 
 
 def real_looking_profile(tmp_path: Path) -> dict[str, str]:

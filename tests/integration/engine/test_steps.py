@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.specs import cache
+
 pytestmark = pytest.mark.slow
 
 TABLE = """\
@@ -38,15 +40,7 @@ def test_provisioned_to_on_demand_with_an_index(cli, specs, aws):
     assert cli("plan", "--detailed-exitcode", str(root)).code == 0
     assert aws.errors() == {}
 
-
-CACHE = """\
-apiVersion: reconciler/v1
-kind: CacheCluster
-metadata: {name: app-cache}
-spec:
-  allowFrom: [{securityGroupName: bastion}]
-  authToken: {fromEnv: REDIS_AUTH_TOKEN}
-"""
+CACHE = cache()
 
 
 def test_auth_token_rotation_goes_rotate_then_set(cli, specs, aws):
