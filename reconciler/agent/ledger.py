@@ -98,11 +98,12 @@ class Ledger:
     def started(self, ref: str, operation: Operation, busy: bool) -> tuple[str, float] | None:
         """A change AWS carries out asynchronously was made (its first step), or goes on (already open): with
         new work sent, or none (`busy`: AWS still works on what was sent; otherwise it waits for a rule of
-        AWS's). Returns the work now over, with how long it ran to the look that found it over, if any."""
+        AWS's). Returns the work now over, with how long it ran to the look that found it over, if any (none when
+        a create is sent again: the work open before, in a sandbox since gone say, was never seen to end)."""
         now = time.time()
         with self._lock:
             current = self.open.get(ref)
-            if current is None:
+            if current is None or _created_again(current, operation):
                 self.open[ref] = operation
                 self._save()
                 return None
@@ -153,3 +154,9 @@ class Ledger:
                 self.open.pop(ref, None)
             if gone:
                 self._save()
+
+
+def _created_again(current: Operation, operation: Operation) -> bool:
+    """The same create work sent once more: the resource was not there, so the work open before never ended."""
+    return (operation.action == current.action == "create" and operation.work is not None
+            and operation.work == current.work)
